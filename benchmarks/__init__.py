@@ -1,0 +1,1 @@
+"""Benchmark suite: `python -m benchmarks NAME [--json]` from the source tree."""

@@ -1,0 +1,42 @@
+"""Run one benchmark (or `all`) and print its figures; `--json` prints one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import bench_audit, bench_simulation
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "audit": bench_audit.run,
+    "simulation": bench_simulation.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("name", choices=[*BENCHMARKS, "all"])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--records", type=int, default=3000, help="audit records (audit)")
+    parser.add_argument("--scenario", default="storm", help="scenario (simulation)")
+    args = parser.parse_args(argv)
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    results = {name: BENCHMARKS[name](args) for name in names}
+    report = {"python": platform.python_version(), "machine": platform.machine(),
+              "results": results}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for name, figures in results.items():
+            print(f"{name}:")
+            for key, value in figures.items():
+                print(f"  {key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

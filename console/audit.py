@@ -1,0 +1,284 @@
+"""The append-only, hash-chained audit log and its signed export bundle.
+
+Each record holds the SHA-256 of the previous record and its own hash over a canonical
+JSON serialization of every field (sorted keys, no whitespace, UTC timestamps with
+microseconds), so changing any field, deleting or inserting a record breaks the chain
+at that point. Deleting the newest records leaves no gap behind them, so the chain head
+(count and last hash) is kept beside the records, written in the same transaction, and
+checked by `verify`. Bundles are signed with an Ed25519 key from the user config
+directory and can be verified with no database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from console.domain import AuditEntry
+from console.storage.models import AuditRow, SettingRow
+
+GENESIS = "0" * 64
+HEAD_KEY = "audit.head"
+BUNDLE_FORMAT = "watchfloor-audit-bundle"
+BUNDLE_VERSION = 1
+HASHED_FIELDS = (
+    "seq", "at", "actor", "action", "target", "reason", "inputs", "outputs", "decision",
+    "prev_hash",
+)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def plain(value: Any) -> Any:
+    """The JSON-safe form a value will have when read back from storage."""
+    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+def format_time(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError(f"audit times must be timezone-aware, got {at!r}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def record_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    body = {name: fields[name] for name in HASHED_FIELDS}
+    body["at"] = format_time(body["at"]) if isinstance(body["at"], datetime) else body["at"]
+    return body
+
+
+def record_hash(fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(record_body(fields)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"audit chain holds: {self.records} records"
+        return f"audit chain broken at record {self.first_bad_seq}: {self.problem}"
+
+
+def verify_records(records: Iterable[Mapping[str, Any]],
+                   head: Mapping[str, Any] | None) -> VerifyResult:
+    """Walk the chain in order; report the first record that does not hold."""
+    prev_hash = GENESIS
+    expected_seq = 1
+    count = 0
+    for rec in records:
+        seq = rec["seq"]
+        if seq != expected_seq:
+            what = "missing" if seq > expected_seq else "duplicated or out of order"
+            return VerifyResult(False, count, expected_seq,
+                                f"record {expected_seq} is {what} (found {seq} next)")
+        if rec["prev_hash"] != prev_hash:
+            return VerifyResult(False, count, seq,
+                                "prev_hash does not match the hash of the record before it "
+                                "(a record was inserted, deleted or changed)")
+        if record_hash(rec) != rec["hash"]:
+            return VerifyResult(False, count, seq,
+                                "contents do not match the record's hash (a field was changed)")
+        prev_hash = rec["hash"]
+        expected_seq += 1
+        count += 1
+    if head is not None and (head.get("count") != count or head.get("hash") != prev_hash):
+        head_count = head.get("count")
+        first_bad = min(head_count, count) + 1 if isinstance(head_count, int) else 1
+        return VerifyResult(False, count, first_bad,
+                            f"chain head says {head.get('count')} records ending in "
+                            f"{str(head.get('hash'))[:12]}, found {count} ending in "
+                            f"{prev_hash[:12]} (newest records deleted or added)")
+    if head is None and count:
+        return VerifyResult(False, count, 1, "chain head is missing")
+    return VerifyResult(True, count)
+
+
+def _row_fields(row: AuditRow) -> dict[str, Any]:
+    return {
+        "seq": row.seq, "at": row.at, "actor": row.actor, "action": row.action,
+        "target": row.target, "reason": row.reason, "inputs": row.inputs,
+        "outputs": row.outputs, "decision": row.decision, "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+
+
+def _entry(fields: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(**{k: fields[k] for k in (*HASHED_FIELDS, "hash")})
+
+
+class AuditLog:
+    """Appends to and verifies the chain inside the caller's unit of work."""
+
+    def append(self, session: Session, *, actor: str, action: str, target: str = "",
+               reason: str = "", inputs: Mapping[str, Any] | None = None,
+               outputs: Mapping[str, Any] | None = None, decision: str = "n/a",
+               at: datetime | None = None) -> AuditEntry:
+        if not actor or not action:
+            raise ValueError("an audit record needs an actor and an action")
+        head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True)
+        head = head_row.value if head_row is not None else {"count": 0, "hash": GENESIS}
+        fields: dict[str, Any] = {
+            "seq": head["count"] + 1,
+            "at": (at or datetime.now(UTC)).astimezone(UTC),
+            "actor": actor, "action": action, "target": target, "reason": reason,
+            "inputs": plain(dict(inputs or {})), "outputs": plain(dict(outputs or {})),
+            "decision": decision, "prev_hash": head["hash"],
+        }
+        fields["hash"] = record_hash(fields)
+        session.add(AuditRow(**fields))
+        new_head = {"count": fields["seq"], "hash": fields["hash"]}
+        if head_row is None:
+            session.add(SettingRow(key=HEAD_KEY, value=new_head))
+        else:
+            head_row.value = new_head
+        session.flush()
+        return _entry(fields)
+
+    def iter_fields(self, session: Session, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        last = 0
+        while True:
+            rows = session.scalars(
+                select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(batch)
+            ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _row_fields(row)
+            last = rows[-1].seq
+
+    def entries(self, session: Session) -> list[AuditEntry]:
+        return [_entry(f) for f in self.iter_fields(session)]
+
+    def head(self, session: Session) -> dict[str, Any] | None:
+        row = session.get(SettingRow, HEAD_KEY)
+        return dict(row.value) if row is not None else None
+
+    def verify(self, session: Session) -> VerifyResult:
+        return verify_records(self.iter_fields(session), self.head(session))
+
+
+# --- signing keys and bundles -------------------------------------------------------
+
+
+class BundleError(ValueError):
+    """The bundle file is not a Watchfloor audit bundle or cannot be read."""
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an Ed25519 private key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    return key
+
+
+def public_key_b64(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def key_fingerprint(public_b64: str) -> str:
+    return hashlib.sha256(base64.b64decode(public_b64)).hexdigest()[:16]
+
+
+def _signed_part(bundle: Mapping[str, Any]) -> bytes:
+    keys = ("format", "version", "exported_at", "source", "head", "records", "public_key")
+    return canonical_json({k: bundle[k] for k in keys}).encode()
+
+
+def build_bundle(records: Iterable[Mapping[str, Any]], head: Mapping[str, Any] | None,
+                 key: Ed25519PrivateKey, *, source: str) -> dict[str, Any]:
+    serial = []
+    for rec in records:
+        item = record_body(rec)
+        item["hash"] = rec["hash"]
+        serial.append(item)
+    bundle: dict[str, Any] = {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
+        "exported_at": format_time(datetime.now(UTC)), "source": source,
+        "head": dict(head) if head else {"count": 0, "hash": GENESIS},
+        "records": serial, "public_key": public_key_b64(key.public_key()),
+    }
+    bundle["signature"] = base64.b64encode(key.sign(_signed_part(bundle))).decode()
+    return bundle
+
+
+def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: no such file") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not a JSON audit bundle ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: not a Watchfloor audit bundle (format field missing)")
+    if data.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"{path}: bundle version {data.get('version')!r} is not supported")
+    missing = [k for k in ("exported_at", "source", "head", "records", "public_key",
+                           "signature") if k not in data]
+    if missing:
+        raise BundleError(f"{path}: bundle lacks field(s) {', '.join(missing)}")
+    if not isinstance(data["records"], list):
+        raise BundleError(f"{path}: field 'records' must be a list")
+    for i, rec in enumerate(data["records"]):
+        if not isinstance(rec, dict) or any(k not in rec for k in (*HASHED_FIELDS, "hash")):
+            raise BundleError(f"{path}: records[{i}] lacks audit fields")
+    return data
+
+
+def verify_bundle(bundle: Mapping[str, Any]) -> VerifyResult:
+    """Signature first (was the file changed after export?), then the chain itself."""
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(bundle["public_key"]))
+        public.verify(base64.b64decode(bundle["signature"]), _signed_part(bundle))
+    except (InvalidSignature, ValueError, TypeError):
+        chain = verify_records(bundle["records"], bundle["head"])
+        if not chain.ok:
+            return chain
+        return VerifyResult(False, len(bundle["records"]), None,
+                            "bundle signature does not match its contents")
+    return verify_records(bundle["records"], bundle["head"])

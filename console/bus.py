@@ -1,0 +1,79 @@
+"""The in-process event bus.
+
+Subscribers register for an event type (and its subclasses). Plain callables run at
+once, in publish order; coroutine functions run as tasks on the running asyncio loop,
+and the bus keeps a reference to each task until it ends. A subscriber that raises never
+stops the others: the failure is published as `HandlerFailed` to the error sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from console.events import Event, HandlerFailed
+
+log = logging.getLogger(__name__)
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any], Awaitable[None] | None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.failures: list[HandlerFailed] = []
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
+        """Register `handler`; returns a function that unsubscribes it."""
+        self._handlers[event_type].append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers[event_type]:
+                self._handlers[event_type].remove(handler)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for event_type in type(event).__mro__:
+            for handler in list(self._handlers.get(event_type, ())):  # type: ignore[call-overload]
+                self._call(handler, event)
+
+    def _call(self, handler: Handler, event: Event) -> None:
+        try:
+            if inspect.iscoroutinefunction(handler):
+                task = asyncio.get_running_loop().create_task(self._guard(handler, event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                handler(event)
+        except Exception as exc:  # containment: one bad subscriber never stops the rest
+            self._fail(handler, event, exc)
+
+    async def _guard(self, handler: Handler, event: Event) -> None:
+        try:
+            result = handler(event)
+            if result is not None:
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(handler, event, exc)
+
+    def _fail(self, handler: Handler, event: Event, exc: Exception) -> None:
+        failure = HandlerFailed(type(event).__name__, getattr(handler, "__qualname__",
+                                                              repr(handler)), repr(exc))
+        log.error("bus subscriber %s failed on %s: %r", failure.handler, failure.event_type, exc)
+        self.failures.append(failure)
+        if isinstance(event, HandlerFailed):
+            return
+        self.publish(failure)
+
+    async def drain(self) -> None:
+        """Wait for the coroutine subscribers started so far (used by tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,224 @@
+"""The `watchfloor` command. Exit codes: 0 success, 1 a failed check, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from console.storage.db import DatabaseUrlError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line or in a file it names: exit 2 with the reason."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _level(text: str) -> int:
+    if text not in {"0", "1", "2", "3", "4", "5"}:
+        raise argparse.ArgumentTypeError(f"autonomy level must be 0-5, got {text!r}")
+    return int(text)
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db_parent = argparse.ArgumentParser(add_help=False)
+    db_parent.add_argument("--db", metavar="URL",
+                           help="SQLAlchemy database URL (default: $WATCHFLOOR_DB, then "
+                                "SQLite in the user data directory)")
+    parser = argparse.ArgumentParser(
+        prog="watchfloor", parents=[db_parent],
+        description="Watchfloor operator console. Without a command it opens the console "
+                    "on the embedded demo estate.")
+    parser.add_argument("--scenario", default="bad-deploy",
+                        help="scenario the console plays on the embedded estate "
+                             "(default: bad-deploy)")
+    parser.add_argument("--speed", type=_positive_float, default=10.0,
+                        help="simulated seconds per wall second in the console (default 10)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[db_parent], help="run a scenario to its end",
+                         description="Run a scenario on the simulated clock and print a "
+                                     "summary (with --json, one JSON object; schema in README).")
+    run.add_argument("--headless", action="store_true", help="no window (the only mode today)")
+    run.add_argument("--scenario", required=True, metavar="NAME|FILE",
+                     help="built-in scenario name (see `watchfloor scenarios`) or a YAML file")
+    run.add_argument("--speed", type=_positive_float, default=None,
+                     help="pace: simulated seconds per wall second (default: as fast as it can)")
+    run.add_argument("--seed", type=_seed, default=None, help="random seed (default: the file's)")
+    run.add_argument("--autonomy", type=_level, default=None,
+                     help="autonomy ceiling 0-5 for the run")
+    run.add_argument("--approve", choices=["all", "none"], default="none",
+                     help="answer every approval request (used once agents recommend)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("scenarios", parents=[db_parent], help="list the built-in scenarios")
+
+    audit = sub.add_parser("audit", help="verify or export the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser("verify", parents=[db_parent],
+                                  help="check the hash chain (exit 1 naming the first bad record)")
+    verify.add_argument("--bundle", type=Path, metavar="FILE",
+                        help="verify an exported bundle (chain and signature), no database")
+    export = audit_sub.add_parser("export", parents=[db_parent],
+                                  help="write a self-contained, signed bundle")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE")
+
+    kill = sub.add_parser("kill-switch", parents=[db_parent],
+                          help="drop every agent to level 0 (on) or restore the ceiling (off)")
+    kill.add_argument("state", choices=["on", "off"])
+    kill.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    kill.add_argument("--reason", default="")
+
+    ceiling = sub.add_parser("autonomy", parents=[db_parent],
+                             help="set the global autonomy ceiling (admin)")
+    ceiling.add_argument("level", type=_level)
+    ceiling.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    ceiling.add_argument("--reason", default="")
+
+    user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
+    user.add_argument("name")
+    user.add_argument("role", choices=["viewer", "operator", "approver", "admin"])
+    user.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (UsageError, DatabaseUrlError) as exc:
+        print(f"watchfloor: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command is None:
+        from console.app import run_gui  # the GUI root is imported only when it is asked for
+
+        return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed)
+    if args.command == "run":
+        from console.estate import ScenarioError
+
+        try:
+            return _cmd_run(args)
+        except ScenarioError as exc:
+            raise UsageError(str(exc)) from exc
+    if args.command == "scenarios":
+        from console.estate import builtin_scenarios, load_scenario
+
+        for name in builtin_scenarios():
+            print(f"{name:20} {load_scenario(name).description}")
+        return EXIT_OK
+    if args.command == "audit":
+        return _cmd_audit(args)
+    return _cmd_admin(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from console.runtime import run_headless
+
+    def progress(fraction: float) -> None:
+        print(f"\r{fraction:6.1%}", end="", file=sys.stderr, flush=True)
+
+    scenario = args.scenario
+    if scenario.endswith((".yaml", ".yml")) and not Path(scenario).is_file():
+        raise UsageError(f"{scenario}: no such scenario file")
+    summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
+                           progress=None if args.json or not sys.stderr.isatty() else progress)
+    if args.json:
+        print(json.dumps(summary))
+        return EXIT_OK
+    s = summary["signals"]
+    print(f"scenario {summary['scenario']['name']}: {summary['sim_seconds']:.0f} s simulated "
+          f"in {summary['wall_seconds']:.2f} s")
+    print(f"signals: {s['total']} ({s['firing']} firing, {s['resolved']} resolved); "
+          f"by severity {s['by_severity']}")
+    print(f"logs: {summary['logs']['total']} ({summary['logs']['errors']} errors)")
+    for c in summary["changes"]:
+        print(f"change  +{c['at_s']:>7.0f}s {c['service']:18} {c['kind']:12} {c['description']}")
+    for f in summary["faults"]:
+        print(f"fault   +{f['at_s']:>7.0f}s {f['service']:18} {f['kind']}")
+    return EXIT_OK
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from console.audit import BundleError, key_fingerprint, read_bundle, verify_bundle
+
+    if args.audit_command == "verify" and args.bundle is not None:
+        try:
+            bundle = read_bundle(args.bundle)
+        except BundleError as exc:
+            raise UsageError(str(exc)) from exc
+        result = verify_bundle(bundle)
+        print(f"{result.describe()} (signed by key {key_fingerprint(bundle['public_key'])}, "
+              f"exported {bundle['exported_at']})")
+        return EXIT_OK if result.ok else EXIT_FAILED
+    runtime = _runtime(args.db)
+    try:
+        if args.audit_command == "verify":
+            result = runtime.service.verify_audit()
+            print(result.describe())
+            return EXIT_OK if result.ok else EXIT_FAILED
+        count, fingerprint = runtime.service.export_audit(args.out)
+        print(f"wrote {count} records to {args.out} (signed by key {fingerprint})")
+        return EXIT_OK
+    finally:
+        runtime.close()
+
+
+def _cmd_admin(args: argparse.Namespace) -> int:
+    from console.operations import PermissionDenied
+
+    runtime = _runtime(args.db)
+    try:
+        service = runtime.service
+        if args.command == "kill-switch":
+            status = service.set_kill_switch(args.state == "on", as_user=args.as_user,
+                                             reason=args.reason)
+            print(f"kill switch {'ON' if status.kill_switch else 'off'}; effective autonomy "
+                  f"ceiling {status.effective_ceiling}")
+        elif args.command == "autonomy":
+            status = service.set_autonomy_ceiling(args.level, as_user=args.as_user,
+                                                  reason=args.reason)
+            print(f"autonomy ceiling {status.autonomy_ceiling}")
+        elif args.command == "user":
+            service.add_user(args.name, args.role, as_user=args.as_user)
+            print(f"{args.name} is now {args.role}")
+        return EXIT_OK
+    except PermissionDenied as exc:
+        print(f"watchfloor: denied: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        runtime.close()
+
+
+def _runtime(db_url: str | None):  # type: ignore[no-untyped-def]
+    from console.runtime import Runtime, local_user
+
+    runtime = Runtime(db_url)
+    runtime.service.bootstrap_admin(local_user())
+    return runtime
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Domain types shared by the core, the agents and the panes.
+
+They are frozen dataclasses so that they can travel on the event bus, be compared in
+tests and be handed to another thread without copying. Repositories return these,
+never ORM rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class SignalKind(StrEnum):
+    ALERT = "alert"
+    LOG = "log"
+    CHANGE = "change"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def fingerprint_of(name: str, labels: Mapping[str, str]) -> str:
+    """Stable identity of an alert series: its name and its sorted labels."""
+    body = json.dumps([name, sorted(labels.items())], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One normalized observation: an alert state change or a notable log line.
+
+    `service` is the service the signal is *about* (where it was observed), which is
+    often not where the cause is.
+    """
+
+    source: str
+    kind: SignalKind
+    name: str
+    service: str
+    severity: Severity
+    status: AlertStatus
+    at: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint_of(self.name, self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A deploy, config change, feature-flag flip or scaling change on a service."""
+
+    service: str
+    kind: str  # deploy | config | feature_flag | scale
+    description: str
+    at: datetime
+    author: str = "ci"
+    version_from: str | None = None
+    version_to: str | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            body = f"{self.service}|{self.kind}|{self.at.isoformat()}|{self.description}"
+            object.__setattr__(self, "id", "chg-" + hashlib.sha256(body.encode()).hexdigest()[:12])
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    service: str
+    level: str  # DEBUG | INFO | WARN | ERROR
+    message: str
+    at: datetime
+    instance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One record of the append-only audit chain (see console/audit.py)."""
+
+    seq: int
+    at: datetime
+    actor: str  # "user:alice" or "agent:correlator" or "system"
+    action: str
+    target: str
+    reason: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    decision: str  # allow | deny | needs_approval | n/a
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentInfo:
+    id: int
+    title: str
+    severity: Severity
+    state: str  # open | resolved
+    services: tuple[str, ...]
+    opened_at: datetime
+    resolved_at: datetime | None = None

@@ -1,0 +1,90 @@
+"""Typed bus events. Every event is a frozen dataclass; panes and agents subscribe by type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from console.domain import AuditEntry, ChangeEvent, LogRecord, Signal
+
+
+@dataclass(frozen=True, slots=True)
+class OpChanges:
+    """What an operation changed, so that each pane refreshes only its own collection."""
+
+    incidents: bool = False
+    signals: bool = False
+    recommendations: bool = False
+    executions: bool = False
+    audit: bool = False
+    settings: bool = False
+    users: bool = False
+    ids: tuple[str, ...] = ()
+
+    def any(self) -> bool:
+        return any((self.incidents, self.signals, self.recommendations, self.executions,
+                    self.audit, self.settings, self.users))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of all bus events."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationDone(Event):
+    operation: str
+    changes: OpChanges
+    initiator: str
+    result: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationDenied(Event):
+    operation: str
+    initiator: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalsReceived(Event):
+    signals: tuple[Signal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesReceived(Event):
+    changes: tuple[ChangeEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LogsReceived(Event):
+    logs: tuple[LogRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAppended(Event):
+    entry: AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class EstateSnapshot(Event):
+    """Current metrics of every service, published once per simulation step."""
+
+    at: datetime
+    metrics: Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioFinished(Event):
+    scenario: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerFailed(Event):
+    """A subscriber raised; the failure is reported here instead of being lost."""
+
+    event_type: str
+    handler: str
+    error: str

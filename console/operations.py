@@ -1,0 +1,78 @@
+"""One runner for every mutation: check who may, apply, audit, commit, publish.
+
+An operation is data (name, target, the role it needs, inputs) plus a function that
+applies it to a session and says what changed. The runner is the only place that
+commits a user-initiated change, so every change is audited, denials included, and
+every pane hears about it through one `OperationDone` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from console.audit import AuditLog
+from console.bus import EventBus
+from console.clock import Clock
+from console.events import AuditAppended, OpChanges, OperationDenied, OperationDone
+from console.storage.db import Database
+from console.storage.repos import UserRepo, role_rank
+
+Apply = Callable[[Session], tuple[OpChanges, Mapping[str, Any]]]
+
+
+class PermissionDenied(Exception):
+    """The actor may not run this operation; the denial is already audited."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    target: str
+    required_role: str
+    apply: Apply
+    reason: str = ""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class OperationRunner:
+    def __init__(self, db: Database, audit: AuditLog, bus: EventBus, clock: Clock) -> None:
+        self._db = db
+        self._audit = audit
+        self._bus = bus
+        self._clock = clock
+        self._users = UserRepo()
+
+    def run(self, op: Operation, actor: str) -> Mapping[str, Any]:
+        with self._db.sessions() as session:
+            role = self._users.role_of(session, actor)
+            denial = self._denial(op, actor, role)
+            if denial:
+                entry = self._audit.append(
+                    session, actor=f"user:{actor}", action=op.name, target=op.target,
+                    reason=op.reason, inputs=op.inputs, outputs={"denied": denial},
+                    decision="deny", at=self._clock.now())
+                session.commit()
+                self._bus.publish(AuditAppended(entry))
+                self._bus.publish(OperationDenied(op.name, actor, denial))
+                raise PermissionDenied(denial)
+            changes, outputs = op.apply(session)
+            entry = self._audit.append(
+                session, actor=f"user:{actor}", action=op.name, target=op.target,
+                reason=op.reason, inputs=op.inputs, outputs=outputs, decision="allow",
+                at=self._clock.now())
+            session.commit()
+        self._bus.publish(AuditAppended(entry))
+        self._bus.publish(OperationDone(op.name, changes, actor, dict(outputs)))
+        return outputs
+
+    @staticmethod
+    def _denial(op: Operation, actor: str, role: str | None) -> str:
+        if role is None:
+            return f"{actor!r} is not a known user; an admin must add them first"
+        if role_rank(role) < role_rank(op.required_role):
+            return f"{op.name} needs role {op.required_role}; {actor!r} is {role}"
+        return ""

@@ -1,0 +1,182 @@
+"""The headless composition root: store, bus, clock, service and the scenario driver.
+
+The GUI (console/app.py) and the CLI both build a `Runtime`; tests build one on a
+temporary database. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from console.bus import EventBus
+from console.clock import SimClock
+from console.domain import AlertStatus, ChangeEvent, LogRecord, Signal
+from console.estate import ScenarioPlayer, load_scenario
+from console.events import EstateSnapshot, ScenarioFinished
+from console.service import WatchfloorService
+from console.storage.db import Database
+
+SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+SUMMARY_SCHEMA = "watchfloor.run/1"
+
+
+def local_user() -> str:
+    return os.environ.get("WATCHFLOOR_USER") or getpass.getuser() or "operator"
+
+
+class Runtime:
+    """Owns the database, the bus and the service for one process."""
+
+    def __init__(self, db_url: str | None, *, clock: SimClock | None = None) -> None:
+        self.db = Database(db_url)
+        self.bus = EventBus()
+        self.clock = clock or SimClock(SCENARIO_EPOCH)
+        self.service = WatchfloorService(self.db, self.bus, self.clock)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+@dataclass
+class RunTally:
+    """What a run saw, gathered from what the driver fed through the service."""
+
+    signals: int = 0
+    firing: int = 0
+    resolved: int = 0
+    by_severity: Counter[str] = field(default_factory=Counter)
+    by_service: Counter[str] = field(default_factory=Counter)
+    by_name: Counter[str] = field(default_factory=Counter)
+    logs: int = 0
+    error_logs: int = 0
+    changes: list[ChangeEvent] = field(default_factory=list)
+
+    def add(self, signals: tuple[Signal, ...], changes: tuple[ChangeEvent, ...],
+            logs: tuple[LogRecord, ...]) -> None:
+        for s in signals:
+            self.signals += 1
+            if s.status is AlertStatus.FIRING:
+                self.firing += 1
+                self.by_severity[s.severity.value] += 1
+                self.by_service[s.service] += 1
+                self.by_name[s.name] += 1
+            else:
+                self.resolved += 1
+        self.logs += len(logs)
+        self.error_logs += sum(1 for rec in logs if rec.level == "ERROR")
+        self.changes.extend(changes)
+
+
+class ScenarioDriver:
+    """Plays a scenario into the runtime: estate output becomes stored, announced signals."""
+
+    def __init__(self, runtime: Runtime, scenario: str, *, seed: int | None = None) -> None:
+        self.runtime = runtime
+        self.scenario = load_scenario(scenario)
+        self.player = ScenarioPlayer(self.scenario, seed=seed, start=runtime.clock.now())
+        self.tally = RunTally()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.player.finished)
+
+    def compute(self, seconds: float) -> tuple[tuple[Signal, ...], tuple[ChangeEvent, ...],
+                                               tuple[LogRecord, ...]]:
+        """Advance the estate and store what it emitted (worker-thread safe)."""
+        out = self.player.advance(seconds)
+        signals, changes, logs = tuple(out.signals), tuple(out.changes), tuple(out.logs)
+        self.runtime.service.store(signals, changes)
+        return signals, changes, logs
+
+    def publish(self, signals: tuple[Signal, ...], changes: tuple[ChangeEvent, ...],
+                logs: tuple[LogRecord, ...]) -> None:
+        """Move the clock and tell subscribers (on the event loop's thread)."""
+        self.runtime.clock.set(self.player.estate.now)
+        self.tally.add(signals, changes, logs)
+        self.runtime.service.announce(signals, changes, logs)
+        estate = self.player.estate
+        self.runtime.bus.publish(EstateSnapshot(
+            estate.now, {name: estate.metrics(name) for name in estate.services}))
+        if self.finished:
+            self.runtime.bus.publish(ScenarioFinished(self.scenario.name, estate.now))
+
+    def step(self, seconds: float) -> None:
+        self.publish(*self.compute(seconds))
+
+    def run_to_end(self, *, step: float = 15.0, speed: float | None = None,
+                   progress: Callable[[float], None] | None = None) -> None:
+        """Run on the simulated clock; `speed` (sim s per wall s) paces it, None = flat out."""
+        wall_start = time.perf_counter()
+        while not self.finished:
+            self.step(step)
+            if progress is not None:
+                progress(self.elapsed / max(self.scenario.duration, 1.0))
+            if speed:
+                ahead = self.elapsed / speed - (time.perf_counter() - wall_start)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    async def run_live(self, *, tick: float = 0.25) -> None:
+        """Play on the real-time clock times the clock's speed; estate work runs off-loop."""
+        while not self.finished:
+            await asyncio.sleep(tick)
+            batch = await asyncio.to_thread(self.compute, tick * self.runtime.clock.speed)
+            self.publish(*batch)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.player.estate.now - self.player.start).total_seconds()
+
+    def summary(self, wall_seconds: float) -> dict[str, Any]:
+        t = self.tally
+        start = self.player.start
+        verify = self.runtime.service.verify_audit()
+        return {
+            "schema": SUMMARY_SCHEMA,
+            "scenario": {"name": self.scenario.name, "description": self.scenario.description,
+                         "seed": self.player.seed, "duration_s": self.scenario.duration},
+            "sim_seconds": round(self.elapsed, 3),
+            "wall_seconds": round(wall_seconds, 3),
+            "speed": round(self.elapsed / wall_seconds, 1) if wall_seconds > 0 else None,
+            "signals": {"total": t.signals, "firing": t.firing, "resolved": t.resolved,
+                        "by_severity": dict(t.by_severity), "by_service": dict(t.by_service),
+                        "by_name": dict(t.by_name)},
+            "logs": {"total": t.logs, "errors": t.error_logs},
+            "changes": [{"id": c.id, "at_s": (c.at - start).total_seconds(),
+                         "service": c.service, "kind": c.kind, "description": c.description,
+                         "version_from": c.version_from, "version_to": c.version_to}
+                        for c in t.changes],
+            "faults": [dict(f) for f in self.player.ground_truth_faults()],
+            "incidents": [],
+            "actions": [],
+            "audit": {"records": verify.records, "chain_ok": verify.ok},
+        }
+
+
+def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None = None,
+                 speed: float | None = None, step: float = 15.0,
+                 progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Run a scenario to its end and return the JSON-ready summary (schema in README)."""
+    runtime = Runtime(db_url or "sqlite://")
+    try:
+        driver = ScenarioDriver(runtime, scenario, seed=seed)
+        runtime.service.record(actor="system", action="scenario.start",
+                               target=driver.scenario.name,
+                               inputs={"seed": driver.player.seed, "speed": speed})
+        wall = time.perf_counter()
+        driver.run_to_end(step=step, speed=speed, progress=progress)
+        wall = time.perf_counter() - wall
+        runtime.service.record(actor="system", action="scenario.end",
+                               target=driver.scenario.name,
+                               outputs={"signals": driver.tally.signals})
+        return driver.summary(wall)
+    finally:
+        runtime.close()

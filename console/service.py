@@ -1,0 +1,193 @@
+"""The service facade: the one surface the GUI, the CLI and tests drive the system through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from console.audit import (
+    AuditLog,
+    VerifyResult,
+    build_bundle,
+    key_fingerprint,
+    load_or_create_key,
+    write_bundle,
+)
+from console.bus import EventBus
+from console.clock import Clock
+from console.domain import AuditEntry, ChangeEvent, LogRecord, Signal
+from console.events import (
+    AuditAppended,
+    ChangesReceived,
+    LogsReceived,
+    OpChanges,
+    SignalsReceived,
+)
+from console.operations import Operation, OperationRunner
+from console.storage.db import Database, config_dir
+from console.storage.repos import ROLES, ChangeRepo, SettingsRepo, SignalRepo, UserRepo
+
+MAX_LEVEL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    autonomy_ceiling: int
+    kill_switch: bool
+
+    @property
+    def effective_ceiling(self) -> int:
+        """The kill switch drops every agent to level 0 at once."""
+        return 0 if self.kill_switch else self.autonomy_ceiling
+
+
+class WatchfloorService:
+    def __init__(self, db: Database, bus: EventBus, clock: Clock,
+                 audit: AuditLog | None = None) -> None:
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.audit = audit or AuditLog()
+        self.runner = OperationRunner(db, self.audit, bus, clock)
+        self._signals = SignalRepo()
+        self._changes = ChangeRepo()
+        self._settings = SettingsRepo()
+        self._users = UserRepo()
+
+    # --- people -------------------------------------------------------------------
+
+    def bootstrap_admin(self, name: str) -> bool:
+        """On a new database the local operator becomes its first admin (audited)."""
+        with self.db.sessions() as session:
+            if self._users.count(session):
+                return False
+            self._users.add(session, name, "admin")
+            entry = self.audit.append(session, actor="system", action="user.bootstrap",
+                                      target=name, reason="first user of a new database",
+                                      outputs={"role": "admin"}, at=self.clock.now())
+            session.commit()
+        self.bus.publish(AuditAppended(entry))
+        return True
+
+    def add_user(self, name: str, role: str, *, as_user: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+
+        def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
+            self._users.add(session, name, role)
+            return OpChanges(users=True, ids=(name,)), {"role": role}
+
+        self.runner.run(Operation("user.set_role", name, "admin", apply,
+                                  inputs={"role": role}), as_user)
+
+    def role_of(self, name: str) -> str | None:
+        with self.db.sessions() as session:
+            return self._users.role_of(session, name)
+
+    def users(self) -> list[tuple[str, str]]:
+        with self.db.sessions() as session:
+            return list(self._users.all(session))
+
+    # --- autonomy -----------------------------------------------------------------
+
+    def status(self) -> Status:
+        with self.db.sessions() as session:
+            return Status(int(self._settings.get(session, "autonomy.ceiling")),
+                          bool(self._settings.get(session, "autonomy.kill_switch")))
+
+    def set_kill_switch(self, on: bool, *, as_user: str, reason: str = "") -> Status:
+        def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
+            before = bool(self._settings.get(session, "autonomy.kill_switch"))
+            self._settings.set(session, "autonomy.kill_switch", on)
+            return OpChanges(settings=True), {"before": before, "after": on}
+
+        self.runner.run(Operation("autonomy.kill_switch", "global", "operator", apply,
+                                  reason=reason, inputs={"on": on}), as_user)
+        return self.status()
+
+    def set_autonomy_ceiling(self, level: int, *, as_user: str, reason: str = "") -> Status:
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_LEVEL:
+            raise ValueError(f"autonomy ceiling must be an integer 0-{MAX_LEVEL}, got {level!r}")
+
+        def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
+            before = int(self._settings.get(session, "autonomy.ceiling"))
+            self._settings.set(session, "autonomy.ceiling", level)
+            return OpChanges(settings=True), {"before": before, "after": level}
+
+        self.runner.run(Operation("autonomy.set_ceiling", "global", "admin", apply,
+                                  reason=reason, inputs={"level": level}), as_user)
+        return self.status()
+
+    # --- signals in ---------------------------------------------------------------
+
+    def ingest(self, signals: Iterable[Signal] = (), changes: Iterable[ChangeEvent] = (),
+               logs: Iterable[LogRecord] = ()) -> tuple[int, int]:
+        """Store normalized signals and changes in one transaction, then tell the panes."""
+        signals, changes, logs = tuple(signals), tuple(changes), tuple(logs)
+        counts = self.store(signals, changes)
+        self.announce(signals, changes, logs)
+        return counts
+
+    def store(self, signals: Iterable[Signal], changes: Iterable[ChangeEvent]) -> tuple[int, int]:
+        """The database half of `ingest`; safe to run in a worker thread."""
+        with self.db.sessions() as session:
+            n_sig = self._signals.add_many(session, signals)
+            n_chg = self._changes.add_many(session, changes)
+            session.commit()
+        return n_sig, n_chg
+
+    def announce(self, signals: tuple[Signal, ...], changes: tuple[ChangeEvent, ...],
+                 logs: tuple[LogRecord, ...]) -> None:
+        """The bus half of `ingest`; runs on the thread that owns the event loop."""
+        if signals:
+            self.bus.publish(SignalsReceived(signals))
+        if changes:
+            self.bus.publish(ChangesReceived(changes))
+        if logs:
+            self.bus.publish(LogsReceived(logs))
+
+    def recent_signals(self, limit: int = 500) -> list[Signal]:
+        with self.db.sessions() as session:
+            return self._signals.recent(session, limit)
+
+    def signal_count(self) -> int:
+        with self.db.sessions() as session:
+            return self._signals.count(session)
+
+    def recent_changes(self, limit: int = 200) -> list[ChangeEvent]:
+        with self.db.sessions() as session:
+            return self._changes.recent(session, limit)
+
+    # --- audit --------------------------------------------------------------------
+
+    def record(self, *, actor: str, action: str, target: str = "", reason: str = "",
+               inputs: Mapping[str, Any] | None = None,
+               outputs: Mapping[str, Any] | None = None) -> AuditEntry:
+        """Audit something that is not an operation (a scenario started, an agent step)."""
+        with self.db.sessions() as session:
+            entry = self.audit.append(session, actor=actor, action=action, target=target,
+                                      reason=reason, inputs=inputs, outputs=outputs,
+                                      at=self.clock.now())
+            session.commit()
+        self.bus.publish(AuditAppended(entry))
+        return entry
+
+    def audit_entries(self) -> list[AuditEntry]:
+        with self.db.sessions() as session:
+            return self.audit.entries(session)
+
+    def verify_audit(self) -> VerifyResult:
+        with self.db.sessions() as session:
+            return self.audit.verify(session)
+
+    def export_audit(self, out: Path, key_path: Path | None = None) -> tuple[int, str]:
+        """Write a signed bundle; returns the record count and the signing key's fingerprint."""
+        key = load_or_create_key(key_path or config_dir() / "audit_ed25519.pem")
+        with self.db.sessions() as session:
+            bundle = build_bundle(self.audit.iter_fields(session), self.audit.head(session),
+                                  key, source=self.db.url)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_bundle(out, bundle)
+        return len(bundle["records"]), key_fingerprint(bundle["public_key"])

@@ -1,0 +1,117 @@
+"""Database location, engine and schema upgrade.
+
+The default store is SQLite (WAL) in the user data directory, created on first run;
+any SQLAlchemy URL can be given with `--db` or `WATCHFLOOR_DB`. The schema always comes
+from Alembic, so a database made by an older Watchfloor is upgraded on start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+APP_NAME = "watchfloor"
+DB_ENV = "WATCHFLOOR_DB"
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL given on the command line or in the environment is unusable."""
+
+
+def data_dir() -> Path:
+    override = os.environ.get("WATCHFLOOR_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    override = os.environ.get("WATCHFLOOR_CONFIG_DIR")
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def default_url() -> str:
+    return f"sqlite:///{data_dir() / 'watchfloor.db'}"
+
+
+def resolve_url(url: str | None) -> str:
+    """`--db` wins, then `WATCHFLOOR_DB`, then the per-user SQLite file."""
+    chosen = url or os.environ.get(DB_ENV) or default_url()
+    try:
+        parsed = make_url(chosen)
+    except ArgumentError as exc:
+        raise DatabaseUrlError(f"not a database URL: {chosen!r} ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return chosen
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    resolved = resolve_url(url)
+    try:
+        engine = create_engine(resolved, future=True)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseUrlError(f"cannot open database {resolved!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    return engine
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "console.storage:migrations")
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (creates everything on an empty DB)."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class Database:
+    """An upgraded engine plus its session factory; one per process and URL."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.engine = make_engine(url)
+        if migrate:
+            upgrade(self.engine)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

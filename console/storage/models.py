@@ -1,0 +1,231 @@
+"""SQLAlchemy 2.0 typed models: one table per core collection.
+
+Portable by construction: generic types only (JSON, String, UTC datetime), so the same
+models and migrations run on SQLite and PostgreSQL. The schema itself is created by
+Alembic (console/storage/migrations); `Base.metadata` is the reference Alembic's
+autogenerate compares against.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; SQLite drops the zone, so it is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given where UTC is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+intpk = Annotated[int, mapped_column(Integer, primary_key=True, autoincrement=True)]
+utc = Annotated[datetime, mapped_column(UTCDateTime())]
+utc_opt = Annotated[datetime | None, mapped_column(UTCDateTime(), nullable=True)]
+name64 = Annotated[str, mapped_column(String(64))]
+name200 = Annotated[str, mapped_column(String(200))]
+jsondict = Annotated[dict[str, Any], mapped_column(JSON, default=dict)]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+    id: Mapped[intpk]
+    title: Mapped[name200]
+    severity: Mapped[name64]
+    state: Mapped[name64]
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[utc]
+    resolved_at: Mapped[utc_opt]
+    root_cause: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+    id: Mapped[intpk]
+    source: Mapped[name64]
+    kind: Mapped[name64]
+    name: Mapped[name200]
+    service: Mapped[name200] = mapped_column(index=True)
+    severity: Mapped[name64]
+    status: Mapped[name64]
+    fingerprint: Mapped[name64] = mapped_column(index=True)
+    at: Mapped[utc] = mapped_column(index=True)
+    labels: Mapped[jsondict]
+    annotations: Mapped[jsondict]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+
+
+class ChangeRow(Base):
+    __tablename__ = "changes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service: Mapped[name200] = mapped_column(index=True)
+    kind: Mapped[name64]
+    description: Mapped[str] = mapped_column(Text)
+    author: Mapped[name200]
+    version_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at: Mapped[utc] = mapped_column(index=True)
+
+
+class TimelineEventRow(Base):
+    __tablename__ = "timeline_events"
+    id: Mapped[intpk]
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[utc]
+    kind: Mapped[name64]  # signal | change | agent | approval | action | validation | note
+    summary: Mapped[str] = mapped_column(Text)
+    ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    data: Mapped[jsondict]
+
+
+class RunbookRow(Base):
+    __tablename__ = "runbooks"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[name200]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    risk_tier: Mapped[name64]
+    owner: Mapped[name200]
+    body: Mapped[jsondict]
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RecommendationRow(Base):
+    __tablename__ = "recommendations"
+    id: Mapped[intpk]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    runbook_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    action: Mapped[name64]
+    target: Mapped[name200]
+    params: Mapped[jsondict]
+    preview: Mapped[jsondict]
+    preview_hash: Mapped[name64]
+    confidence: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text)
+    state: Mapped[name64]  # pending | approved | rejected | expired | executed
+    created_at: Mapped[utc]
+    expires_at: Mapped[utc_opt]
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+    id: Mapped[intpk]
+    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendations.id"))
+    user: Mapped[name200]
+    decision: Mapped[name64]  # approved | rejected
+    reason: Mapped[str] = mapped_column(Text, default="")
+    preview_hash: Mapped[name64]
+    at: Mapped[utc]
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (UniqueConstraint("idempotency_key"),)
+    id: Mapped[intpk]
+    recommendation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recommendations.id"), nullable=True
+    )
+    idempotency_key: Mapped[name200]
+    action: Mapped[name64]
+    target: Mapped[name200]
+    params: Mapped[jsondict]
+    initiator: Mapped[name200]
+    autonomous: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[name64]  # intent | running | validating | succeeded | failed | rolled_back
+    result: Mapped[jsondict]
+    started_at: Mapped[utc]
+    finished_at: Mapped[utc_opt]
+
+
+class RollbackRow(Base):
+    __tablename__ = "rollbacks"
+    id: Mapped[intpk]
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"))
+    user: Mapped[name200]
+    state: Mapped[name64]
+    result: Mapped[jsondict]
+    at: Mapped[utc]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_records"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[utc]
+    actor: Mapped[name200]
+    action: Mapped[name200]
+    target: Mapped[name200]
+    reason: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[jsondict]
+    outputs: Mapped[jsondict]
+    decision: Mapped[name64]
+    prev_hash: Mapped[name64]
+    hash: Mapped[name64] = mapped_column(unique=True)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[name200]
+    role: Mapped[name64]  # viewer | operator | approver | admin
+    created_at: Mapped[utc]
+
+
+class AssessmentRow(Base):
+    __tablename__ = "assessments"
+    id: Mapped[intpk]
+    at: Mapped[utc]
+    assessor: Mapped[name200]
+    level: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[jsondict]
+    evidence: Mapped[jsondict]
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class SettingRow(Base):
+    """Operator-level settings that every console shares (autonomy ceiling, kill switch)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)

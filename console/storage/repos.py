@@ -1,0 +1,108 @@
+"""Repositories: the only code that turns ORM rows into domain dataclasses and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
+from console.storage.models import ChangeRow, SettingRow, SignalRow, UserRow
+
+ROLES = ("viewer", "operator", "approver", "admin")
+
+
+def role_rank(role: str) -> int:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+    return ROLES.index(role)
+
+
+class SignalRepo:
+    def add_many(self, session: Session, signals: Iterable[Signal]) -> int:
+        rows = [
+            {
+                "source": s.source, "kind": s.kind.value, "name": s.name, "service": s.service,
+                "severity": s.severity.value, "status": s.status.value,
+                "fingerprint": s.fingerprint, "at": s.at, "labels": dict(s.labels),
+                "annotations": dict(s.annotations),
+            }
+            for s in signals
+        ]
+        if rows:
+            session.execute(SignalRow.__table__.insert(), rows)
+        return len(rows)
+
+    def recent(self, session: Session, limit: int = 500) -> list[Signal]:
+        rows = session.scalars(select(SignalRow).order_by(SignalRow.id.desc()).limit(limit))
+        return [self._to_domain(r) for r in rows][::-1]
+
+    def count(self, session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(SignalRow)) or 0
+
+    @staticmethod
+    def _to_domain(row: SignalRow) -> Signal:
+        return Signal(source=row.source, kind=SignalKind(row.kind), name=row.name,
+                      service=row.service, severity=Severity(row.severity),
+                      status=AlertStatus(row.status), at=row.at, labels=row.labels,
+                      annotations=row.annotations, fingerprint=row.fingerprint)
+
+
+class ChangeRepo:
+    def add_many(self, session: Session, changes: Iterable[ChangeEvent]) -> int:
+        n = 0
+        for c in changes:
+            if session.get(ChangeRow, c.id) is None:  # duplicate deliveries are idempotent
+                session.add(ChangeRow(id=c.id, service=c.service, kind=c.kind,
+                                      description=c.description, author=c.author,
+                                      version_from=c.version_from, version_to=c.version_to,
+                                      at=c.at))
+                n += 1
+        return n
+
+    def recent(self, session: Session, limit: int = 200) -> list[ChangeEvent]:
+        rows = session.scalars(select(ChangeRow).order_by(ChangeRow.at.desc()).limit(limit))
+        return [ChangeEvent(service=r.service, kind=r.kind, description=r.description, at=r.at,
+                            author=r.author, version_from=r.version_from,
+                            version_to=r.version_to, id=r.id) for r in rows][::-1]
+
+
+class SettingsRepo:
+    DEFAULTS: dict[str, Any] = {"autonomy.ceiling": 2, "autonomy.kill_switch": False}
+
+    def get(self, session: Session, key: str) -> Any:
+        row = session.get(SettingRow, key)
+        return row.value if row is not None else self.DEFAULTS.get(key)
+
+    def set(self, session: Session, key: str, value: Any) -> None:
+        row = session.get(SettingRow, key)
+        if row is None:
+            session.add(SettingRow(key=key, value=value))
+        else:
+            row.value = value
+
+
+class UserRepo:
+    def role_of(self, session: Session, name: str) -> str | None:
+        row = session.get(UserRow, name)
+        return row.role if row is not None else None
+
+    def add(self, session: Session, name: str, role: str, display_name: str = "") -> None:
+        role_rank(role)
+        if not name or len(name) > 200 or not name.isprintable():
+            raise ValueError(f"user name {name!r} must be 1-200 printable characters")
+        row = session.get(UserRow, name)
+        if row is None:
+            session.add(UserRow(name=name, display_name=display_name or name, role=role,
+                                created_at=datetime.now(UTC)))
+        else:
+            row.role = role
+
+    def all(self, session: Session) -> Sequence[tuple[str, str]]:
+        return [(r.name, r.role) for r in session.scalars(select(UserRow).order_by(UserRow.name))]
+
+    def count(self, session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(UserRow)) or 0

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated user directory per test, a temporary database, and a
+qasync loop for GUI tests (STYLE.md 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever touches the real user's database, keys or settings."""
+    monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WATCHFLOOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WATCHFLOOR_USER", "alice")
+    monkeypatch.delenv("WATCHFLOOR_DB", raising=False)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'wf.db'}"
+
+
+@pytest.fixture
+def runtime(db_url: str) -> Iterator[object]:
+    from console.runtime import Runtime
+
+    rt = Runtime(db_url)
+    rt.service.bootstrap_admin("alice")
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def qloop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
+    """A qasync loop set as the current loop for one test; never stopped (that would quit
+    the QApplication for every later test), only cleaned of leftover tasks."""
+    import qasync
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    asyncio.events._set_running_loop(loop)  # Qt's own event processing now drives asyncio
+    yield loop
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    asyncio.events._set_running_loop(None)
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    asyncio.set_event_loop(None)

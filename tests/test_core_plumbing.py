@@ -1,0 +1,147 @@
+"""Bus, clock, operation runner and the service facade, headless."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from console.bus import EventBus
+from console.clock import SimClock
+from console.events import (
+    AuditAppended,
+    Event,
+    HandlerFailed,
+    OperationDenied,
+    OperationDone,
+    ScenarioFinished,
+)
+from console.operations import PermissionDenied
+from console.runtime import Runtime
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_bus_delivers_by_type_and_base_type() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(ScenarioFinished, seen.append)
+    bus.subscribe(Event, seen.append)
+    ev = ScenarioFinished("x", T0)
+    bus.publish(ev)
+    assert seen == [ev, ev]
+
+
+def test_failing_subscriber_does_not_stop_the_others() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    failures: list[HandlerFailed] = []
+
+    def boom(_: Event) -> None:
+        raise RuntimeError("bad pane")
+
+    bus.subscribe(ScenarioFinished, boom)
+    bus.subscribe(ScenarioFinished, seen.append)
+    bus.subscribe(HandlerFailed, failures.append)
+    bus.publish(ScenarioFinished("x", T0))
+    assert len(seen) == 1
+    assert len(failures) == 1
+    assert "bad pane" in failures[0].error
+
+
+def test_unsubscribe_stops_delivery() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    unsubscribe = bus.subscribe(ScenarioFinished, seen.append)
+    unsubscribe()
+    bus.publish(ScenarioFinished("x", T0))
+    assert seen == []
+
+
+def test_coroutine_subscribers_run_as_tracked_tasks() -> None:
+    async def scenario() -> list[str]:
+        bus = EventBus()
+        seen: list[str] = []
+
+        async def slow(ev: ScenarioFinished) -> None:
+            await asyncio.sleep(0.01)
+            seen.append(ev.scenario)
+
+        async def broken(_: ScenarioFinished) -> None:
+            raise ValueError("async failure")
+
+        bus.subscribe(ScenarioFinished, slow)
+        bus.subscribe(ScenarioFinished, broken)
+        bus.publish(ScenarioFinished("a", T0))
+        await bus.drain()
+        assert any("async failure" in f.error for f in bus.failures)
+        return seen
+
+    assert asyncio.run(scenario()) == ["a"]
+
+
+def test_sim_clock_moves_only_forward() -> None:
+    clock = SimClock(T0, speed=60)
+    clock.advance(90)
+    assert clock.now() == T0 + timedelta(seconds=90)
+    assert clock.elapsed == 90
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    with pytest.raises(ValueError):
+        clock.set(T0)
+    with pytest.raises(ValueError):
+        clock.speed = 0
+    with pytest.raises(ValueError):
+        SimClock(datetime(2026, 1, 1))
+
+
+def test_operation_is_audited_committed_and_published(runtime: Runtime) -> None:
+    done: list[OperationDone] = []
+    audited: list[AuditAppended] = []
+    runtime.bus.subscribe(OperationDone, done.append)
+    runtime.bus.subscribe(AuditAppended, audited.append)
+    status = runtime.service.set_kill_switch(True, as_user="alice", reason="drill")
+    assert status.kill_switch
+    assert status.effective_ceiling == 0
+    assert done[0].operation == "autonomy.kill_switch"
+    assert done[0].changes.settings and not done[0].changes.incidents
+    entry = audited[0].entry
+    assert (entry.actor, entry.action, entry.decision) == ("user:alice", "autonomy.kill_switch",
+                                                           "allow")
+    assert entry.outputs == {"before": False, "after": True}
+    assert runtime.service.status().kill_switch  # committed, visible to a new session
+
+
+def test_denied_operation_is_audited_and_changes_nothing(runtime: Runtime) -> None:
+    runtime.service.add_user("victor", "viewer", as_user="alice")
+    denied: list[OperationDenied] = []
+    runtime.bus.subscribe(OperationDenied, denied.append)
+    with pytest.raises(PermissionDenied, match="needs role operator"):
+        runtime.service.set_kill_switch(True, as_user="victor")
+    with pytest.raises(PermissionDenied, match="not a known user"):
+        runtime.service.set_autonomy_ceiling(4, as_user="mallory")
+    assert runtime.service.status().kill_switch is False
+    assert runtime.service.status().autonomy_ceiling == 2
+    assert [d.initiator for d in denied] == ["victor", "mallory"]
+    decisions = [(e.action, e.decision) for e in runtime.service.audit_entries()]
+    assert ("autonomy.kill_switch", "deny") in decisions
+    assert ("autonomy.set_ceiling", "deny") in decisions
+    assert runtime.service.verify_audit().ok
+
+
+@pytest.mark.parametrize("bad", [-1, 6, 2.5, "3", True])
+def test_ceiling_rejects_bad_levels(runtime: Runtime, bad: object) -> None:
+    with pytest.raises(ValueError, match="0-5"):
+        runtime.service.set_autonomy_ceiling(bad, as_user="alice")  # type: ignore[arg-type]
+
+
+def test_bootstrap_admin_only_on_an_empty_database(runtime: Runtime) -> None:
+    assert runtime.service.bootstrap_admin("bob") is False
+    assert runtime.service.role_of("bob") is None
+    assert runtime.service.role_of("alice") == "admin"
+
+
+def test_unknown_role_is_rejected(runtime: Runtime) -> None:
+    with pytest.raises(ValueError, match="unknown role"):
+        runtime.service.add_user("x", "superuser", as_user="alice")
