@@ -148,7 +148,7 @@ class AuditLog:
         head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True)
         head = head_row.value if head_row is not None else {"count": 0, "hash": GENESIS}
         fields: dict[str, Any] = {
-            "seq": head["count"] + 1,
+            "seq": int(head["count"]) + 1,
             "at": (at or datetime.now(UTC)).astimezone(UTC),
             "actor": actor, "action": action, "target": target, "reason": reason,
             "inputs": plain(dict(inputs or {})), "outputs": plain(dict(outputs or {})),

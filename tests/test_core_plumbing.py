@@ -86,13 +86,13 @@ def test_sim_clock_moves_only_forward() -> None:
     clock.advance(90)
     assert clock.now() == T0 + timedelta(seconds=90)
     assert clock.elapsed == 90
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="backwards"):
         clock.advance(-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="backwards"):
         clock.set(T0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="above 0"):
         clock.speed = 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         SimClock(datetime(2026, 1, 1))
 
 
@@ -105,7 +105,8 @@ def test_operation_is_audited_committed_and_published(runtime: Runtime) -> None:
     assert status.kill_switch
     assert status.effective_ceiling == 0
     assert done[0].operation == "autonomy.kill_switch"
-    assert done[0].changes.settings and not done[0].changes.incidents
+    assert done[0].changes.settings
+    assert not done[0].changes.incidents
     entry = audited[0].entry
     assert (entry.actor, entry.action, entry.decision) == ("user:alice", "autonomy.kill_switch",
                                                            "allow")

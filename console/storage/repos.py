@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
@@ -33,7 +33,7 @@ class SignalRepo:
             for s in signals
         ]
         if rows:
-            session.execute(SignalRow.__table__.insert(), rows)
+            session.execute(insert(SignalRow), rows)
         return len(rows)
 
     def recent(self, session: Session, limit: int = 500) -> list[Signal]:
@@ -71,7 +71,7 @@ class ChangeRepo:
 
 
 class SettingsRepo:
-    DEFAULTS: dict[str, Any] = {"autonomy.ceiling": 2, "autonomy.kill_switch": False}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"autonomy.ceiling": 2, "autonomy.kill_switch": False}
 
     def get(self, session: Session, key: str) -> Any:
         row = session.get(SettingRow, key)
