@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (UsageError, DatabaseUrlError):
+    except (UsageError, DatabaseUrlError) as exc:
+        print(f"watchfloor: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -122,10 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         except ScenarioError as exc:
             raise UsageError(str(exc)) from exc
     if args.command == "scenarios":
-        from console.estate import builtin_scenarios
+        from console.estate import builtin_scenarios, load_scenario
 
-        for _name in builtin_scenarios():
-            pass
+        for name in builtin_scenarios():
+            print(f"{name:20} {load_scenario(name).description}")
         return EXIT_OK
     if args.command == "audit":
         return _cmd_audit(args)
@@ -136,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from console.runtime import run_headless
 
     def progress(fraction: float) -> None:
-        pass
+        print(f"\r{fraction:6.1%}", end="", file=sys.stderr, flush=True)
 
     scenario = args.scenario
     if scenario.endswith((".yaml", ".yml")) and not Path(scenario).is_file():
@@ -144,17 +146,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
                            progress=None if args.json or not sys.stderr.isatty() else progress)
     if args.json:
+        print(json.dumps(summary))
         return EXIT_OK
-    summary["signals"]
-    for _c in summary["changes"]:
-        pass
-    for _f in summary["faults"]:
-        pass
+    s = summary["signals"]
+    print(f"scenario {summary['scenario']['name']}: {summary['sim_seconds']:.0f} s simulated "
+          f"in {summary['wall_seconds']:.2f} s")
+    print(f"signals: {s['total']} ({s['firing']} firing, {s['resolved']} resolved); "
+          f"by severity {s['by_severity']}")
+    print(f"logs: {summary['logs']['total']} ({summary['logs']['errors']} errors)")
+    for c in summary["changes"]:
+        print(f"change  +{c['at_s']:>7.0f}s {c['service']:18} {c['kind']:12} {c['description']}")
+    for f in summary["faults"]:
+        print(f"fault   +{f['at_s']:>7.0f}s {f['service']:18} {f['kind']}")
     return EXIT_OK
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from console.audit import BundleError, read_bundle, verify_bundle
+    from console.audit import BundleError, key_fingerprint, read_bundle, verify_bundle
 
     if args.audit_command == "verify" and args.bundle is not None:
         try:
@@ -162,13 +170,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         except BundleError as exc:
             raise UsageError(str(exc)) from exc
         result = verify_bundle(bundle)
+        print(f"{result.describe()} (signed by key {key_fingerprint(bundle['public_key'])}, "
+              f"exported {bundle['exported_at']})")
         return EXIT_OK if result.ok else EXIT_FAILED
     runtime = _runtime(args.db)
     try:
         if args.audit_command == "verify":
             result = runtime.service.verify_audit()
+            print(result.describe())
             return EXIT_OK if result.ok else EXIT_FAILED
-        _count, _fingerprint = runtime.service.export_audit(args.out)
+        count, fingerprint = runtime.service.export_audit(args.out)
+        print(f"wrote {count} records to {args.out} (signed by key {fingerprint})")
         return EXIT_OK
     finally:
         runtime.close()
@@ -181,15 +193,20 @@ def _cmd_admin(args: argparse.Namespace) -> int:
     try:
         service = runtime.service
         if args.command == "kill-switch":
-            service.set_kill_switch(args.state == "on", as_user=args.as_user,
+            status = service.set_kill_switch(args.state == "on", as_user=args.as_user,
                                              reason=args.reason)
+            print(f"kill switch {'ON' if status.kill_switch else 'off'}; effective autonomy "
+                  f"ceiling {status.effective_ceiling}")
         elif args.command == "autonomy":
-            service.set_autonomy_ceiling(args.level, as_user=args.as_user,
+            status = service.set_autonomy_ceiling(args.level, as_user=args.as_user,
                                                   reason=args.reason)
+            print(f"autonomy ceiling {status.autonomy_ceiling}")
         elif args.command == "user":
             service.add_user(args.name, args.role, as_user=args.as_user)
+            print(f"{args.name} is now {args.role}")
         return EXIT_OK
-    except PermissionDenied:
+    except PermissionDenied as exc:
+        print(f"watchfloor: denied: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         runtime.close()
