@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with db.sessions() as session:
             result = log.verify(session)
         verify_s = time.perf_counter() - start
-        assert result.ok and result.records == n
+        if not (result.ok and result.records == n):
+            raise RuntimeError(f"benchmark chain does not verify: {result.describe()}")
 
         with db.sessions() as session:
             records = list(log.iter_fields(session))
