@@ -1,0 +1,79 @@
+"""YAML loading that remembers where each value came from.
+
+pydantic reports a bad field by its location (`timeline.3.kind`); an operator needs
+the file and the line. We compose the YAML node tree once to map every location to
+its line, load the data with the safe loader, and translate validation errors into
+`file:line: field: message`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Loc = tuple[str | int, ...]
+
+
+class ScenarioError(ValueError):
+    """A scenario or estate file that cannot be used; the message names file, line, field."""
+
+
+def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = path + (str(key_node.value),)
+            lines[key] = key_node.start_mark.line + 1
+            _walk(value_node, key, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), lines)
+
+
+def load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse `text`; return the data and a map from location to 1-based line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{source}{line}: not valid YAML: {problem}") from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return data, lines
+
+
+def line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of the longest known prefix of `loc` (pydantic adds union tags we skip)."""
+    plain = tuple(part for part in loc if isinstance(part, int) or part in _known(lines, loc))
+    for end in range(len(plain), -1, -1):
+        if plain[:end] in lines:
+            return lines[plain[:end]]
+    return None
+
+
+def _known(lines: dict[Loc, int], loc: Loc) -> set[str | int]:
+    return {part for key in lines for part in key if isinstance(part, str)} & set(loc)
+
+
+def validate(model: type[BaseModel], data: Any, lines: dict[Loc, int], source: str,
+             context: dict[str, Any] | None = None) -> Any:
+    """Validate `data` against `model`; on failure raise ScenarioError naming line and field."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}:1: expected a mapping at the top level")
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            line = line_of(loc, lines)
+            where = ".".join(str(p) for p in loc if p in _known(lines, loc) or isinstance(p, int))
+            msg = err["msg"].removeprefix("Value error, ")
+            messages.append(f"{source}:{line or 1}: {where or '(top)'}: {msg}")
+        raise ScenarioError("\n".join(messages)) from None
