@@ -146,7 +146,8 @@ class AuditLog:
         if not actor or not action:
             raise ValueError("an audit record needs an actor and an action")
         head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True)
-        head = head_row.value if head_row is not None else {"count": 0, "hash": GENESIS}
+        head: dict[str, Any] = (dict(head_row.value) if head_row is not None
+                                else {"count": 0, "hash": GENESIS})
         fields: dict[str, Any] = {
             "seq": int(head["count"]) + 1,
             "at": (at or datetime.now(UTC)).astimezone(UTC),

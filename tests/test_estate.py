@@ -323,8 +323,10 @@ def test_alerts_wait_for_their_for_duration_and_resolve(tmp_path: Path) -> None:
         for s in player.advance(5.0).signals:
             if s.name == "InstanceDown":
                 down.setdefault(s.status.value, []).append(player.estate.elapsed)
-    assert down["firing"] and min(down["firing"]) >= 60 + 60  # fault at 1m, for: 1m
-    assert down["resolved"] and min(down["resolved"]) >= 5 * 60
+    assert down["firing"]
+    assert min(down["firing"]) >= 60 + 60  # fault at 1m, for: 1m
+    assert down["resolved"]
+    assert min(down["resolved"]) >= 5 * 60
     assert len(down["firing"]) == len(down["resolved"])
 
 
@@ -336,3 +338,45 @@ def test_storm_scenario_is_a_storm() -> None:
                       if s.status is AlertStatus.FIRING)
     assert firing > 5000
     assert len(player.ground_truth_faults()) == 1
+
+
+def test_the_readme_scenario_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(block)
+    scenario = load_scenario(path)
+    assert [e.type for e in scenario.timeline] == ["change", "fault", "load", "action"]
+    player = ScenarioPlayer(scenario)
+    while not player.finished:
+        player.advance(60.0)
+    (truth,) = player.ground_truth_faults()
+    assert truth["fixed_by"] == "rollback"
+
+
+@pytest.mark.parametrize(("body", "line", "field"), [
+    ("name: x\nduration: 10m\ntimeline:\n  - {at: 1m, type: fault, kind: bad_deploy,\n"
+     "     service: paymentz}\n", 5, "timeline.0.service"),
+    ("name: x\nduration: 10m\ntimeline:\n  - at: 2m\n    type: fault\n    kind: bad_deploy\n"
+     "    service: payments\n    params: {error: 3}\n", 4, "params.error"),
+    ("name: x\nduration: ten minutes\n", 2, "duration"),
+    ("name: x\nduration: 10m\nbaselines:\n  cart: {instances: 0}\n", 4,
+     "baselines.cart.instances"),
+    ("name: x\nduration: 10m\ncolour: red\n", 3, "colour"),
+    ("name: x\nduration: 10m\ntimeline:\n  - {at: 20m, type: load, service: cart, factor: 2}\n",
+     3, "after the end"),
+    ("name: x\nduration: 10m\ntimeline:\n  - {at: 1m, type: action, kind: reboot, "
+     "service: cart}\n", 4, "timeline.0.kind"),
+    ("name: x\nduration: 10m\ntimeline: [\n", 4, "not valid YAML"),
+])
+def test_bad_scenario_files_name_file_line_and_field(tmp_path: Path, body: str, line: int,
+                                                     field: str) -> None:
+    from console.estate import ScenarioError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    assert field in message

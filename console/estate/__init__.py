@@ -8,7 +8,13 @@ from console.estate.actions import ACTIONS, ActionRefused, ActionResult
 from console.estate.faults import FAULT_KINDS
 from console.estate.model import Estate
 from console.estate.player import PlayerOutput, ScenarioPlayer
-from console.estate.spec import EstateSpec, Scenario, builtin_scenarios, load_estate_spec, load_scenario
+from console.estate.spec import (
+    EstateSpec,
+    Scenario,
+    builtin_scenarios,
+    load_estate_spec,
+    load_scenario,
+)
 from console.estate.yamlpos import ScenarioError
 
 __all__ = ["ACTIONS", "FAULT_KINDS", "ActionRefused", "ActionResult", "Estate", "EstateSpec",

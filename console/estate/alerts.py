@@ -35,8 +35,7 @@ class AlertEvaluator:
                 if svc.kind not in rule.kinds:
                     continue
                 if rule.scope == "service":
-                    value = svc.metrics.get(rule.metric)
-                    self._check(rule, svc, "", value, t, estate, out)
+                    self._check(rule, svc, "", svc.metrics.get(rule.metric), t, estate, out)
                 else:
                     for inst in svc.instances:
                         reachable = not inst.unreachable and inst.up(t)

@@ -87,11 +87,17 @@ def _failures(estate: Estate, svc: Service, rng: random.Random, dt: float) -> No
     count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
     total = sum(w for w, _, _ in causes)
     for _ in range(count):
-        pick, acc = rng.random() * total, 0.0
-        for weight, cause, extra in causes:
-            acc += weight
-            if pick <= acc:
-                break
+        cause, extra = _pick(causes, rng.random() * total)
         level = "WARN" if cause in ("cpu", "slow", "unreachable") else "ERROR"
         text = _fill(rng.choice(FAILURES[cause]), rng, extra)
         estate.log(svc.name, level, text, _instance(svc, rng))
+
+
+def _pick(causes: list[tuple[float, str, dict[str, Any]]],
+          point: float) -> tuple[str, dict[str, Any]]:
+    acc = 0.0
+    for weight, cause, extra in causes:
+        acc += weight
+        if point <= acc:
+            return cause, extra
+    return causes[-1][1], causes[-1][2]

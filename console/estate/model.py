@@ -365,8 +365,8 @@ class Estate:
 def _override(spec: ServiceSpec, override: BaselineOverride | None) -> ServiceSpec:
     if override is None:
         return spec
-    values = override.model_dump(exclude_none=True)
-    top = {k: values.pop(k) for k in ("instances", "version", "capacity_rps", "cert_days",
-                                      "feature_flags") if k in values}
+    values: dict[str, Any] = override.model_dump(exclude_none=True)
+    top_level = ("instances", "version", "capacity_rps", "cert_days", "feature_flags")
+    top: dict[str, Any] = {k: values.pop(k) for k in top_level if k in values}
     baseline = spec.baseline.model_copy(update=values)
     return spec.model_copy(update={**top, "baseline": baseline})

@@ -28,7 +28,8 @@ SERVICE_KINDS = ("web", "api", "worker", "database", "cache", "queue")
 METRICS = ("request_rate", "error_rate", "latency_p50_ms", "latency_p99_ms", "cpu", "memory",
            "disk", "queue_depth", "saturation", "instances_ready", "pool_usage",
            "cache_hit_ratio", "cert_expiry_hours")
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"^\s*(?:{_NUMBER}h)?\s*(?:{_NUMBER}m)?\s*(?:{_NUMBER}s)?\s*$")
 _NAME = r"^[a-z][a-z0-9-]{0,62}$"
 
 
@@ -74,7 +75,7 @@ class ServiceSpec(Strict):
     depends_on: tuple[str, ...] = ()
     consumes: str | None = Field(None, description="queue this worker drains")
     capacity_rps: float = Field(100.0, gt=0, description="requests per second per instance")
-    baseline: Baseline = Baseline()
+    baseline: Baseline = Baseline.model_validate({})
     feature_flags: dict[str, bool] = {}
     cert_days: float = Field(90.0, ge=0, description="days until the TLS certificate expires")
     team: str = "platform"
@@ -253,13 +254,16 @@ class Scenario(Strict):
             _check_service(name, info)
         return value
 
-    @model_validator(mode="after")
-    def _timeline_inside_run(self) -> Scenario:
-        for index, entry in enumerate(self.timeline):
-            if entry.at > self.duration:
-                raise ValueError(f"timeline entry {index} at {entry.at:.0f}s is after the "
-                                 f"end of the scenario ({self.duration:.0f}s)")
-        return self
+    @field_validator("timeline")
+    @classmethod
+    def _timeline_inside_run(cls, value: tuple[Any, ...],
+                             info: ValidationInfo) -> tuple[Any, ...]:
+        duration = info.data.get("duration")
+        for index, entry in enumerate(value):
+            if duration is not None and entry.at > duration:
+                raise ValueError(f"entry {index} at {entry.at:.0f}s is after the end of the "
+                                 f"scenario ({duration:.0f}s)")
+        return value
 
 
 # --- loading ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = path + (str(key_node.value),)
+            key = (*path, str(key_node.value))
             lines[key] = key_node.start_mark.line + 1
             _walk(value_node, key, lines)
     elif isinstance(node, yaml.SequenceNode):
@@ -58,7 +58,8 @@ def line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
 
 
 def _known(lines: dict[Loc, int], loc: Loc) -> set[str | int]:
-    return {part for key in lines for part in key if isinstance(part, str)} & set(loc)
+    names: set[str | int] = {part for key in lines for part in key if isinstance(part, str)}
+    return names & set(loc)
 
 
 def validate(model: type[BaseModel], data: Any, lines: dict[Loc, int], source: str,
