@@ -121,3 +121,34 @@ class IncidentInfo:
     services: tuple[str, ...]
     opened_at: datetime
     resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineNote:
+    """One line of an incident's timeline (a grouping decision, an action, a note)."""
+
+    at: datetime
+    kind: str  # signal | change | agent | approval | action | validation | note
+    summary: str
+    ref: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentUpdate:
+    """What an agent learned about one incident in one step, to be stored at once.
+
+    `key` is the agent's own handle for the incident; `id` is the stored id, None
+    until the first update of that incident has been stored.
+    """
+
+    key: int
+    id: int | None
+    title: str
+    severity: Severity
+    state: str
+    services: tuple[str, ...]
+    opened_at: datetime
+    resolved_at: datetime | None
+    notes: tuple[TimelineNote, ...] = ()
+    audit: tuple[tuple[str, str], ...] = ()  # (action, reason) worth an audit record

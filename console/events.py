@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from console.domain import AuditEntry, ChangeEvent, LogRecord, Signal
+from console.domain import AuditEntry, ChangeEvent, IncidentInfo, LogRecord, Signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +88,10 @@ class HandlerFailed(Event):
     event_type: str
     handler: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsUpdated(Event):
+    """Incidents were opened, grew, resolved or reopened (stored ids)."""
+
+    incidents: tuple[IncidentInfo, ...]

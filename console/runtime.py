@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.correlator_agent import CorrelatorAgent
 from console.bus import EventBus
 from console.clock import SimClock
-from console.domain import AlertStatus, ChangeEvent, LogRecord, Signal
+from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
+from console.evaluation import Placement, score
 from console.events import EstateSnapshot, ScenarioFinished
 from console.service import WatchfloorService
 from console.storage.db import Database
@@ -75,6 +77,16 @@ class RunTally:
         self.changes.extend(changes)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one step produced, computed off the event loop and published on it."""
+
+    signals: tuple[Signal, ...]
+    changes: tuple[ChangeEvent, ...]
+    logs: tuple[LogRecord, ...]
+    incidents: tuple[IncidentInfo, ...]
+
+
 class ScenarioDriver:
     """Plays a scenario into the runtime: estate output becomes stored, announced signals."""
 
@@ -83,25 +95,27 @@ class ScenarioDriver:
         self.scenario = load_scenario(scenario)
         self.player = ScenarioPlayer(self.scenario, seed=seed, start=runtime.clock.now())
         self.tally = RunTally()
+        # The topology is what a CMDB or service mesh would give a real deployment.
+        self.correlator = CorrelatorAgent(runtime.service, self.player.estate.topology())
 
     @property
     def finished(self) -> bool:
         return bool(self.player.finished)
 
-    def compute(self, seconds: float) -> tuple[tuple[Signal, ...], tuple[ChangeEvent, ...],
-                                               tuple[LogRecord, ...]]:
-        """Advance the estate and store what it emitted (worker-thread safe)."""
+    def compute(self, seconds: float) -> Batch:
+        """Advance the estate, store what it emitted and correlate it (worker-thread safe)."""
         out = self.player.advance(seconds)
         signals, changes, logs = tuple(out.signals), tuple(out.changes), tuple(out.logs)
         self.runtime.service.store(signals, changes)
-        return signals, changes, logs
+        incidents = self.correlator.handle(signals, self.player.estate.now)
+        return Batch(signals, changes, logs, tuple(incidents))
 
-    def publish(self, signals: tuple[Signal, ...], changes: tuple[ChangeEvent, ...],
-                logs: tuple[LogRecord, ...]) -> None:
+    def publish(self, batch: Batch) -> None:
         """Move the clock and tell subscribers (on the event loop's thread)."""
         self.runtime.clock.set(self.player.estate.now)
-        self.tally.add(signals, changes, logs)
-        self.runtime.service.announce(signals, changes, logs)
+        self.tally.add(batch.signals, batch.changes, batch.logs)
+        self.runtime.service.announce(batch.signals, batch.changes, batch.logs)
+        self.runtime.service.announce_incidents(batch.incidents)
         estate = self.player.estate
         self.runtime.bus.publish(EstateSnapshot(
             estate.now, {name: estate.metrics(name) for name in estate.services}))
@@ -109,7 +123,7 @@ class ScenarioDriver:
             self.runtime.bus.publish(ScenarioFinished(self.scenario.name, estate.now))
 
     def step(self, seconds: float) -> None:
-        self.publish(*self.compute(seconds))
+        self.publish(self.compute(seconds))
 
     def run_to_end(self, *, step: float = 15.0, speed: float | None = None,
                    progress: Callable[[float], None] | None = None) -> None:
@@ -129,7 +143,7 @@ class ScenarioDriver:
         while not self.finished:
             await asyncio.sleep(tick)
             batch = await asyncio.to_thread(self.compute, tick * self.runtime.clock.speed)
-            self.publish(*batch)
+            self.publish(batch)
 
     @property
     def elapsed(self) -> float:
@@ -139,6 +153,9 @@ class ScenarioDriver:
         t = self.tally
         start = self.player.start
         verify = self.runtime.service.verify_audit()
+        faults = [dict(f) for f in self.player.ground_truth_faults()]
+        placements = [Placement(p.service, (p.at - start).total_seconds(), p.key)
+                      for p in self.correlator.placements]
         return {
             "schema": SUMMARY_SCHEMA,
             "scenario": {"name": self.scenario.name, "description": self.scenario.description,
@@ -154,11 +171,31 @@ class ScenarioDriver:
                          "service": c.service, "kind": c.kind, "description": c.description,
                          "version_from": c.version_from, "version_to": c.version_to}
                         for c in t.changes],
-            "faults": [dict(f) for f in self.player.ground_truth_faults()],
-            "incidents": [],
+            "faults": faults,
+            "incidents": self._incidents_summary(),
+            "correlation": score(placements, faults, self.player.estate.topology()),
             "actions": [],
             "audit": {"records": verify.records, "chain_ok": verify.ok},
         }
+
+
+    def _incidents_summary(self) -> list[dict[str, Any]]:
+        start = self.player.start
+        out = []
+        for key, inc in sorted(self.correlator.correlator.incidents.items()):
+            out.append({
+                "id": self.correlator.ids.get(key), "title": inc.title,
+                "severity": inc.severity.value, "state": inc.state,
+                "services": sorted(inc.services, key=lambda s: (-inc.services[s], s)),
+                "alerts": inc.alerts, "reopened": inc.reopened,
+                "opened_at_s": (inc.opened_at - start).total_seconds(),
+                "resolved_at_s": (None if inc.resolved_at is None
+                                  else (inc.resolved_at - start).total_seconds()),
+                "root_cause": None, "actions": [],
+                "time_to_detect_s": None, "time_to_diagnose_s": None,
+                "time_to_resolve_s": None,
+            })
+        return out
 
 
 def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None = None,

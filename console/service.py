@@ -17,17 +17,33 @@ from console.audit import (
 )
 from console.bus import EventBus
 from console.clock import Clock
-from console.domain import AuditEntry, ChangeEvent, LogRecord, Signal
+from console.domain import (
+    AuditEntry,
+    ChangeEvent,
+    IncidentInfo,
+    IncidentUpdate,
+    LogRecord,
+    Signal,
+    TimelineNote,
+)
 from console.events import (
     AuditAppended,
     ChangesReceived,
+    IncidentsUpdated,
     LogsReceived,
     OpChanges,
     SignalsReceived,
 )
 from console.operations import Operation, OperationRunner
 from console.storage.db import Database, config_dir
-from console.storage.repos import ROLES, ChangeRepo, SettingsRepo, SignalRepo, UserRepo
+from console.storage.repos import (
+    ROLES,
+    ChangeRepo,
+    IncidentRepo,
+    SettingsRepo,
+    SignalRepo,
+    UserRepo,
+)
 
 MAX_LEVEL = 5
 
@@ -55,6 +71,8 @@ class WatchfloorService:
         self._changes = ChangeRepo()
         self._settings = SettingsRepo()
         self._users = UserRepo()
+        self._incidents = IncidentRepo()
+        self._pending_audit: list[AuditEntry] = []
 
     # --- people -------------------------------------------------------------------
 
@@ -159,6 +177,45 @@ class WatchfloorService:
     def recent_changes(self, limit: int = 200) -> list[ChangeEvent]:
         with self.db.sessions() as session:
             return self._changes.recent(session, limit)
+
+    # --- incidents ----------------------------------------------------------------
+
+    def save_incidents(self, updates: Iterable[IncidentUpdate],
+                       actor: str) -> list[IncidentInfo]:
+        """Store an agent's incident updates and their audit records in one transaction
+        (safe in a worker thread); returns the stored incidents for `announce_incidents`."""
+        saved: list[IncidentInfo] = []
+        entries: list[AuditEntry] = []
+        with self.db.sessions() as session:
+            for update in updates:
+                incident_id = self._incidents.save(session, update)
+                for action, reason in update.audit:
+                    entries.append(self.audit.append(
+                        session, actor=actor, action=action, target=f"incident:{incident_id}",
+                        reason=reason, inputs={"services": list(update.services)},
+                        outputs={"state": update.state}, at=self.clock.now()))
+                saved.append(IncidentInfo(incident_id, update.title, update.severity,
+                                          update.state, update.services, update.opened_at,
+                                          update.resolved_at))
+            session.commit()
+        self._pending_audit.extend(entries)
+        return saved
+
+    def announce_incidents(self, incidents: Iterable[IncidentInfo]) -> None:
+        incidents = tuple(incidents)
+        for entry in self._pending_audit:
+            self.bus.publish(AuditAppended(entry))
+        self._pending_audit.clear()
+        if incidents:
+            self.bus.publish(IncidentsUpdated(incidents))
+
+    def incidents(self, limit: int = 500) -> list[IncidentInfo]:
+        with self.db.sessions() as session:
+            return self._incidents.all(session, limit)
+
+    def incident_timeline(self, incident_id: int) -> list[TimelineNote]:
+        with self.db.sessions() as session:
+            return self._incidents.timeline(session, incident_id)
 
     # --- audit --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from console.estate import builtin_scenarios
 from console.runtime import SUMMARY_SCHEMA, run_headless
 
 SUMMARY_KEYS = {"schema", "scenario", "sim_seconds", "wall_seconds", "speed", "signals", "logs",
-                "changes", "faults", "incidents", "actions", "audit"}
+                "changes", "faults", "incidents", "actions", "audit", "correlation"}
 
 
 def test_there_are_at_least_eight_builtin_scenarios() -> None:
@@ -72,7 +72,9 @@ def test_run_stores_signals_in_the_given_database(db_url: str) -> None:
     try:
         assert rt.service.signal_count() == summary["signals"]["total"]
         actions = [e.action for e in rt.service.audit_entries()]
-        assert actions[-2:] == ["scenario.start", "scenario.end"]
+        assert actions[0] == "scenario.start"
+        assert actions[-1] == "scenario.end"
+        assert "incident.open" in actions
     finally:
         rt.close()
 

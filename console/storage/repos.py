@@ -9,8 +9,24 @@ from typing import Any, ClassVar
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
-from console.storage.models import ChangeRow, SettingRow, SignalRow, UserRow
+from console.domain import (
+    AlertStatus,
+    ChangeEvent,
+    IncidentInfo,
+    IncidentUpdate,
+    Severity,
+    Signal,
+    SignalKind,
+    TimelineNote,
+)
+from console.storage.models import (
+    ChangeRow,
+    IncidentRow,
+    SettingRow,
+    SignalRow,
+    TimelineEventRow,
+    UserRow,
+)
 
 ROLES = ("viewer", "operator", "approver", "admin")
 
@@ -106,3 +122,34 @@ class UserRepo:
 
     def count(self, session: Session) -> int:
         return session.scalar(select(func.count()).select_from(UserRow)) or 0
+
+
+class IncidentRepo:
+    def save(self, session: Session, update: IncidentUpdate) -> int:
+        """Insert or update one incident and append its timeline notes; return its id."""
+        row = session.get(IncidentRow, update.id) if update.id is not None else None
+        if row is None:
+            row = IncidentRow(title=update.title, severity=update.severity.value,
+                              state=update.state, services=list(update.services),
+                              opened_at=update.opened_at, resolved_at=update.resolved_at)
+            session.add(row)
+            session.flush()
+        else:
+            row.title, row.severity, row.state = update.title, update.severity.value, update.state
+            row.services, row.resolved_at = list(update.services), update.resolved_at
+        if update.notes:
+            session.execute(insert(TimelineEventRow), [
+                {"incident_id": row.id, "at": n.at, "kind": n.kind, "summary": n.summary,
+                 "ref": n.ref, "data": dict(n.data)} for n in update.notes])
+        return row.id
+
+    def all(self, session: Session, limit: int = 500) -> list[IncidentInfo]:
+        rows = session.scalars(select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit))
+        return [IncidentInfo(r.id, r.title, Severity(r.severity), r.state, tuple(r.services),
+                             r.opened_at, r.resolved_at) for r in rows]
+
+    def timeline(self, session: Session, incident_id: int) -> list[TimelineNote]:
+        rows = session.scalars(select(TimelineEventRow)
+                               .where(TimelineEventRow.incident_id == incident_id)
+                               .order_by(TimelineEventRow.id))
+        return [TimelineNote(r.at, r.kind, r.summary, r.ref, r.data) for r in rows]

@@ -1,0 +1,70 @@
+"""The correlator as an agent: feeds it signals, stores what it decided.
+
+Grouping decisions become timeline notes of their incident (with the reason); opening,
+resolving and reopening an incident are also audited as the agent's acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from agents.correlator import Correlator, CorrelatorSettings, Decision
+from console.domain import IncidentInfo, IncidentUpdate, Signal, TimelineNote
+from console.service import WatchfloorService
+
+ACTOR = "agent:correlator"
+_NOTED = {"open", "join", "reopen", "flapping", "resolve"}
+_AUDITED = {"open": "incident.open", "reopen": "incident.reopen", "resolve": "incident.resolve"}
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A firing alert and the incident (agent key) it was put in."""
+
+    service: str
+    at: datetime
+    key: int
+
+
+class CorrelatorAgent:
+    name = "correlator"
+
+    def __init__(self, service: WatchfloorService, topology: Mapping[str, Iterable[str]],
+                 settings: CorrelatorSettings | None = None) -> None:
+        self.service = service
+        self.correlator = Correlator(topology, settings)
+        self.ids: dict[int, int] = {}  # agent key -> stored incident id
+        self.placements: list[Placement] = []
+
+    def handle(self, signals: Iterable[Signal], now: datetime) -> list[IncidentInfo]:
+        """Correlate one batch (worker-thread safe); returns the incidents it changed."""
+        decisions = self.correlator.observe(signals) + self.correlator.tick(now)
+        touched: dict[int, list[Decision]] = {}
+        for d in decisions:
+            if d.incident_id is None:
+                continue
+            touched.setdefault(d.incident_id, []).append(d)
+            if d.kind in ("open", "join", "reopen", "flapping"):
+                self.placements.append(Placement(d.service, d.at, d.incident_id))
+        updates = []
+        for key, group in touched.items():
+            inc = self.correlator.incidents[key]
+            notes = tuple(TimelineNote(d.at, "agent", f"{d.kind}: {d.service}", d.fingerprint,
+                                       {"agent": self.name, "decision": d.kind,
+                                        "reason": d.reason}) for d in group if d.kind in _NOTED)
+            audit = tuple((_AUDITED[d.kind], d.reason) for d in group if d.kind in _AUDITED)
+            if not notes and not audit and key in self.ids:
+                continue
+            services = tuple(s for s, _ in sorted(inc.services.items(),
+                                                  key=lambda kv: (-kv[1], kv[0])))
+            updates.append(IncidentUpdate(key, self.ids.get(key), inc.title, inc.severity,
+                                          inc.state, services, inc.opened_at, inc.resolved_at,
+                                          notes, audit))
+        if not updates:
+            return []
+        saved = self.service.save_incidents(updates, actor=ACTOR)
+        for update, info in zip(updates, saved, strict=True):
+            self.ids[update.key] = info.id
+        return saved

@@ -1,0 +1,145 @@
+"""The GUI composition root: one QApplication, one qasync event loop, one window.
+
+`run_gui` is what `watchfloor` (no command) runs. `build_window` wires the panes to a
+runtime; tests and the screenshot script call it directly. This module and `widgets/`
+are the only places that import Qt (checked by import-linter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+import qasync
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from console.estate import ScenarioError
+from console.runtime import Runtime, ScenarioDriver, local_user
+from widgets.bridge import BusBridge
+from widgets.main_window import MainWindow
+from widgets.metrics_pane import MetricHistory, MetricsPane
+from widgets.models import AuditTableModel, ServiceTableModel, SignalTableModel
+from widgets.status_bar import ConsoleStatusBar
+from widgets.tables import AuditPane, ServicesPane, SignalsPane
+
+log = logging.getLogger(__name__)
+APP_NAME = ORG_NAME = "Watchfloor"
+SIGNAL_ROWS = 5000
+
+
+def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
+                 settings: QSettings | None = None) -> MainWindow:
+    """Compose the console over `runtime` as `user`; `driver` may be None (no estate).
+
+    Every model is filled from the service first and subscribed to the bridge in the same
+    step, on the loop's thread, so no event can fall between the two.
+    """
+    service = runtime.service
+    bridge = BusBridge(runtime.bus)
+    recent = service.recent_signals(SIGNAL_ROWS)
+    signal_model = SignalTableModel(recent, bridge=bridge, capacity=SIGNAL_ROWS)
+    service_model = ServiceTableModel(bridge=bridge)
+    history = MetricHistory(bridge=bridge)
+    audit_model = AuditTableModel(service.audit_entries(), bridge=bridge)
+    if driver is not None:
+        # The estate's state now, so the panes are not empty until the first tick.
+        estate = driver.player.estate
+        metrics = {name: estate.metrics(name) for name in estate.services}
+        service_model.update_metrics(metrics)
+        history.record(estate.now.timestamp(), metrics)
+    scenario = driver.scenario.name if driver is not None else ""
+    status_bar = ConsoleStatusBar(service=service, clock=runtime.clock, bridge=bridge,
+                                  user=user, scenario_name=scenario,
+                                  signal_total=service.signal_count(), recent_signals=recent)
+    window = MainWindow(
+        bridge=bridge, clock=runtime.clock, settings=settings or QSettings(),
+        services=ServicesPane(service_model), signals=SignalsPane(signal_model),
+        metrics=MetricsPane(history, service_model.thresholds), audit=AuditPane(audit_model),
+        status_bar=status_bar,
+        title=f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor")
+    # The models and the history live as long as the window (parented to it).
+    for obj in (signal_model, service_model, history, audit_model):
+        obj.setParent(window)
+    return window
+
+
+async def main(db_url: str | None, scenario: str, speed: float, *,
+               on_window: Callable[[MainWindow], None] | None = None) -> int:
+    """Run the console until its window closes; `on_window` sees the window once shown."""
+    runtime = Runtime(db_url)
+    tasks: set[asyncio.Task[None]] = set()
+    window: MainWindow | None = None
+    try:
+        runtime.clock.speed = speed
+        user = local_user()
+        runtime.service.bootstrap_admin(user)
+        try:
+            driver = ScenarioDriver(runtime, scenario)
+        except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
+            print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
+        window = build_window(runtime, driver, user)
+        shutdown = asyncio.Event()
+        window.closed.connect(shutdown.set)
+        window.show()
+        runtime.service.record(actor="system", action="scenario.start",
+                               target=driver.scenario.name,
+                               inputs={"seed": driver.player.seed, "speed": speed,
+                                       "mode": "console", "user": user})
+        play = asyncio.create_task(driver.run_live(), name=f"scenario {driver.scenario.name}")
+        tasks.add(play)
+        play.add_done_callback(lambda task: _report_task(window, task))
+        if on_window is not None:
+            on_window(window)
+        await shutdown.wait()
+        return 0
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.bus.drain()
+        if window is not None:
+            window.bridge.close()
+        runtime.close()
+
+
+def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
+    """Every background task's end is shown: a failure in red, never swallowed."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("%s stopped", task.get_name(), exc_info=exc)
+        if window is not None:
+            window.notify(f"{task.get_name()} stopped: {exc!r}", error=True)
+
+
+def run_gui(db_url: str | None, scenario: str, speed: float) -> int:
+    app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setStyle("Fusion")  # the same look on every platform; the QSS builds on it
+    # The window's `closed` ends main(); Qt quitting by itself would stop the loop before
+    # main() has cancelled its tasks and closed the database.
+    app.setQuitOnLastWindowClosed(False)
+    # Ctrl+C in the terminal closes the window like Ctrl+Q; the timer lets Python run.
+    signal.signal(signal.SIGINT, lambda *_: _close_all(app))
+    wake = QTimer()
+    wake.start(250)
+    wake.timeout.connect(lambda: None)
+    # asyncio.run() takes loop_factory only from Python 3.12; the Runner has it on 3.11.
+    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+        return runner.run(main(db_url, scenario, speed))
+
+
+def _close_all(app: QApplication) -> None:
+    for widget in app.topLevelWidgets():
+        if isinstance(widget, MainWindow):
+            widget.close()
