@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from console.audit import (
     AuditLog,
     VerifyResult,
     build_bundle,
+    canonical_json,
     key_fingerprint,
     load_or_create_key,
     write_bundle,
@@ -39,6 +43,7 @@ from console.storage.db import Database, config_dir
 from console.storage.repos import (
     ROLES,
     ChangeRepo,
+    InboundRepo,
     IncidentRepo,
     SettingsRepo,
     SignalRepo,
@@ -73,6 +78,7 @@ class WatchfloorService:
         self._users = UserRepo()
         self._incidents = IncidentRepo()
         self._pending_audit: list[AuditEntry] = []
+        self._inbound = InboundRepo()
 
     # --- people -------------------------------------------------------------------
 
@@ -165,6 +171,42 @@ class WatchfloorService:
             self.bus.publish(ChangesReceived(changes))
         if logs:
             self.bus.publish(LogsReceived(logs))
+
+    def accept_payload(self, source: str, body: Any, signals: Iterable[Signal] = (),
+                       changes: Iterable[ChangeEvent] = ()) -> bool:
+        """Keep a delivery and what it normalized to, all in one transaction (worker-thread
+        safe). A delivery seen before (same canonical body) stores nothing: returns False."""
+        digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
+        signals, changes = tuple(signals), tuple(changes)
+        with self.db.sessions() as session:
+            if self._inbound.exists(session, digest):
+                return False
+            self._inbound.add(session, source, digest, body, self.clock.now(), len(signals),
+                              len(changes))
+            self._signals.add_many(session, signals)
+            self._changes.add_many(session, changes)
+            try:
+                session.commit()
+            except IntegrityError:  # the same delivery raced us: it is stored once
+                session.rollback()
+                return False
+        return True
+
+    def dead_letter(self, source: str, reason: str, raw: bytes | str) -> None:
+        """Keep a rejected delivery for review (the first 64 KiB, as text)."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        with self.db.sessions() as session:
+            self._inbound.dead_letter(session, source, reason[:2000], text[:65536], len(raw),
+                                      self.clock.now())
+            session.commit()
+
+    def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        with self.db.sessions() as session:
+            return self._inbound.dead_letters(session, limit)
+
+    def payload_count(self) -> int:
+        with self.db.sessions() as session:
+            return self._inbound.count(session)
 
     def recent_signals(self, limit: int = 500) -> list[Signal]:
         with self.db.sessions() as session:

@@ -229,3 +229,28 @@ class SettingRow(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+class InboundPayloadRow(Base):
+    """Every accepted webhook delivery or imported file, kept before it is answered."""
+
+    __tablename__ = "inbound_payloads"
+    id: Mapped[intpk]
+    source: Mapped[name64]
+    digest: Mapped[name64] = mapped_column(unique=True)  # duplicate deliveries are no-ops
+    received_at: Mapped[utc]
+    body: Mapped[jsondict]
+    signals: Mapped[int] = mapped_column(Integer, default=0)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeadLetterRow(Base):
+    """A rejected delivery, kept verbatim (truncated) with the reason, for review."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[intpk]
+    source: Mapped[name64]
+    received_at: Mapped[utc]
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)

@@ -21,6 +21,8 @@ from console.domain import (
 )
 from console.storage.models import (
     ChangeRow,
+    DeadLetterRow,
+    InboundPayloadRow,
     IncidentRow,
     SettingRow,
     SignalRow,
@@ -153,3 +155,28 @@ class IncidentRepo:
                                .where(TimelineEventRow.incident_id == incident_id)
                                .order_by(TimelineEventRow.id))
         return [TimelineNote(r.at, r.kind, r.summary, r.ref, r.data) for r in rows]
+
+
+class InboundRepo:
+    def exists(self, session: Session, digest: str) -> bool:
+        return session.scalar(select(InboundPayloadRow.id)
+                              .where(InboundPayloadRow.digest == digest)) is not None
+
+    def add(self, session: Session, source: str, digest: str, body: Any, received_at: datetime,
+            signals: int, changes: int) -> None:
+        session.add(InboundPayloadRow(source=source, digest=digest, received_at=received_at,
+                                      body=body if isinstance(body, dict) else {"items": body},
+                                      signals=signals, changes=changes))
+
+    def count(self, session: Session) -> int:
+        return int(session.scalar(select(func.count()).select_from(InboundPayloadRow)) or 0)
+
+    def dead_letter(self, session: Session, source: str, reason: str, body: str,
+                    size: int, received_at: datetime) -> None:
+        session.add(DeadLetterRow(source=source, reason=reason, body=body, size=size,
+                                  received_at=received_at))
+
+    def dead_letters(self, session: Session, limit: int = 100) -> list[tuple[str, str, str]]:
+        rows = session.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc())
+                               .limit(limit))
+        return [(r.source, r.reason, r.body) for r in rows]

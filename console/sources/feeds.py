@@ -1,0 +1,189 @@
+"""Change events and offline imports: files turned into signals and changes, or refused.
+
+An import is all or nothing: the whole file is parsed and validated first, and only
+then stored in one transaction, so a bad line stores nothing from that file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
+from console.sources.alertmanager import (
+    Annotations,
+    Labels,
+    PayloadError,
+    explain,
+    parse_webhook,
+)
+
+MAX_FILE = 64 * 1024 * 1024
+FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes")
+
+
+class ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    kind: Literal["deploy", "config", "feature_flag", "scale", "rollback"]
+    description: str = Field(max_length=4000)
+    at: datetime
+    author: str = Field("unknown", max_length=200)
+    version_from: str | None = Field(None, max_length=64)
+    version_to: str | None = Field(None, max_length=64)
+
+
+def parse_changes(items: Iterable[Any]) -> list[ChangeEvent]:
+    out = []
+    for index, item in enumerate(items):
+        try:
+            c = ChangeIn.model_validate(item)
+        except ValidationError as exc:
+            raise PayloadError(f"change {index}: " + explain(exc, "change event")) from None
+        if c.at.tzinfo is None:
+            raise PayloadError(f"change {index}: at: needs a timezone (e.g. ...Z)")
+        out.append(ChangeEvent(c.service, c.kind, c.description, c.at, c.author,
+                               c.version_from, c.version_to))
+    return out
+
+
+class PromAlert(BaseModel):
+    """One alert of Prometheus's GET /api/v1/alerts."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    labels: Labels
+    annotations: Annotations = {}
+    state: Literal["firing", "pending", "inactive"]
+    activeAt: datetime
+    value: str = ""
+
+
+class PagerDutyData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: str = Field(max_length=64)
+    title: str = Field(max_length=4000)
+    service: dict[str, Any] = {}
+    urgency: Literal["high", "low"] = "high"
+    status: str = Field("triggered", max_length=32)
+    created_at: datetime
+
+
+class PagerDutyEvent(BaseModel):
+    """A PagerDuty v3 webhook event (incident.triggered, incident.resolved...)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_type: str = Field(pattern=r"^incident\.[a-z_]+$")
+    occurred_at: datetime
+    data: PagerDutyData
+
+
+def _records(text: str) -> list[Any]:
+    """A JSON document (object or list) or JSON lines."""
+    stripped = text.strip()
+    if not stripped:
+        raise PayloadError("the file is empty")
+    try:
+        body = json.loads(stripped, parse_constant=_no_constant)
+        return body if isinstance(body, list) else [body]
+    except json.JSONDecodeError:
+        pass
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line, parse_constant=_no_constant))
+            except json.JSONDecodeError as exc:
+                raise PayloadError(f"line {number}: not valid JSON (column {exc.colno})") from None
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise PayloadError(f"{name} is not allowed in JSON")
+
+
+def _prometheus(items: list[Any]) -> list[Signal]:
+    signals = []
+    for index, item in enumerate(items):
+        alerts = item.get("data", {}).get("alerts") if isinstance(item, dict) else None
+        if not isinstance(alerts, list):
+            raise PayloadError(f"document {index}: expected Prometheus /api/v1/alerts output "
+                               "({\"status\": \"success\", \"data\": {\"alerts\": [...]}})")
+        for n, raw in enumerate(alerts):
+            try:
+                a = PromAlert.model_validate(raw)
+            except ValidationError as exc:
+                raise PayloadError(f"data.alerts.{n}: " + explain(exc, "Prometheus alert")) \
+                    from None
+            if a.state != "firing":
+                continue
+            name = a.labels.get("alertname")
+            if not name:
+                raise PayloadError(f"data.alerts.{n}: no alertname label")
+            sev = a.labels.get("severity", "warning")
+            signals.append(Signal("prometheus", SignalKind.ALERT, name,
+                                  a.labels.get("service") or a.labels.get("job") or "unknown",
+                                  Severity(sev) if sev in Severity._value2member_map_
+                                  else Severity.WARNING, AlertStatus.FIRING, a.activeAt,
+                                  dict(a.labels), {**a.annotations, "value": a.value[:64]}))
+    return signals
+
+
+def _pagerduty(items: list[Any]) -> list[Signal]:
+    signals = []
+    for index, raw in enumerate(items):
+        body = raw.get("event", raw) if isinstance(raw, dict) else raw
+        try:
+            ev = PagerDutyEvent.model_validate(body)
+        except ValidationError as exc:
+            raise PayloadError(f"event {index}: " + explain(exc, "PagerDuty v3 event")) from None
+        service = str(ev.data.service.get("summary") or "unknown")[:200]
+        resolved = ev.event_type == "incident.resolved"
+        labels = {"alertname": "PagerDutyIncident", "service": service,
+                  "pagerduty_id": ev.data.id}
+        signals.append(Signal("pagerduty", SignalKind.ALERT, "PagerDutyIncident", service,
+                              Severity.CRITICAL if ev.data.urgency == "high" else
+                              Severity.WARNING,
+                              AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
+                              ev.occurred_at, labels, {"summary": ev.data.title}))
+    return signals
+
+
+def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], list[Any]]:
+    """Parse and validate a whole file; returns signals, changes and the raw documents."""
+    if fmt not in FORMATS:
+        raise PayloadError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE:
+            raise PayloadError(f"the file is {size} bytes; the limit is {MAX_FILE}")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise PayloadError(f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"not UTF-8 (byte {exc.start})") from None
+    items = _records(text)
+    try:
+        json.dumps(items, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("contains an unpaired surrogate (invalid unicode)") from None
+    signals: list[Signal] = []
+    changes: list[ChangeEvent] = []
+    if fmt == "alertmanager":
+        for index, item in enumerate(items):
+            try:
+                signals.extend(parse_webhook(item)[1])
+            except PayloadError as exc:
+                raise PayloadError(f"payload {index}: {exc}") from None
+    elif fmt == "prometheus-alerts":
+        signals = _prometheus(items)
+    elif fmt == "pagerduty":
+        signals = _pagerduty(items)
+    else:
+        changes = parse_changes(items)
+    return signals, changes, items

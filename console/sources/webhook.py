@@ -1,0 +1,182 @@
+"""The webhook receiver: Alertmanager (and change feeds) push to it over HTTP.
+
+It listens on loopback unless told otherwise, can require a bearer token, stores each
+delivery (and the signals it normalizes to) before it answers 200, answers a malformed
+delivery with 400 and the reason, and keeps the rejected body in the dead-letter table.
+A delivery seen before is answered 200 and stored once. It runs in its own threads
+(the standard library's ThreadingHTTPServer), so a slow sender never blocks the GUI.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from console.domain import ChangeEvent, Signal
+from console.service import WatchfloorService
+from console.sources.alertmanager import PayloadError, parse_webhook
+from console.sources.feeds import parse_changes
+
+log = logging.getLogger(__name__)
+MAX_BODY = 4 * 1024 * 1024
+MAX_DEPTH = 32
+
+Parser = Callable[[Any], tuple[list[Signal], list[ChangeEvent]]]
+
+
+def load_json(raw: bytes) -> Any:
+    """Parse a body as JSON; refuse what cannot be stored as-is (bad UTF-8, NaN, nesting)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(
+            exc, json.JSONDecodeError) else ""
+        raise PayloadError(f"body is not valid JSON{where}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise PayloadError(f"body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("body contains an unpaired surrogate (invalid unicode)") from None
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise PayloadError(f"body contains {name}, which JSON does not allow")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _alertmanager(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
+    _, signals = parse_webhook(body)
+    return signals, []
+
+
+def _changes(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
+    items = body if isinstance(body, list) else [body]
+    return [], parse_changes(items)
+
+
+ROUTES: dict[str, tuple[str, Parser]] = {
+    "/webhook/alertmanager": ("alertmanager", _alertmanager),
+    "/webhook/changes": ("changes", _changes),
+}
+
+
+class WebhookReceiver:
+    """Start with `start()`, stop with `close()`; `url` is where senders post."""
+
+    def __init__(self, service: WatchfloorService, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None,
+                 on_stored: Callable[[list[Signal], list[ChangeEvent]], None] | None = None
+                 ) -> None:
+        self.service = service
+        self.token = token
+        self.on_stored = on_stored
+        self.server = ThreadingHTTPServer((host, port), self._handler())
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> WebhookReceiver:
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="webhook-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Decide the answer to one delivery (the HTTP layer only reads and writes)."""
+        route = ROUTES.get(path.split("?", 1)[0])
+        if route is None:
+            return HTTPStatus.NOT_FOUND, {"error": f"no receiver at {path[:100]}",
+                                          "receivers": sorted(ROUTES)}
+        source, parse = route
+        if self.token is not None:
+            given = headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"}
+        try:
+            body = load_json(raw)
+            signals, changes = parse(body)
+        except PayloadError as exc:
+            self.service.dead_letter(source, str(exc), raw)
+            return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+        stored = self.service.accept_payload(source, body, signals, changes)
+        if stored and self.on_stored is not None:
+            self.on_stored(signals, changes)
+        return HTTPStatus.OK, {"status": "stored" if stored else "duplicate",
+                               "signals": len(signals), "changes": len(changes)}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "watchfloor-receiver"
+
+            def do_POST(self) -> None:
+                try:
+                    length = int(self.headers.get("Content-Length", ""))
+                except ValueError:
+                    self._answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length needed"})
+                    return
+                if length < 0 or length > MAX_BODY:
+                    receiver.service.dead_letter("webhook", f"body of {length} bytes is over "
+                                                 f"the {MAX_BODY}-byte limit", b"")
+                    self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                 {"error": f"body over {MAX_BODY} bytes"})
+                    return
+                raw = self.rfile.read(length)
+                try:
+                    status, answer = receiver.handle(self.path, self.headers, raw)
+                except Exception:  # never lose the sender's retry: 500 makes it try again
+                    log.exception("webhook delivery failed")
+                    status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "not stored"}
+                self._answer(status, answer)
+
+            def do_GET(self) -> None:
+                if self.path == "/-/healthy":
+                    self._answer(HTTPStatus.OK, {"status": "ok"})
+                else:
+                    self._answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST deliveries"})
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("webhook: " + format, *args)
+
+        return Handler
