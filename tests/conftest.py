@@ -54,3 +54,4 @@ def qloop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     asyncio.set_event_loop(None)
+    loop.close()  # while the QApplication lives; a loop closed by GC after it is noisy

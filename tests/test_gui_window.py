@@ -1,0 +1,239 @@
+"""The main window: kill switch, permissions, filter, actions, layout persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from console.app import build_window
+from console.domain import AlertStatus, Severity, Signal, SignalKind
+from console.events import EstateSnapshot
+from widgets.main_window import MainWindow
+from widgets.models import AuditTableModel
+from widgets.theme import load_stylesheet
+
+OpenWindow = Callable[..., MainWindow]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_settings(tmp_path: Path) -> Iterator[None]:
+    """Even a QSettings() made without a path lands in the test's directory."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+    yield
+    QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_windows(qapp: QApplication) -> Iterator[None]:
+    before = {id(w) for w in qapp.topLevelWidgets()}
+    yield
+    leaked = [w for w in qapp.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    for widget in leaked:
+        widget.close()
+    assert not leaked, f"test left windows open: {leaked}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "watchfloor.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def open_window(runtime: Any, settings: QSettings, qtbot: Any,
+                qloop: Any) -> Iterator[OpenWindow]:
+    windows: list[MainWindow] = []
+
+    def open_(user: str = "alice", *, driver: Any = None,
+              with_settings: QSettings | None = None) -> MainWindow:
+        window = build_window(runtime, driver, user, settings=with_settings or settings)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield open_
+    for window in windows:
+        window.close()
+        window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def alert(runtime: Any, service: str, name: str = "HighErrorRate",
+          severity: Severity = Severity.CRITICAL, seconds: float = 0.0) -> Signal:
+    return Signal(source="test", kind=SignalKind.ALERT, name=name, service=service,
+                  severity=severity, status=AlertStatus.FIRING,
+                  at=runtime.clock.now() + timedelta(seconds=seconds),
+                  labels={"service": service}, annotations={"summary": f"{name} on {service}"})
+
+
+def test_kill_switch_flips_the_stored_status_and_is_audited(runtime: Any, qtbot: Any,
+                                                            open_window: OpenWindow) -> None:
+    window = open_window()
+    button = window.status.kill_switch
+    assert button.objectName() == "killSwitch"
+    assert window.findChild(type(button), "killSwitch") is button
+    audit = window.audit_pane.model
+    rows_before = audit.rowCount()
+
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    assert runtime.service.status().kill_switch is True
+    assert button.isChecked()
+    assert "KILL SWITCH ON" in window.status.autonomy_label.text()
+    assert window.actions_by_id["kill_switch"].isChecked()
+    assert audit.rowCount() == rows_before + 1
+    assert audit.index(0, AuditTableModel.ACTION).data() == "autonomy.kill_switch"
+    assert audit.index(0, AuditTableModel.ACTOR).data() == "user:alice"
+    assert audit.index(0, AuditTableModel.DECISION).data() == "allow"
+    assert window.audit_pane.proxy.rowCount() == audit.rowCount()
+
+    window.actions_by_id["kill_switch"].trigger()  # Ctrl+Shift+K does the same
+
+    assert runtime.service.status().kill_switch is False
+    assert not button.isChecked()
+    assert "KILL SWITCH" not in window.status.autonomy_label.text()
+    assert audit.rowCount() == rows_before + 2
+
+
+def test_viewer_is_refused_with_a_message_and_nothing_changes(runtime: Any, qtbot: Any,
+                                                              open_window: OpenWindow) -> None:
+    runtime.service.add_user("victor", "viewer", as_user="alice")
+    window = open_window("victor")
+    assert window.status.user_label.text() == "victor (viewer)"
+
+    qtbot.mouseClick(window.status.kill_switch, Qt.MouseButton.LeftButton)
+
+    assert runtime.service.status().kill_switch is False
+    assert not window.status.kill_switch.isChecked()
+    assert not window.actions_by_id["kill_switch"].isChecked()
+    assert "needs role operator" in window.status.notice
+    assert window.status.notice_label.property("level") == "error"
+    audit = window.audit_pane.model
+    assert audit.index(0, AuditTableModel.DECISION).data() == "deny"
+    assert audit.index(0, AuditTableModel.ACTOR).data() == "user:victor"
+
+
+def test_signals_from_the_bus_appear_and_the_filter_filters(runtime: Any,
+                                                            open_window: OpenWindow) -> None:
+    window = open_window()
+    pane = window.signals_pane
+    inserted: list[tuple[int, int]] = []
+    resets: list[bool] = []
+    pane.model.rowsInserted.connect(lambda _p, a, b: inserted.append((a, b)))
+    pane.model.modelReset.connect(lambda: resets.append(True))
+
+    runtime.service.ingest([alert(runtime, "payments"),
+                            alert(runtime, "cart", severity=Severity.WARNING, seconds=1),
+                            alert(runtime, "payments", "HighLatency", seconds=2)])
+
+    assert inserted == [(0, 2)]
+    assert not resets
+    assert pane.proxy.rowCount() == 3
+    assert "Signals 3" in window.status.signal_label.text()
+    assert "firing 3" in window.status.signal_label.text()
+
+    line_edit = window.findChild(type(pane.filter), "signalFilter")
+    assert line_edit is pane.filter
+    line_edit.setText("payments")
+    assert pane.proxy.rowCount() == 2
+    line_edit.setText("warning")  # any column, any case
+    assert pane.proxy.rowCount() == 1
+    line_edit.setText("HighLatency")
+    assert pane.proxy.rowCount() == 1
+    assert pane.count_label.text() == "1 of 3"
+    runtime.service.ingest([alert(runtime, "search", "HighLatency", seconds=3)])
+    assert pane.proxy.rowCount() == 2  # new rows are filtered as they arrive
+    line_edit.clear()
+    assert pane.proxy.rowCount() == 4
+
+
+def test_services_pane_follows_snapshots_and_drives_the_metrics_pane(
+        runtime: Any, open_window: OpenWindow) -> None:
+    window = open_window()
+    base = {"request_rate": 100.0, "error_rate": 0.001, "latency_p99_ms": 80.0,
+            "cpu": 20.0, "memory": 40.0, "disk": 30.0, "instances_ready": 2.0}
+    for step in range(3):
+        runtime.clock.advance(30)
+        bad = dict(base, error_rate=0.1 * step, latency_p99_ms=800.0 * step)
+        runtime.bus.publish(EstateSnapshot(runtime.clock.now(), {"frontend": base,
+                                                                 "payments": bad}))
+    services = window.services_pane
+    assert services.model.rowCount() == 2
+    # Worst health first, and the first row is selected so the plot has something to show.
+    assert services.proxy.index(0, 0).data() == "payments"
+    services.select_service("frontend")
+    assert window.metrics_pane.service == "frontend"
+    services.select_service("payments")
+    t, errors, p99 = window.metrics_pane.history.series("payments")
+    assert list(errors) == pytest.approx([0.0, 10.0, 20.0])
+    assert list(p99) == [0.0, 800.0, 1600.0]
+    assert len(t) == 3
+    assert "payments" in window.metrics_pane.title.text()
+    assert "02:01:30" in window.status.clock_label.text()
+
+
+def test_actions_change_speed_and_theme(runtime: Any, settings: QSettings,
+                                        open_window: OpenWindow) -> None:
+    window = open_window()
+    actions = window.actions_by_id
+    assert actions["quit"].shortcut().toString() == "Ctrl+Q"
+    assert actions["toggle_theme"].shortcut().toString() == "Ctrl+T"
+    assert actions["faster"].shortcut().toString() == "Ctrl+="
+    assert actions["slower"].shortcut().toString() == "Ctrl+-"
+    assert actions["kill_switch"].shortcut().toString() == "Ctrl+Shift+K"
+    runtime.clock.speed = 10
+    actions["faster"].trigger()
+    assert runtime.clock.speed == 20
+    assert "\u00d720" in window.status.clock_label.text()
+    actions["slower"].trigger()
+    actions["slower"].trigger()
+    assert runtime.clock.speed == 5
+    assert window.theme == "dark"
+    assert window.styleSheet() == load_stylesheet("dark")
+    actions["toggle_theme"].trigger()
+    assert window.theme == "light"
+    assert window.styleSheet() == load_stylesheet("light")
+    assert settings.value("ui/theme") == "light"
+    actions["quit"].trigger()
+    assert not window.isVisible()
+
+
+def test_layout_and_theme_round_trip_through_qsettings(settings: QSettings,
+                                                       open_window: OpenWindow) -> None:
+    first = open_window()
+    first.resize(700, 500)  # inside the offscreen screen, which clamps restored geometry
+    first.docks["metrics"].hide()
+    first.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, first.docks["audit"])
+    first.toggle_theme()
+    first.close()  # saves
+    assert settings.value("mainWindow/state") is not None
+
+    second = open_window()
+    assert second.theme == "light"
+    assert second.docks["metrics"].isHidden()
+    assert not second.docks["signals"].isHidden()
+    assert second.dockWidgetArea(second.docks["audit"]) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert (second.width(), second.height()) == (700, 500)
+
+
+def test_a_fresh_settings_file_gives_the_default_layout(open_window: OpenWindow) -> None:
+    window = open_window()
+    assert not window.restore_layout()
+    assert window.dockWidgetArea(window.docks["services"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert window.dockWidgetArea(window.docks["audit"]) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert all(not dock.isHidden() for dock in window.docks.values())
+
+
+def test_every_dock_has_an_object_name(open_window: OpenWindow) -> None:
+    window = open_window()
+    names = {dock.objectName() for dock in window.docks.values()}
+    assert names == {"servicesDock", "signalsDock", "metricsDock", "auditDock"}
+    assert {dock.windowTitle() for dock in window.docks.values()} == {
+        "Services", "Signals", "Metrics", "Audit"}

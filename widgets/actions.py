@@ -1,0 +1,71 @@
+"""Window actions declared as data and turned into QActions in one place (STYLE.md 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    id: str
+    title: str
+    menu: str
+    shortcuts: tuple[str, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("quit", "&Quit", "&File", ("Ctrl+Q",), "Close the console"),
+    ActionSpec("toggle_theme", "Toggle &theme", "&View", ("Ctrl+T",),
+               "Switch between the dark and the light theme"),
+    ActionSpec("faster", "&Faster", "&Simulation", ("Ctrl+=", "Ctrl++"),
+               "Double the simulated clock's speed"),
+    ActionSpec("slower", "&Slower", "&Simulation", ("Ctrl+-",),
+               "Halve the simulated clock's speed"),
+    ActionSpec("kill_switch", "&Kill switch", "&Autonomy", ("Ctrl+Shift+K",),
+               "Drop every agent to autonomy level 0 at once (or lift that)", checkable=True),
+)
+
+MENU_ORDER = ("&File", "&View", "&Simulation", "&Autonomy")
+
+
+def build_actions(parent: QWidget, specs: Sequence[ActionSpec],
+                  handlers: Mapping[str, Callable[[], object]]) -> dict[str, QAction]:
+    """One QAction per spec, named `action_<id>`, triggering its handler.
+
+    Every spec needs a handler and every handler a spec, so the two cannot drift apart.
+    """
+    missing = {s.id for s in specs} ^ set(handlers)
+    if missing:
+        raise ValueError(f"actions and handlers differ: {sorted(missing)}")
+    actions: dict[str, QAction] = {}
+    for spec in specs:
+        action = QAction(spec.title, parent)
+        action.setObjectName(f"action_{spec.id}")
+        action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+        action.setCheckable(spec.checkable)
+        if spec.tip:
+            action.setStatusTip(spec.tip)
+            action.setToolTip(spec.tip)
+        handler = handlers[spec.id]
+        action.triggered.connect(lambda _checked=False, h=handler: h())
+        actions[spec.id] = action
+    return actions
+
+
+def fill_menus(menubar: QMenuBar, specs: Sequence[ActionSpec],
+               actions: Mapping[str, QAction]) -> dict[str, QMenu]:
+    """Menus in MENU_ORDER, each with its actions in declaration order."""
+    menus: dict[str, QMenu] = {}
+    for title in MENU_ORDER:
+        menu = menubar.addMenu(title)
+        menus[title] = menu
+        for spec in specs:
+            if spec.menu == title:
+                menu.addAction(actions[spec.id])
+    return menus

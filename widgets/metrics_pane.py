@@ -1,0 +1,158 @@
+"""Error rate and p99 latency history of one service, from the estate's snapshots.
+
+`MetricHistory` keeps a bounded history for every service from the moment the window
+opens, so that selecting another service shows its past at once; `MetricsPane` draws
+the selected one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from console.events import EstateSnapshot
+from widgets.bridge import BusBridge
+from widgets.models import HealthThresholds
+from widgets.theme import DEFAULT_THEME, PLOT_COLORS, PlotColors
+
+DEFAULT_POINTS = 2000
+
+
+class Point(NamedTuple):
+    t: float  # POSIX seconds, simulated time
+    error_rate: float  # ratio 0-1
+    p99_ms: float
+
+
+class MetricHistory(QObject):
+    """Bounded per-service history of (time, error rate, p99) built from snapshots.
+
+    Emits ``updated()`` once per recorded snapshot.
+    """
+
+    updated = Signal()
+
+    def __init__(self, *, bridge: BusBridge | None = None, max_points: int = DEFAULT_POINTS,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.max_points = max_points
+        self._series: dict[str, deque[Point]] = {}
+        if bridge is not None:
+            bridge.estateSnapshot.connect(self._on_bridge_snapshot)
+
+    def record(self, t: float, metrics: Mapping[str, Mapping[str, float]]) -> None:
+        for service, values in metrics.items():
+            series = self._series.get(service)
+            if series is None:
+                series = self._series[service] = deque(maxlen=self.max_points)
+            series.append(Point(t, float(values.get("error_rate", np.nan)),
+                                float(values.get("latency_p99_ms", np.nan))))
+        self.updated.emit()
+
+    def _on_bridge_snapshot(self, event: EstateSnapshot) -> None:
+        self.record(event.at.timestamp(), event.metrics)
+
+    def services(self) -> list[str]:
+        return list(self._series)
+
+    def series(self, service: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Times, error rates in percent and p99 in ms (empty arrays when unknown)."""
+        points = self._series.get(service, ())
+        if not points:
+            empty = np.empty(0)
+            return empty, empty, empty
+        data = np.asarray(points, dtype=float)
+        return data[:, 0], data[:, 1] * 100.0, data[:, 2]
+
+
+class MetricsPane(QWidget):
+    """Two stacked plots with a shared time axis: error rate (%) and p99 latency (ms),
+    each with its degraded threshold as a dashed line."""
+
+    def __init__(self, history: MetricHistory, thresholds: HealthThresholds | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("metricsPane")
+        self.history = history
+        self.thresholds = thresholds or HealthThresholds()
+        self.service: str | None = None
+        self.title = QLabel("Select a service to see its history", self)
+        self.title.setObjectName("metricsTitle")
+        self.error_plot = self._plot("errorPlot", "Error rate", "%")
+        self.latency_plot = self._plot("latencyPlot", "p99 latency", "ms")
+        self.latency_plot.setXLink(self.error_plot)
+        self.error_curve = self.error_plot.plot([], [])
+        self.latency_curve = self.latency_plot.plot([], [])
+        self.error_limit = pg.InfiniteLine(pos=self.thresholds.error_degraded * 100.0, angle=0)
+        self.latency_limit = pg.InfiniteLine(pos=self.thresholds.p99_degraded_ms, angle=0)
+        self.error_plot.addItem(self.error_limit)
+        self.latency_plot.addItem(self.latency_limit)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.error_plot, 1)
+        layout.addWidget(self.latency_plot, 1)
+        self.set_colors(PLOT_COLORS[DEFAULT_THEME])
+        history.updated.connect(self._on_history_updated)
+
+    def _plot(self, name: str, label: str, units: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        plot.setObjectName(name)
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setLabel("left", label, units=units)
+        plot.getAxis("left").enableAutoSIPrefix(False)  # "1.5 kms" reads badly at 3 a.m.
+        plot.getPlotItem().getViewBox().setLimits(yMin=0)
+        plot.enableAutoRange(axis="y", enable=False)  # _redraw keeps the threshold in view
+        plot.setMinimumHeight(120)
+        return plot
+
+    def set_colors(self, colors: PlotColors) -> None:
+        for plot in (self.error_plot, self.latency_plot):
+            plot.setBackground(colors.background)
+            item = plot.getPlotItem()
+            for axis in ("left", "bottom"):
+                ax = item.getAxis(axis)
+                ax.setPen(pg.mkPen(colors.foreground))
+                ax.setTextPen(pg.mkPen(colors.foreground))
+        self.error_curve.setPen(pg.mkPen(colors.error, width=2))
+        self.latency_curve.setPen(pg.mkPen(colors.latency, width=2))
+        for line in (self.error_limit, self.latency_limit):
+            line.setPen(pg.mkPen(colors.threshold, width=1, style=Qt.PenStyle.DashLine))
+
+    def show_service(self, service: str) -> None:
+        self.service = service
+        self._redraw()
+
+    def _on_history_updated(self) -> None:
+        if self.service is not None:
+            self._redraw()
+
+    @staticmethod
+    def _fit_y(plot: pg.PlotWidget, values: np.ndarray, threshold: float) -> None:
+        top = threshold * 1.25
+        if len(values) and np.isfinite(values).any():
+            top = max(top, float(np.nanmax(values)) * 1.1)
+        plot.setYRange(0, top, padding=0)
+
+    def _redraw(self) -> None:
+        if self.service is None:
+            return
+        t, errors, p99 = self.history.series(self.service)
+        self.error_curve.setData(t, errors)
+        self.latency_curve.setData(t, p99)
+        self._fit_y(self.error_plot, errors, self.thresholds.error_degraded * 100.0)
+        self._fit_y(self.latency_plot, p99, self.thresholds.p99_degraded_ms)
+        if len(t):
+            self.title.setText(f"{self.service} \u2014 error {errors[-1]:.2f} % \u00b7 "
+                               f"p99 {p99[-1]:,.0f} ms  (dashed: degraded threshold)")
+        else:
+            self.title.setText(f"{self.service} \u2014 no data yet")

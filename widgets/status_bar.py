@@ -1,0 +1,204 @@
+"""The status bar: simulated time, autonomy, the kill switch, who is signed in, signal
+counts, and the console's one notification sink (failures are shown here, never lost)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
+
+from console.clock import SimClock
+from console.domain import AlertStatus
+from console.domain import Signal as AlertSignal
+from console.events import (
+    HandlerFailed,
+    OperationDenied,
+    OperationDone,
+    ScenarioFinished,
+    SignalsReceived,
+)
+from console.operations import PermissionDenied
+from console.service import Status, WatchfloorService
+from widgets.bridge import BusBridge
+
+INFO_NOTICE_MS = 15_000
+NOTICE_HISTORY = 50
+
+
+class ConsoleStatusBar(QStatusBar):
+    """Emits ``killSwitchChanged(bool)`` whenever the stored kill-switch state is re-read."""
+
+    killSwitchChanged = Signal(bool)
+
+    def __init__(self, *, service: WatchfloorService, clock: SimClock, bridge: BusBridge,
+                 user: str, scenario_name: str = "", signal_total: int = 0,
+                 recent_signals: Iterable[AlertSignal] = (),
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statusBar")
+        self.setSizeGripEnabled(False)
+        self._service = service
+        self._clock = clock
+        self._user = user
+        self._scenario_name = scenario_name
+        self._signal_total = signal_total
+        self._alert_state: dict[str, AlertStatus] = {}
+        self._track(recent_signals)
+        self.notices: list[tuple[str, bool]] = []
+        """(message, is_error) newest last, bounded; the tooltip of the notice shows them."""
+
+        self.clock_label = self._label("clockLabel", "Simulated time and speed")
+        self.autonomy_label = self._label("autonomyLabel", "Effective autonomy ceiling")
+        self.kill_switch = QPushButton("Kill switch", self)
+        self.kill_switch.setObjectName("killSwitch")
+        self.kill_switch.setCheckable(True)
+        self.kill_switch.setToolTip("Drop every agent to autonomy level 0 at once "
+                                    "(Ctrl+Shift+K); press again to lift it")
+        self.kill_switch.clicked.connect(self._on_kill_switch_clicked)
+        self.user_label = self._label("userLabel", "Signed-in user and role")
+        self.signal_label = self._label("signalCountLabel",
+                                        "Signals stored, and alerts firing now")
+        self.notice_label = QLabel(self)
+        self.notice_label.setObjectName("noticeLabel")
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.timeout.connect(self._on_notice_timer_timeout)
+
+        self.addWidget(self.notice_label, 1)
+        for widget in (self.signal_label, self.clock_label, self.autonomy_label,
+                       self.kill_switch, self.user_label):
+            self.addPermanentWidget(widget)
+
+        bridge.signalsReceived.connect(self._on_bridge_signals)
+        bridge.estateSnapshot.connect(self._on_bridge_snapshot)
+        bridge.operationDone.connect(self._on_bridge_operation_done)
+        bridge.operationDenied.connect(self._on_bridge_operation_denied)
+        bridge.scenarioFinished.connect(self._on_bridge_scenario_finished)
+        bridge.handlerFailed.connect(self._on_bridge_handler_failed)
+
+        role = service.role_of(user)
+        self.user_label.setText(f"{user} ({role})" if role else f"{user} (not a user)")
+        self.show_clock()
+        self.refresh_status()
+        self._show_counts()
+
+    def _label(self, name: str, tip: str) -> QLabel:
+        label = QLabel(self)
+        label.setObjectName(name)
+        label.setToolTip(tip)
+        return label
+
+    # --- kill switch and autonomy --------------------------------------------------
+
+    @property
+    def kill_switch_on(self) -> bool:
+        return self.kill_switch.isChecked()
+
+    def request_kill_switch(self, on: bool) -> bool:
+        """Ask the service as the signed-in user; False (and a notice) when refused."""
+        try:
+            self._service.set_kill_switch(on, as_user=self._user,
+                                          reason="from the console's status bar")
+        except PermissionDenied as exc:
+            self.notify(f"Kill switch not changed: {exc}", error=True)
+            self.refresh_status()
+            return False
+        self.refresh_status()
+        self.notify("Kill switch ON: every agent is at autonomy level 0" if on
+                    else "Kill switch lifted: autonomy back to its ceiling", error=False)
+        return True
+
+    def refresh_status(self) -> Status:
+        status = self._service.status()
+        self.kill_switch.blockSignals(True)
+        self.kill_switch.setChecked(status.kill_switch)
+        self.kill_switch.blockSignals(False)
+        self.kill_switch.setText("KILL SWITCH ON" if status.kill_switch else "Kill switch")
+        if status.kill_switch:
+            text = (f"KILL SWITCH ON \u2014 autonomy {status.effective_ceiling} "
+                    f"(ceiling {status.autonomy_ceiling})")
+        else:
+            text = f"Autonomy ceiling {status.effective_ceiling}"
+        self.autonomy_label.setText(text)
+        self._set_property(self.autonomy_label, "killSwitch",
+                           "true" if status.kill_switch else "false")
+        self.killSwitchChanged.emit(status.kill_switch)
+        return status
+
+    def _on_kill_switch_clicked(self, checked: bool) -> None:
+        self.request_kill_switch(checked)
+
+    def _on_bridge_operation_done(self, event: OperationDone) -> None:
+        if event.changes.settings:
+            self.refresh_status()
+
+    def _on_bridge_operation_denied(self, event: OperationDenied) -> None:
+        self.notify(f"{event.operation} denied for {event.initiator}: {event.reason}",
+                    error=True)
+
+    # --- clock and counts ----------------------------------------------------------
+
+    def show_clock(self) -> None:
+        now = self._clock.now().strftime("%H:%M:%S UTC")
+        speed = f"\u00d7{self._clock.speed:g}"
+        prefix = f"{self._scenario_name} \u00b7 " if self._scenario_name else ""
+        self.clock_label.setText(f"{prefix}{now} \u00b7 {speed}")
+
+    def _on_bridge_snapshot(self, _event: object) -> None:
+        self.show_clock()
+
+    def _track(self, signals: Iterable[AlertSignal]) -> None:
+        for sig in signals:
+            self._alert_state[sig.fingerprint] = sig.status
+
+    @property
+    def firing_count(self) -> int:
+        return sum(1 for s in self._alert_state.values() if s is AlertStatus.FIRING)
+
+    @property
+    def signal_total(self) -> int:
+        return self._signal_total
+
+    def _on_bridge_signals(self, event: SignalsReceived) -> None:
+        self._signal_total += len(event.signals)
+        self._track(event.signals)
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        self.signal_label.setText(f"Signals {self._signal_total:,} \u00b7 "
+                                  f"firing {self.firing_count:,}")
+
+    # --- notices -------------------------------------------------------------------
+
+    def notify(self, message: str, *, error: bool = False) -> None:
+        """Show a notice; errors stay until the next notice, info fades after a while."""
+        self.notices.append((message, error))
+        del self.notices[:-NOTICE_HISTORY]
+        self.notice_label.setText(message)
+        self.notice_label.setToolTip("\n".join(m for m, _ in self.notices[-10:]))
+        self._set_property(self.notice_label, "level", "error" if error else "info")
+        if error:
+            self._notice_timer.stop()
+        else:
+            self._notice_timer.start(INFO_NOTICE_MS)
+
+    @property
+    def notice(self) -> str:
+        return self.notice_label.text()
+
+    def _on_notice_timer_timeout(self) -> None:
+        self.notice_label.clear()
+
+    def _on_bridge_scenario_finished(self, event: ScenarioFinished) -> None:
+        self.notify(f"Scenario {event.scenario} finished")
+
+    def _on_bridge_handler_failed(self, event: HandlerFailed) -> None:
+        self.notify(f"{event.handler} failed on {event.event_type}: {event.error}", error=True)
+
+    @staticmethod
+    def _set_property(widget: QWidget, name: str, value: str) -> None:
+        if widget.property(name) != value:
+            widget.setProperty(name, value)
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)

@@ -1,0 +1,217 @@
+"""The three table panes: services, signals (with a filter) and audit.
+
+Each pane gets its model in `__init__` and shows it through a proxy; none of them reads
+the database or the bus itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QItemSelection,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from widgets.models import SORT_ROLE, AuditTableModel, ServiceTableModel, SignalTableModel
+
+
+def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
+               parent: QWidget) -> QTableView:
+    """A compact, read-only, row-selecting table; `widths` are sample texts per column
+    (the column fits the sample in the current font), "" lets the last column stretch."""
+    view = QTableView(parent)
+    view.setObjectName(name)
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setShowGrid(False)
+    view.setWordWrap(False)
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
+    view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    metrics = view.fontMetrics()
+    vertical = view.verticalHeader()
+    vertical.setVisible(False)
+    vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # fast with thousands of rows
+    vertical.setDefaultSectionSize(metrics.height() + 8)
+    header = view.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setMinimumSectionSize(metrics.horizontalAdvance("Disk %") + 16)
+    bold = view.font()
+    bold.setBold(True)
+    bold_metrics = QFontMetrics(bold)  # headers are bold in both themes
+    for col, sample in enumerate(widths):
+        if sample:
+            title = str(model.headerData(col, Qt.Orientation.Horizontal) or "")
+            view.setColumnWidth(col, max(metrics.horizontalAdvance(sample),
+                                         bold_metrics.horizontalAdvance(title)) + 28)
+    header.setStretchLastSection(not widths[-1])
+    return view
+
+
+def sorting_proxy(model: QAbstractItemModel, parent: QWidget) -> QSortFilterProxyModel:
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    proxy.setDynamicSortFilter(True)
+    return proxy
+
+
+class ServicesPane(QWidget):
+    """The estate's services, worst health first.
+
+    Until the operator picks a row, the selection follows the top (worst) row, so the
+    metrics pane shows the service most in trouble; a click pins it.
+
+    Emits ``serviceSelected(str)`` with the service's name when the selection changes.
+    """
+
+    serviceSelected = Signal(str)
+
+    def __init__(self, model: ServiceTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("servicesPane")
+        self.model = model
+        self.pinned = False
+        self._following = False
+        self.proxy = sorting_proxy(model, self)
+        self.table = make_table("servicesTable", self.proxy,
+                                ("recommendations", "\u25cf degraded", "88,888", "100.00",
+                                 "88,888", "100", "100", "100"), self)
+        self.table.horizontalHeader().setSectionResizeMode(
+            ServiceTableModel.NAME, QHeaderView.ResizeMode.Stretch)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(ServiceTableModel.HEALTH, Qt.SortOrder.DescendingOrder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
+        self.table.pressed.connect(self._on_table_pressed)
+        for sig in (self.proxy.rowsInserted, self.proxy.layoutChanged):
+            sig.connect(self._follow_worst)
+        self._follow_worst()
+
+    def select_service(self, name: str) -> None:
+        """Select (and pin) a service, as a click on its row does."""
+        row = self.proxy.mapFromSource(self.model.index(self.model.row_of(name), 0)).row()
+        self.table.selectRow(row)
+
+    @property
+    def selected_service(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.service_at(self.proxy.mapToSource(rows[0]).row())
+
+    def _on_table_selection_changed(self, _selected: QItemSelection,
+                                    _deselected: QItemSelection) -> None:
+        if not self._following:
+            self.pinned = True
+        name = self.selected_service
+        if name is not None:
+            self.serviceSelected.emit(name)
+
+    def _on_table_pressed(self, _index: QModelIndex) -> None:
+        self.pinned = True  # also when the pressed row was already the selected one
+
+    def _follow_worst(self, *_args: object) -> None:
+        if self.pinned or not self.proxy.rowCount():
+            return
+        top = self.proxy.index(0, 0)
+        if self.table.selectionModel().isRowSelected(0, QModelIndex()):
+            return
+        self._following = True
+        try:
+            self.table.selectRow(top.row())
+        finally:
+            self._following = False
+
+
+class SignalsPane(QWidget):
+    """Every signal as it arrives, newest on top, with a free-text filter over all columns."""
+
+    def __init__(self, model: SignalTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("signalsPane")
+        self.model = model
+        self.proxy = sorting_proxy(model, self)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter = QLineEdit(self)
+        self.filter.setObjectName("signalFilter")
+        self.filter.setPlaceholderText("Filter signals: service, alert, severity, text\u2026")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._on_filter_text_changed)
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("signalFilterCount")
+        self.table = make_table("signalsTable", self.proxy,
+                                ("00:00:00", "CRITICAL", "resolved", "recommendations",
+                                 "HighErrorRateBudgetBurn", ""), self)
+        header = self.table.horizontalHeader()
+        header.setSortIndicatorClearable(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)  # no indicator: model order, newest on top
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 4, 4, 0)
+        top.addWidget(self.filter, 1)
+        top.addWidget(self.count_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
+                    self.proxy.layoutChanged):
+            sig.connect(self._show_count)
+        self._show_count()
+
+    def set_filter(self, text: str) -> None:
+        self.filter.setText(text)
+
+    def _on_filter_text_changed(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text.strip())
+        self._show_count()
+
+    def _show_count(self, *_args: object) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count_label.setText(f"{total:,} shown" if shown == total
+                                 else f"{shown:,} of {total:,}")
+
+
+class AuditPane(QWidget):
+    """The audit chain as it grows, newest on top; the tooltip holds the full record."""
+
+    def __init__(self, model: AuditTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("auditPane")
+        self.model = model
+        self.proxy = sorting_proxy(model, self)
+        self.table = make_table("auditTable", self.proxy,
+                                ("88888", "00:00:00", "user:operator", "autonomy.set_ceiling",
+                                 "cascading-failure", ""), self)
+        header = self.table.horizontalHeader()
+        header.setSortIndicatorClearable(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
