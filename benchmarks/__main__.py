@@ -9,11 +9,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import bench_audit, bench_simulation
+from benchmarks import bench_audit, bench_correlation, bench_simulation
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "audit": bench_audit.run,
     "simulation": bench_simulation.run,
+    "correlation": bench_correlation.run,
 }
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--records", type=int, default=3000, help="audit records (audit)")
     parser.add_argument("--scenario", default="storm", help="scenario (simulation)")
+    parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}
