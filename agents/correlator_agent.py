@@ -6,6 +6,7 @@ resolving and reopening an incident are also audited as the agent's acts.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,9 +38,14 @@ class CorrelatorAgent:
         self.correlator = Correlator(topology, settings)
         self.ids: dict[int, int] = {}  # agent key -> stored incident id
         self.placements: list[Placement] = []
+        self._lock = threading.Lock()  # sources deliver from their own threads
 
     def handle(self, signals: Iterable[Signal], now: datetime) -> list[IncidentInfo]:
-        """Correlate one batch (worker-thread safe); returns the incidents it changed."""
+        """Correlate one batch (thread safe); returns the incidents it changed."""
+        with self._lock:
+            return self._handle(signals, now)
+
+    def _handle(self, signals: Iterable[Signal], now: datetime) -> list[IncidentInfo]:
         decisions = self.correlator.observe(signals) + self.correlator.tick(now)
         touched: dict[int, list[Decision]] = {}
         for d in decisions:

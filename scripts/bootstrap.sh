@@ -19,6 +19,10 @@ apt_packages=(libegl1 libgl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
   libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1)
 python="${PYTHON:-python3}"
+if [ "$mode" = test ]; then
+  # the end-to-end tests start a real Prometheus and Alertmanager on loopback
+  apt_packages+=(prometheus prometheus-alertmanager)
+fi
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_packages+=(python3-venv)
 fi

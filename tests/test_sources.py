@@ -244,3 +244,73 @@ def test_ingest_refuses_bad_files_storing_nothing(tmp_path: Path, db_url: str, f
 def test_ingest_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["ingest", "--format", "changes", str(tmp_path / "nope.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# --- the estate as a scrape target, and the Prometheus client ------------------------------
+
+def test_shipped_prometheus_rules_match_the_estate_and_pass_promtool(tmp_path: Path) -> None:
+    import subprocess
+    from importlib import resources
+
+    from console.estate import load_estate_spec
+    from console.estate.exporter import prometheus_rules
+
+    shipped = resources.files("resources").joinpath("prometheus", "estate-rules.yml")
+    assert shipped.read_text() == prometheus_rules(load_estate_spec())
+    path = tmp_path / "rules.yml"
+    path.write_text(shipped.read_text())
+    check = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 13 rules found" in check.stdout
+
+
+def test_estate_metrics_in_exposition_format() -> None:
+    from console.estate import ScenarioPlayer, load_scenario
+    from console.estate.exporter import serve
+
+    player = ScenarioPlayer(load_scenario("zone-partition"))
+    while player.estate.elapsed < 15 * 60:
+        player.advance(60.0)
+    server, port = serve(player.estate)
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        server.shutdown()
+    assert 'watchfloor_service_error_rate{kind="api",service="cart"}' in text
+    assert 'watchfloor_instance_up{instance="cart-2",service="cart",zone="c"} 0.0' in text
+    # an unreachable instance has no cpu series, as Prometheus would see it
+    assert 'watchfloor_instance_cpu{instance="cart-2"' not in text
+    assert 'watchfloor_instance_cpu{instance="cart-0",service="cart",zone="a"}' in text
+
+
+def test_prometheus_client_keeps_warnings_and_reports_errors() -> None:
+    import asyncio
+
+    from console.sources.clients import PrometheusClient, SourceError
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/query":
+            return httpx.Response(200, json={
+                "status": "success", "warnings": ["partial: one store timed out"],
+                "data": {"resultType": "vector", "result": [
+                    {"metric": {"service": "cart"}, "value": [1, "0.25"]}]}})
+        if request.url.path == "/api/v1/rules":
+            return httpx.Response(400, json={"status": "error", "error": "bad_data"})
+        return httpx.Response(503, text="down for maintenance")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            prom = PrometheusClient(client, "http://prometheus")
+            result = await prom.query("x")
+            assert result.warnings == ("partial: one store timed out",)
+            assert result.scalars() == {"service=cart": 0.25}
+            assert prom.health.state == "ok"
+            with pytest.raises(SourceError, match="HTTP 400 bad_data"):
+                await prom.rules()
+            with pytest.raises(SourceError, match="HTTP 503"):
+                await prom.alerts()
+            assert prom.health.state == "degraded"
+            assert prom.health.failures == 2
+
+    asyncio.run(run())
