@@ -101,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                                         "one transaction. Bad input: exit 2 with the reason, "
                                         "nothing stored. A file imported before stores nothing.")
     ingest.add_argument("--format", required=True, dest="fmt",
-                        choices=["alertmanager", "prometheus-alerts", "pagerduty", "changes"],
+                        choices=["alertmanager", "prometheus-alerts", "pagerduty", "changes",
+                                 "logs"],
                         help="alertmanager: webhook payloads (version 4); prometheus-alerts: "
                              "GET /api/v1/alerts output; pagerduty: v3 webhook events; "
-                             "changes: change events (JSON list or JSON lines)")
+                             "changes: change events (JSON list or JSON lines); logs: JSON "
+                             "lines or 'TIME LEVEL service[/instance]: message' lines")
     ingest.add_argument("file", type=Path, metavar="FILE")
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
@@ -205,16 +207,21 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from console.sources.feeds import parse_file
 
     try:
-        signals, changes, items = parse_file(args.file, args.fmt)
+        signals, changes, items, logs = parse_file(args.file, args.fmt)
     except PayloadError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     runtime = _runtime(args.db)
     try:
-        stored = runtime.service.accept_payload(f"import:{args.fmt}", items, signals, changes)
+        stored = runtime.service.accept_payload(f"import:{args.fmt}", items, signals, changes,
+                                                logs)
     finally:
         runtime.close()
     if not stored:
         print(f"{args.file}: imported before; nothing stored")
+        return EXIT_OK
+    if logs:
+        templates = len({rec.template_id for rec in logs})
+        print(f"{args.file}: stored {len(logs)} log line(s) in {templates} template(s)")
         return EXIT_OK
     firing = sum(1 for s in signals if s.status.value == "firing")
     print(f"{args.file}: stored {len(signals)} signal(s) ({firing} firing, "

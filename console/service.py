@@ -45,6 +45,7 @@ from console.storage.repos import (
     ChangeRepo,
     InboundRepo,
     IncidentRepo,
+    LogRepo,
     SettingsRepo,
     SignalRepo,
     UserRepo,
@@ -79,6 +80,7 @@ class WatchfloorService:
         self._incidents = IncidentRepo()
         self._pending_audit: list[AuditEntry] = []
         self._inbound = InboundRepo()
+        self._logs = LogRepo()
 
     # --- people -------------------------------------------------------------------
 
@@ -173,14 +175,15 @@ class WatchfloorService:
             self.bus.publish(LogsReceived(logs))
 
     def accept_payload(self, source: str, body: Any, signals: Iterable[Signal] = (),
-                       changes: Iterable[ChangeEvent] = ()) -> bool:
+                       changes: Iterable[ChangeEvent] = (), logs: Iterable[Any] = ()) -> bool:
         """Keep a delivery and what it normalized to, all in one transaction (worker-thread
         safe). A delivery seen before (same canonical body) stores nothing: returns False."""
         digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
-        signals, changes = tuple(signals), tuple(changes)
+        signals, changes, logs = tuple(signals), tuple(changes), tuple(logs)
         with self.db.sessions() as session:
             if self._inbound.exists(session, digest):
                 return False
+            self._logs.add_many(session, logs)
             self._inbound.add(session, source, digest, body, self.clock.now(), len(signals),
                               len(changes))
             self._signals.add_many(session, signals)
@@ -203,6 +206,10 @@ class WatchfloorService:
     def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str]]:
         with self.db.sessions() as session:
             return self._inbound.dead_letters(session, limit)
+
+    def log_templates(self, limit: int = 100) -> list[tuple[str, int]]:
+        with self.db.sessions() as session:
+            return self._logs.templates(session, limit)
 
     def payload_count(self) -> int:
         with self.db.sessions() as session:

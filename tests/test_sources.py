@@ -314,3 +314,51 @@ def test_prometheus_client_keeps_warnings_and_reports_errors() -> None:
             assert prom.health.failures == 2
 
     asyncio.run(run())
+
+
+LOG_FILE = "\n".join([
+    "2026-01-05T02:12:00Z ERROR frontend/frontend-1: upstream payments returned 503 for "
+    "request 1a2b",
+    "2026-01-05T02:12:01Z ERROR frontend/frontend-2: upstream payments returned 503 for "
+    "request 9f9f",
+    json.dumps({"service": "checkout", "level": "warning", "at": "2026-01-05T02:12:02Z",
+                "message": "upstream payments returned 503 for request 77aa"}),
+    "2026-01-05T02:12:03Z INFO payments: handled GET /v1/cart status=200 duration_ms=12", ""])
+
+
+def test_ingest_logs_mines_templates(tmp_path: Path, db_url: str,
+                                     capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(LOG_FILE)
+    assert main(["ingest", "--format", "logs", str(path), "--db", db_url]) == 0
+    assert "stored 4 log line(s) in 2 template(s)" in capsys.readouterr().out
+    rt = Runtime(db_url)
+    try:
+        templates = dict(rt.service.log_templates())
+        assert templates["upstream payments returned 503 for request <*>"] == 3
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("2026-01-05T02:12:00Z LOUD frontend: hi", "unknown level"),
+    ("no structure here at all", "line 2: expected JSON or"),
+    ('{"service": "x", "message": "m", "at": "2026-01-05T02:12:00"}', "timezone"),
+    ('{"service": "x; rm -rf /", "message": "m", "at": "2026-01-05T02:12:00Z"}', "service"),
+    ("2026-01-05T02:12:00Z INFO a: \x00", "NUL"),
+])
+def test_ingest_logs_refuses_a_bad_line_storing_nothing(tmp_path: Path, db_url: str, line: str,
+                                                        reason: str,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("2026-01-05T02:11:00Z INFO frontend: fine\n" + line + "\n")
+    assert main(["ingest", "--format", "logs", str(path), "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err
+    assert reason in err
+    rt = Runtime(db_url)
+    try:
+        assert rt.service.log_templates() == []
+        assert rt.service.payload_count() == 0
+    finally:
+        rt.close()

@@ -6,6 +6,7 @@ then stored in one transaction, so a bad line stores nothing from that file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -22,9 +23,10 @@ from console.sources.alertmanager import (
     explain,
     parse_webhook,
 )
+from console.sources.logs import MinedLog, parse_logs
 
 MAX_FILE = 64 * 1024 * 1024
-FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes")
+FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes", "logs")
 
 
 class ChangeIn(BaseModel):
@@ -154,8 +156,10 @@ def _pagerduty(items: list[Any]) -> list[Signal]:
     return signals
 
 
-def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], list[Any]]:
-    """Parse and validate a whole file; returns signals, changes and the raw documents."""
+def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], list[Any],
+                                              list[MinedLog]]:
+    """Parse and validate a whole file; returns signals, changes, the raw documents (what
+    the import is remembered by) and log lines with their templates."""
     if fmt not in FORMATS:
         raise PayloadError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     try:
@@ -167,6 +171,10 @@ def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], l
         raise PayloadError(f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise PayloadError(f"not UTF-8 (byte {exc.start})") from None
+    if fmt == "logs":
+        mined = parse_logs(text)
+        return [], [], [{"digest_of_text": hashlib.sha256(text.encode()).hexdigest(),
+                         "lines": len(mined)}], mined
     items = _records(text)
     try:
         json.dumps(items, ensure_ascii=False).encode("utf-8")
@@ -186,4 +194,4 @@ def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], l
         signals = _pagerduty(items)
     else:
         changes = parse_changes(items)
-    return signals, changes, items
+    return signals, changes, items, []

@@ -254,3 +254,17 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)
+
+
+class LogRow(Base):
+    """An imported log line with the template drain3 mined for it."""
+
+    __tablename__ = "log_records"
+    id: Mapped[intpk]
+    service: Mapped[name200] = mapped_column(index=True)
+    level: Mapped[name64]
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[utc] = mapped_column(index=True)
+    instance: Mapped[name200]
+    template: Mapped[str] = mapped_column(Text)
+    template_id: Mapped[int] = mapped_column(Integer)

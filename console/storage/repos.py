@@ -24,6 +24,7 @@ from console.storage.models import (
     DeadLetterRow,
     InboundPayloadRow,
     IncidentRow,
+    LogRow,
     SettingRow,
     SignalRow,
     TimelineEventRow,
@@ -180,3 +181,20 @@ class InboundRepo:
         rows = session.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc())
                                .limit(limit))
         return [(r.source, r.reason, r.body) for r in rows]
+
+
+class LogRepo:
+    def add_many(self, session: Session, logs: Iterable[Any]) -> int:
+        rows = [{"service": r.service, "level": r.level, "message": r.message, "at": r.at,
+                 "instance": r.instance, "template": r.template, "template_id": r.template_id}
+                for r in logs]
+        if rows:
+            session.execute(insert(LogRow), rows)
+        return len(rows)
+
+    def templates(self, session: Session, limit: int = 100) -> list[tuple[str, int]]:
+        """The most frequent templates with their line counts."""
+        rows = session.execute(select(LogRow.template, func.count())
+                               .group_by(LogRow.template)
+                               .order_by(func.count().desc(), LogRow.template).limit(limit))
+        return [(template, int(count)) for template, count in rows]
