@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import qasync
 from PySide6.QtCore import QSettings, QTimer
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from console.estate import ScenarioError
 from console.runtime import Runtime, ScenarioDriver, local_user
+from console.sources.webhook import WebhookReceiver
 from widgets.bridge import BusBridge
 from widgets.main_window import MainWindow
 from widgets.metrics_pane import MetricHistory, MetricsPane
@@ -68,11 +70,16 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
 
 
 async def main(db_url: str | None, scenario: str, speed: float, *,
+               listen: tuple[str, int] | None = None, token: str | None = None,
+               mappings: dict[str, Any] | None = None,
                on_window: Callable[[MainWindow], None] | None = None) -> int:
-    """Run the console until its window closes; `on_window` sees the window once shown."""
+    """Run the console until its window closes; `on_window` sees the window once shown.
+    With `listen`, the webhook receiver runs on that (host, port) for as long."""
     runtime = Runtime(db_url)
+    runtime.loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
     window: MainWindow | None = None
+    receiver: WebhookReceiver | None = None
     try:
         runtime.clock.speed = speed
         user = local_user()
@@ -90,6 +97,15 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                                target=driver.scenario.name,
                                inputs={"seed": driver.player.seed, "speed": speed,
                                        "mode": "console", "user": user})
+        if listen is not None:
+            try:
+                receiver = WebhookReceiver(runtime.service, host=listen[0], port=listen[1],
+                                           token=token, on_stored=runtime.receive,
+                                           mappings=mappings).start()
+            except OSError as exc:
+                window.notify(f"webhook receiver not started: {exc}", error=True)
+            else:
+                window.notify(f"receiving webhooks at {receiver.url}/webhook/...")
         play = asyncio.create_task(driver.run_live(), name=f"scenario {driver.scenario.name}")
         tasks.add(play)
         play.add_done_callback(lambda task: _report_task(window, task))
@@ -98,6 +114,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         await shutdown.wait()
         return 0
     finally:
+        if receiver is not None:
+            receiver.close()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -119,7 +137,9 @@ def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
             window.notify(f"{task.get_name()} stopped: {exc!r}", error=True)
 
 
-def run_gui(db_url: str | None, scenario: str, speed: float) -> int:
+def run_gui(db_url: str | None, scenario: str, speed: float, *,
+            listen: tuple[str, int] | None = None, token: str | None = None,
+            mappings: dict[str, Any] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -136,7 +156,8 @@ def run_gui(db_url: str | None, scenario: str, speed: float) -> int:
     wake.timeout.connect(lambda: None)
     # asyncio.run() takes loop_factory only from Python 3.12; the Runner has it on 3.11.
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-        return runner.run(main(db_url, scenario, speed))
+        return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
+                               mappings=mappings))
 
 
 def _close_all(app: QApplication) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,17 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {number}")
+    return host or "127.0.0.1", number
 
 
 def _level(text: str) -> int:
@@ -54,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: bad-deploy)")
     parser.add_argument("--speed", type=_positive_float, default=10.0,
                         help="simulated seconds per wall second in the console (default 10)")
+    parser.add_argument("--listen", type=_listen, default=None, metavar="[HOST:]PORT",
+                        help="run the webhook receiver on this port (host 127.0.0.1 unless "
+                             "given) while the console is open")
+    parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
+                        help="bearer token senders must present (default: "
+                             "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
+    parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
+                        help="YAML file of generic JSON webhook mappings (see README)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[db_parent], help="run a scenario to its end",
@@ -129,7 +149,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command is None:
         from console.app import run_gui  # the GUI root is imported only when it is asked for
 
-        return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed)
+        mappings = None
+        if args.webhook_mappings is not None:
+            from console.estate import ScenarioError
+            from console.sources.mapping import load_mappings
+
+            try:
+                mappings = load_mappings(args.webhook_mappings)
+            except ScenarioError as exc:
+                raise UsageError(str(exc)) from None
+        return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
+                       listen=args.listen, token=args.webhook_token, mappings=mappings)
     if args.command == "run":
         from console.estate import ScenarioError
 

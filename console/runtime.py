@@ -42,6 +42,23 @@ class Runtime:
         self.bus = EventBus()
         self.clock = clock or SimClock(SCENARIO_EPOCH)
         self.service = WatchfloorService(self.db, self.bus, self.clock)
+        # Without an estate there is no topology: grouping by time and labels only.
+        self.correlator = CorrelatorAgent(self.service, {})
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
+        """Signals a source has stored (from its own thread): correlate them, then tell
+        the subscribers on the event loop's thread."""
+        incidents = self.correlator.handle(signals, self.clock.now()) if signals else []
+
+        def announce() -> None:
+            self.service.announce(tuple(signals), tuple(changes), ())
+            self.service.announce_incidents(incidents)
+
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(announce)
+        else:
+            announce()
 
     def close(self) -> None:
         self.db.dispose()
@@ -97,6 +114,7 @@ class ScenarioDriver:
         self.tally = RunTally()
         # The topology is what a CMDB or service mesh would give a real deployment.
         self.correlator = CorrelatorAgent(runtime.service, self.player.estate.topology())
+        runtime.correlator = self.correlator  # webhook signals join the same incidents
 
     @property
     def finished(self) -> bool:

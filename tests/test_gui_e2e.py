@@ -137,3 +137,51 @@ def test_a_failed_background_task_is_reported_in_the_status_bar(
         assert window.status.notice_label.property("level") == "error"
     finally:
         _dispose(window)
+
+
+def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.AbstractEventLoop,
+                                              qtbot: Any) -> None:
+    import json
+    import socket
+    import threading
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    windows: list[MainWindow] = []
+    executor = QThreadExecutor(1)
+    qloop.set_default_executor(executor)
+    task = qloop.create_task(console_app.main(db_url, "quiet-day", 1.0,
+                                              listen=("127.0.0.1", port), token="t0k",
+                                              on_window=windows.append))
+    qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+    window = windows[0]
+    payload = {"version": "4", "groupKey": "g", "status": "firing", "alerts": [
+        {"status": "firing", "startsAt": "2026-01-05T02:01:00Z",
+         "labels": {"alertname": "DiskFull", "service": "search", "severity": "critical"}}]}
+    answers: list[int] = []
+
+    def send() -> None:  # from another thread, as a real sender would
+        answers.append(httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager",
+                                  content=json.dumps(payload),
+                                  headers={"Authorization": "Bearer t0k"}).status_code)
+
+    try:
+        sender = threading.Thread(target=send)
+        sender.start()
+        model = window.signals_pane.model
+        qtbot.waitUntil(lambda: any(model.signal_at(r).name == "DiskFull"
+                                    for r in range(model.rowCount())), timeout=10000)
+        sender.join(5)
+        assert answers == [200]
+    finally:
+        window.close()
+    qtbot.waitUntil(task.done, timeout=5000)
+    executor.shutdown()
+    qloop.set_default_executor(None)
+    assert task.result() == 0
+    with pytest.raises(httpx.ConnectError):  # the receiver stopped with the window
+        httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager", content=b"{}", timeout=2)
+    _dispose(window)

@@ -362,3 +362,60 @@ def test_ingest_logs_refuses_a_bad_line_storing_nothing(tmp_path: Path, db_url: 
         assert rt.service.payload_count() == 0
     finally:
         rt.close()
+
+
+# --- generic JSON webhook with a declared mapping ---------------------------------------------
+
+MAPPING_YAML = """\
+mappings:
+  grafana:
+    items: alerts
+    fields: {name: labels.alertname, service: labels.service, severity: labels.severity,
+             status: status, at: startsAt, summary: annotations.summary}
+    firing: [firing, alerting]
+"""
+
+
+def test_generic_mapping_webhook(tmp_path: Path, rt: Runtime) -> None:
+    from console.sources.mapping import load_mappings
+
+    path = tmp_path / "mappings.yaml"
+    path.write_text(MAPPING_YAML)
+    rx = WebhookReceiver(rt.service, mappings=load_mappings(path)).start()
+    try:
+        body = {"alerts": [
+            {"status": "alerting", "startsAt": "2026-01-05T02:20:00Z",
+             "labels": {"alertname": "SlowQueries", "service": "orders-db",
+                        "severity": "critical"}, "annotations": {"summary": "p99 2.6s"}},
+            {"status": "ok", "startsAt": "2026-01-05T02:21:00Z",
+             "labels": {"alertname": "CpuHigh", "service": "search"}}]}
+        assert post(rx, body, token=None, path="/webhook/generic/grafana").status_code == 200
+        bad = post(rx, {"alerts": [{"labels": {}}]}, token=None,
+                   path="/webhook/generic/grafana")
+        assert bad.status_code == 400
+        assert "alerts.0.labels.alertname" in bad.json()["error"]
+    finally:
+        rx.close()
+    signals = {s.name: s for s in rt.service.recent_signals()}
+    assert signals["SlowQueries"].status.value == "firing"
+    assert signals["SlowQueries"].severity.value == "critical"
+    assert signals["SlowQueries"].annotations["summary"] == "p99 2.6s"
+    assert signals["CpuHigh"].status.value == "resolved"
+    assert signals["CpuHigh"].source == "webhook:grafana"
+
+
+def test_bad_mapping_file_names_line_and_field(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "mappings.yaml"
+    path.write_text(MAPPING_YAML.replace("at: startsAt", "at: 'starts At!'"))
+    assert main(["--webhook-mappings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5:" in err
+    assert "mappings.grafana.fields.at" in err
+
+
+def test_listen_argument_is_checked(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--listen", "localhost:99999"])
+    assert caught.value.code == 2
+    assert "port must be 1-65535" in capsys.readouterr().err

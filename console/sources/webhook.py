@@ -22,6 +22,7 @@ from console.domain import ChangeEvent, Signal
 from console.service import WatchfloorService
 from console.sources.alertmanager import PayloadError, parse_webhook
 from console.sources.feeds import parse_changes
+from console.sources.mapping import Mapping, apply_mapping
 
 log = logging.getLogger(__name__)
 MAX_BODY = 4 * 1024 * 1024
@@ -75,6 +76,13 @@ def _changes(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
     return [], parse_changes(items)
 
 
+def _generic(name: str, mapping: Mapping) -> Parser:
+    def parse(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
+        return apply_mapping(name, mapping, body), []
+
+    return parse
+
+
 ROUTES: dict[str, tuple[str, Parser]] = {
     "/webhook/alertmanager": ("alertmanager", _alertmanager),
     "/webhook/changes": ("changes", _changes),
@@ -86,9 +94,13 @@ class WebhookReceiver:
 
     def __init__(self, service: WatchfloorService, *, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None,
-                 on_stored: Callable[[list[Signal], list[ChangeEvent]], None] | None = None
-                 ) -> None:
+                 on_stored: Callable[[list[Signal], list[ChangeEvent]], None] | None = None,
+                 mappings: dict[str, Mapping] | None = None) -> None:
         self.service = service
+        self.routes = dict(ROUTES)
+        for name, mapping in (mappings or {}).items():
+            self.routes[f"/webhook/generic/{name}"] = (f"webhook:{name}",
+                                                      _generic(name, mapping))
         self.token = token
         self.on_stored = on_stored
         self.server = ThreadingHTTPServer((host, port), self._handler())
@@ -115,10 +127,10 @@ class WebhookReceiver:
 
     def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
         """Decide the answer to one delivery (the HTTP layer only reads and writes)."""
-        route = ROUTES.get(path.split("?", 1)[0])
+        route = self.routes.get(path.split("?", 1)[0])
         if route is None:
             return HTTPStatus.NOT_FOUND, {"error": f"no receiver at {path[:100]}",
-                                          "receivers": sorted(ROUTES)}
+                                          "receivers": sorted(self.routes)}
         source, parse = route
         if self.token is not None:
             given = headers.get("Authorization", "")
