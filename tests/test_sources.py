@@ -419,3 +419,14 @@ def test_listen_argument_is_checked(capsys: pytest.CaptureFixture) -> None:
         main(["--listen", "localhost:99999"])
     assert caught.value.code == 2
     assert "port must be 1-65535" in capsys.readouterr().err
+
+
+def test_the_readme_mapping_example_loads(tmp_path: Path) -> None:
+    from console.sources.mapping import load_mappings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]
+                 if b.startswith("mappings:"))
+    path = tmp_path / "m.yaml"
+    path.write_text(block)
+    assert set(load_mappings(path)) == {"grafana"}
