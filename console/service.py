@@ -211,6 +211,11 @@ class WatchfloorService:
         with self.db.sessions() as session:
             return self._logs.templates(session, limit)
 
+    def payloads(self, source: str, limit: int = 100) -> list[Any]:
+        """Stored deliveries of one source, oldest first (for review and re-import)."""
+        with self.db.sessions() as session:
+            return self._inbound.bodies(session, source, limit)
+
     def payload_count(self) -> int:
         with self.db.sessions() as session:
             return self._inbound.count(session)

@@ -430,3 +430,52 @@ def test_the_readme_mapping_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(block)
     assert set(load_mappings(path)) == {"grafana"}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values, route=st.sampled_from(["/webhook/changes", "/webhook/generic/grafana"]))
+def test_every_receiver_answers_any_json_without_half_storing(tmp_path_factory: Any, rt: Runtime,
+                                                              body: Any, route: str) -> None:
+    from console.sources.mapping import load_mappings
+
+    path = tmp_path_factory.mktemp("m") / "m.yaml"
+    path.write_text(MAPPING_YAML)
+    rx = WebhookReceiver(rt.service, mappings=load_mappings(path))
+    before = (rt.service.signal_count(), len(rt.service.recent_changes()),
+              rt.service.payload_count())
+    status, answer = rx.handle(route, {}, json.dumps(body).encode())
+    after = (rt.service.signal_count(), len(rt.service.recent_changes()),
+             rt.service.payload_count())
+    assert status in (200, 400)
+    if status == 400:
+        assert answer["error"]
+        assert after == before
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=400) | json_values.map(lambda v: json.dumps(v).encode()),
+       fmt=st.sampled_from(["alertmanager", "prometheus-alerts", "pagerduty", "changes",
+                            "logs"]))
+def test_every_importer_refuses_garbage_with_exit_2(tmp_path_factory: Any, content: bytes,
+                                                    fmt: str) -> None:
+    import contextlib
+    import io
+
+    folder = tmp_path_factory.mktemp("ingest")
+    path = folder / "in.dat"
+    path.write_bytes(content)
+    url = f"sqlite:///{folder / 'wf.db'}"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["ingest", "--format", fmt, str(path), "--db", url])
+    assert code in (0, 2)
+    if code == 2:
+        assert str(path) in err.getvalue()
+        rt = Runtime(url)
+        try:
+            assert rt.service.payload_count() == 0
+            assert rt.service.signal_count() == 0
+        finally:
+            rt.close()

@@ -172,6 +172,11 @@ class InboundRepo:
     def count(self, session: Session) -> int:
         return int(session.scalar(select(func.count()).select_from(InboundPayloadRow)) or 0)
 
+    def bodies(self, session: Session, source: str, limit: int) -> list[Any]:
+        rows = session.scalars(select(InboundPayloadRow).where(InboundPayloadRow.source == source)
+                               .order_by(InboundPayloadRow.id).limit(limit))
+        return [row.body for row in rows]
+
     def dead_letter(self, session: Session, source: str, reason: str, body: str,
                     size: int, received_at: datetime) -> None:
         session.add(DeadLetterRow(source=source, reason=reason, body=body, size=size,

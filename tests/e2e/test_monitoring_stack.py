@@ -9,6 +9,7 @@ command); the fixtures start them on loopback ports and stop them.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import threading
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 from agents.correlator_agent import CorrelatorAgent
+from console.cli import main
 from console.domain import AlertStatus
 from console.estate import ScenarioPlayer, load_estate_spec, load_scenario
 from console.estate.exporter import prometheus_rules, serve
@@ -157,7 +159,8 @@ def world(tmp_path: Path, db_url: str) -> Iterator[tuple[Runtime, Estate, Stack,
         runtime.close()
 
 
-def test_real_prometheus_and_alertmanager_open_and_resolve_one_incident(world) -> None:  # type: ignore[no-untyped-def]
+def test_real_prometheus_and_alertmanager_open_and_resolve_one_incident(  # type: ignore[no-untyped-def]
+        world, tmp_path: Path) -> None:
     runtime, estate, stack, _agent = world
 
     def incidents_with(service: str, state: str) -> list:
@@ -186,6 +189,15 @@ def test_real_prometheus_and_alertmanager_open_and_resolve_one_incident(world) -
                        for a in await prom.alerts())
 
     asyncio.run(poll_and_query())
+
+    # What the real Alertmanager sent is a valid file for `watchfloor ingest`.
+    sent = runtime.service.payloads("alertmanager")
+    assert sent
+    assert all(body["version"] == "4" for body in sent)
+    replay = tmp_path / "from-alertmanager.json"
+    replay.write_text(json.dumps(sent))
+    assert main(["ingest", "--format", "alertmanager", str(replay),
+                 "--db", f"sqlite:///{tmp_path / 'replay.db'}"]) == 0
 
     with estate.lock:
         estate.player.apply_action("rollback", "payments")
