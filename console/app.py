@@ -14,12 +14,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import qasync
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from console.estate import ScenarioError
 from console.runtime import Runtime, ScenarioDriver, local_user
+from console.sources.clients import AlertmanagerPoller
+from console.sources.polling import poll_forever
 from console.sources.webhook import WebhookReceiver
 from widgets.bridge import BusBridge
 from widgets.main_window import MainWindow
@@ -71,15 +74,18 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
 
 async def main(db_url: str | None, scenario: str, speed: float, *,
                listen: tuple[str, int] | None = None, token: str | None = None,
-               mappings: dict[str, Any] | None = None,
+               mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
+               poll_interval: float = 10.0,
                on_window: Callable[[MainWindow], None] | None = None) -> int:
     """Run the console until its window closes; `on_window` sees the window once shown.
-    With `listen`, the webhook receiver runs on that (host, port) for as long."""
+    With `listen`, the webhook receiver runs on that (host, port) for as long; with
+    `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds."""
     runtime = Runtime(db_url)
     runtime.loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
     window: MainWindow | None = None
     receiver: WebhookReceiver | None = None
+    http: httpx.AsyncClient | None = None
     try:
         runtime.clock.speed = speed
         user = local_user()
@@ -106,6 +112,14 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                 window.notify(f"webhook receiver not started: {exc}", error=True)
             else:
                 window.notify(f"receiving webhooks at {receiver.url}/webhook/...")
+        if alertmanager is not None:
+            http = httpx.AsyncClient()  # one client for the whole run (STYLE.md 8)
+            poller = AlertmanagerPoller(http, alertmanager)
+            polling = asyncio.create_task(
+                poll_forever(poller, runtime.service, runtime, interval=poll_interval),
+                name="alertmanager polling")
+            tasks.add(polling)
+            polling.add_done_callback(lambda task: _report_task(window, task))
         play = asyncio.create_task(driver.run_live(), name=f"scenario {driver.scenario.name}")
         tasks.add(play)
         play.add_done_callback(lambda task: _report_task(window, task))
@@ -120,6 +134,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if http is not None:
+            await http.aclose()
         await runtime.bus.drain()
         if window is not None:
             window.bridge.close()
@@ -139,7 +155,7 @@ def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
 
 def run_gui(db_url: str | None, scenario: str, speed: float, *,
             listen: tuple[str, int] | None = None, token: str | None = None,
-            mappings: dict[str, Any] | None = None) -> int:
+            mappings: dict[str, Any] | None = None, alertmanager: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -157,7 +173,7 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
     # asyncio.run() takes loop_factory only from Python 3.12; the Runner has it on 3.11.
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
-                               mappings=mappings))
+                               mappings=mappings, alertmanager=alertmanager))
 
 
 def _close_all(app: QApplication) -> None:

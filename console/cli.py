@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
     parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
                         help="YAML file of generic JSON webhook mappings (see README)")
+    parser.add_argument("--alertmanager", default=None, metavar="URL",
+                        help="poll this Alertmanager's API v2 for alerts while the console "
+                             "is open (e.g. http://127.0.0.1:9093)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[db_parent], help="run a scenario to its end",
@@ -159,7 +162,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             except ScenarioError as exc:
                 raise UsageError(str(exc)) from None
         return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
-                       listen=args.listen, token=args.webhook_token, mappings=mappings)
+                       listen=args.listen, token=args.webhook_token, mappings=mappings,
+                       alertmanager=args.alertmanager)
     if args.command == "run":
         from console.estate import ScenarioError
 

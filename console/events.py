@@ -95,3 +95,12 @@ class IncidentsUpdated(Event):
     """Incidents were opened, grew, resolved or reopened (stored ids)."""
 
     incidents: tuple[IncidentInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealthChanged(Event):
+    """A signal source became degraded (with why) or healthy again."""
+
+    source: str
+    state: str  # ok | degraded
+    detail: str = ""

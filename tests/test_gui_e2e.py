@@ -185,3 +185,35 @@ def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.Abstra
     with pytest.raises(httpx.ConnectError):  # the receiver stopped with the window
         httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager", content=b"{}", timeout=2)
     _dispose(window)
+
+
+def test_a_down_alertmanager_shows_degraded_and_the_console_keeps_running(
+        db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    windows: list[MainWindow] = []
+    executor = QThreadExecutor(1)
+    qloop.set_default_executor(executor)
+    task = qloop.create_task(console_app.main(db_url, "bad-deploy", 240.0,
+                                              alertmanager=f"http://127.0.0.1:{port}",
+                                              poll_interval=0.2, on_window=windows.append))
+    qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+    window = windows[0]
+    try:
+        label = window.status.sources_label
+        qtbot.waitUntil(lambda: label.text() == "Degraded: alertmanager", timeout=10000)
+        assert label.isVisible()
+        assert "alertmanager" in label.toolTip()
+        assert "alertmanager degraded" in window.status.notice
+        start = window.status.clock_label.text()  # the estate keeps playing regardless
+        qtbot.waitUntil(lambda: window.status.clock_label.text() != start, timeout=5000)
+    finally:
+        window.close()
+    qtbot.waitUntil(task.done, timeout=5000)
+    executor.shutdown()
+    qloop.set_default_executor(None)
+    assert task.result() == 0
+    _dispose(window)

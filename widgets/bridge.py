@@ -25,6 +25,7 @@ from console.events import (
     OperationDone,
     ScenarioFinished,
     SignalsReceived,
+    SourceHealthChanged,
 )
 
 
@@ -42,6 +43,7 @@ class BusBridge(QObject):
     - ``operationDenied(OperationDenied)``: an operation was refused (already audited).
     - ``scenarioFinished(ScenarioFinished)``: the scenario played to its end.
     - ``handlerFailed(HandlerFailed)``: a bus subscriber raised; shown, never lost.
+    - ``sourceHealth(SourceHealthChanged)``: a signal source went degraded or recovered.
 
     `close()` unsubscribes from the bus; call it before the bridge's owner goes away.
     """
@@ -55,6 +57,7 @@ class BusBridge(QObject):
     operationDenied = Signal(object)
     scenarioFinished = Signal(object)
     handlerFailed = Signal(object)
+    sourceHealth = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +71,7 @@ class BusBridge(QObject):
             OperationDenied: self.operationDenied,
             ScenarioFinished: self.scenarioFinished,
             HandlerFailed: self.handlerFailed,
+            SourceHealthChanged: self.sourceHealth,
         }
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(event_type, signal.emit) for event_type, signal in routes.items()

@@ -17,6 +17,7 @@ from console.events import (
     OperationDone,
     ScenarioFinished,
     SignalsReceived,
+    SourceHealthChanged,
 )
 from console.operations import PermissionDenied
 from console.service import Status, WatchfloorService
@@ -59,6 +60,10 @@ class ConsoleStatusBar(QStatusBar):
         self.user_label = self._label("userLabel", "Signed-in user and role")
         self.signal_label = self._label("signalCountLabel",
                                         "Signals stored, and alerts firing now")
+        self.sources_label = self._label("sourcesLabel", "Signal sources")
+        self.sources_label.setMinimumWidth(40)  # may be clipped on a narrow window
+        self.sources_label.setVisible(False)  # shown once an outside source reports
+        self._sources: dict[str, tuple[str, str]] = {}
         self.notice_label = QLabel(self)
         self.notice_label.setObjectName("noticeLabel")
         self._notice_timer = QTimer(self)
@@ -66,7 +71,8 @@ class ConsoleStatusBar(QStatusBar):
         self._notice_timer.timeout.connect(self._on_notice_timer_timeout)
 
         self.addWidget(self.notice_label, 1)
-        for widget in (self.signal_label, self.clock_label, self.autonomy_label,
+        for widget in (self.sources_label, self.signal_label, self.clock_label,
+                       self.autonomy_label,
                        self.kill_switch, self.user_label):
             self.addPermanentWidget(widget)
 
@@ -76,12 +82,14 @@ class ConsoleStatusBar(QStatusBar):
         bridge.operationDenied.connect(self._on_bridge_operation_denied)
         bridge.scenarioFinished.connect(self._on_bridge_scenario_finished)
         bridge.handlerFailed.connect(self._on_bridge_handler_failed)
+        bridge.sourceHealth.connect(self._on_bridge_source_health)
 
         role = service.role_of(user)
         self.user_label.setText(f"{user} ({role})" if role else f"{user} (not a user)")
         self.show_clock()
         self.refresh_status()
         self._show_counts()
+        self._show_sources()
 
     def _label(self, name: str, tip: str) -> QLabel:
         label = QLabel(self)
@@ -168,6 +176,30 @@ class ConsoleStatusBar(QStatusBar):
     def _show_counts(self) -> None:
         self.signal_label.setText(f"Signals {self._signal_total:,} \u00b7 "
                                   f"firing {self.firing_count:,}")
+
+    # --- sources -------------------------------------------------------------------
+
+    def _on_bridge_source_health(self, event: SourceHealthChanged) -> None:
+        before = self._sources.get(event.source, ("ok", ""))[0]
+        self._sources[event.source] = (event.state, event.detail)
+        self.sources_label.setVisible(True)
+        self._show_sources()
+        if event.state != before:
+            if event.state == "ok":
+                self.notify(f"{event.source} is answering again")
+            else:
+                self.notify(f"{event.source} degraded: {event.detail}", error=True)
+
+    def _show_sources(self) -> None:
+        bad = sorted(name for name, (state, _) in self._sources.items() if state != "ok")
+        if bad:
+            self.sources_label.setText(f"Degraded: {', '.join(bad)}")
+        else:
+            self.sources_label.setText("Sources ok")
+        self.sources_label.setToolTip("\n".join(
+            f"{name}: {state}{' - ' + detail if detail else ''}"
+            for name, (state, detail) in sorted(self._sources.items())) or "estate (in-process)")
+        self._set_property(self.sources_label, "level", "error" if bad else "info")
 
     # --- notices -------------------------------------------------------------------
 
