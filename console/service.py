@@ -129,7 +129,9 @@ class WatchfloorService:
             self._settings.set(session, "autonomy.kill_switch", on)
             return OpChanges(settings=True), {"before": before, "after": on}
 
-        self.runner.run(Operation("autonomy.kill_switch", "global", "operator", apply,
+        # Anyone on watch may stop the agents; only an admin may let them go again.
+        needed = "operator" if on else "admin"
+        self.runner.run(Operation("autonomy.kill_switch", "global", needed, apply,
                                   reason=reason, inputs={"on": on}), as_user)
         return self.status()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,19 @@ def test_bootstrap_admin_only_on_an_empty_database(runtime: Runtime) -> None:
 def test_unknown_role_is_rejected(runtime: Runtime) -> None:
     with pytest.raises(ValueError, match="unknown role"):
         runtime.service.add_user("x", "superuser", as_user="alice")
+
+
+def test_an_operator_may_pull_the_kill_switch_but_only_an_admin_may_lift_it(runtime: Any) -> None:
+
+    runtime.service.add_user("olga", "operator", as_user="alice")
+    runtime.service.add_user("abe", "approver", as_user="alice")
+    assert runtime.service.set_kill_switch(True, as_user="olga").kill_switch
+    for who in ("olga", "abe"):
+        with pytest.raises(PermissionDenied, match="needs role admin"):
+            runtime.service.set_kill_switch(False, as_user=who)
+    assert runtime.service.status().effective_ceiling == 0
+    assert not runtime.service.set_kill_switch(False, as_user="alice").kill_switch
+    decisions = [(e.actor, e.decision) for e in runtime.service.audit_entries()
+                 if e.action == "autonomy.kill_switch"]
+    assert decisions == [("user:olga", "allow"), ("user:olga", "deny"), ("user:abe", "deny"),
+                         ("user:alice", "allow")]
