@@ -132,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "lines or 'TIME LEVEL service[/instance]: message' lines")
     ingest.add_argument("file", type=Path, metavar="FILE")
 
+    books = sub.add_parser("runbooks", parents=[db_parent],
+                           help="list the runbook library, or check runbook files",
+                           description="Without --check: the shipped runbooks. With --check: "
+                                       "validate files (exit 2 naming file, line and field).")
+    books.add_argument("--check", nargs="+", type=Path, metavar="FILE", default=None)
+
+    knowledge = sub.add_parser("knowledge", help="import Markdown runbooks for retrieval")
+    knowledge_sub = knowledge.add_subparsers(dest="knowledge_command", metavar="ACTION",
+                                             required=True)
+    k_import = knowledge_sub.add_parser(
+        "import", parents=[db_parent],
+        help="import '# Alert' pages with Meaning/Impact/Diagnosis/Mitigation sections "
+             "(all files or none)")
+    k_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    knowledge_sub.add_parser("list", parents=[db_parent], help="list imported documents")
+
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
     user.add_argument("role", choices=["viewer", "operator", "approver", "admin"])
@@ -181,6 +197,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_audit(args)
     if args.command == "ingest":
         return _cmd_ingest(args)
+    if args.command == "runbooks":
+        return _cmd_runbooks(args)
+    if args.command == "knowledge":
+        return _cmd_knowledge(args)
     return _cmd_admin(args)
 
 
@@ -260,6 +280,48 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     firing = sum(1 for s in signals if s.status.value == "firing")
     print(f"{args.file}: stored {len(signals)} signal(s) ({firing} firing, "
           f"{len(signals) - firing} resolved) and {len(changes)} change(s)")
+    return EXIT_OK
+
+
+def _cmd_runbooks(args: argparse.Namespace) -> int:
+    from console.actions.runbooks import RunbookError, load_library, load_runbook
+
+    try:
+        if args.check:
+            for path in args.check:
+                book = load_runbook(path)
+                print(f"{path}: ok ({book.id}, {book.risk} risk, {book.action_class})")
+            return EXIT_OK
+        for book in load_library().values():
+            undo = "reversible" if book.reversible else "irreversible"
+            print(f"{book.id:22} {book.risk:6} {book.action_class:16} {undo:12} {book.title}")
+    except RunbookError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _cmd_knowledge(args: argparse.Namespace) -> int:
+    from console.knowledge import KnowledgeError, parse_markdown
+
+    if args.knowledge_command == "import":
+        docs = []
+        for path in args.files:
+            try:
+                docs.append(parse_markdown(path.read_text(encoding="utf-8"), str(path)))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{path}: cannot read: {exc}") from None
+            except KnowledgeError as exc:
+                raise UsageError(str(exc)) from None
+    runtime = _runtime(args.db)
+    try:
+        if args.knowledge_command == "import":
+            added = runtime.service.import_knowledge(docs)
+            print(f"imported {added} new document(s) of {len(docs)}")
+        else:
+            for title, source, sections in runtime.service.knowledge():
+                print(f"{title:40} {', '.join(sections):40} {source}")
+    finally:
+        runtime.close()
     return EXIT_OK
 
 

@@ -45,6 +45,7 @@ from console.storage.repos import (
     ChangeRepo,
     InboundRepo,
     IncidentRepo,
+    KnowledgeRepo,
     LogRepo,
     SettingsRepo,
     SignalRepo,
@@ -81,6 +82,7 @@ class WatchfloorService:
         self._pending_audit: list[AuditEntry] = []
         self._inbound = InboundRepo()
         self._logs = LogRepo()
+        self._knowledge = KnowledgeRepo()
 
     # --- people -------------------------------------------------------------------
 
@@ -212,6 +214,17 @@ class WatchfloorService:
     def log_templates(self, limit: int = 100) -> list[tuple[str, int]]:
         with self.db.sessions() as session:
             return self._logs.templates(session, limit)
+
+    def import_knowledge(self, docs: Iterable[Any]) -> int:
+        """Store documents for retrieval in one transaction; returns how many were new."""
+        with self.db.sessions() as session:
+            added = self._knowledge.add_new(session, docs, self.clock.now())
+            session.commit()
+        return added
+
+    def knowledge(self, limit: int = 500) -> list[tuple[str, str, list[str]]]:
+        with self.db.sessions() as session:
+            return self._knowledge.all(session, limit)
 
     def payloads(self, source: str, limit: int = 100) -> list[Any]:
         """Stored deliveries of one source, oldest first (for review and re-import)."""

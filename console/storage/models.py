@@ -268,3 +268,17 @@ class LogRow(Base):
     instance: Mapped[name200]
     template: Mapped[str] = mapped_column(Text)
     template_id: Mapped[int] = mapped_column(Integer)
+
+
+class KnowledgeRow(Base):
+    """A document for retrieval (an imported Markdown runbook); never executed."""
+
+    __tablename__ = "knowledge_docs"
+    id: Mapped[intpk]
+    digest: Mapped[name64] = mapped_column(unique=True)
+    title: Mapped[name200]
+    alert: Mapped[name200] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(Text)
+    sections: Mapped[jsondict]
+    extra: Mapped[jsondict]
+    imported_at: Mapped[utc]

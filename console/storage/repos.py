@@ -24,6 +24,7 @@ from console.storage.models import (
     DeadLetterRow,
     InboundPayloadRow,
     IncidentRow,
+    KnowledgeRow,
     LogRow,
     SettingRow,
     SignalRow,
@@ -203,3 +204,22 @@ class LogRepo:
                                .group_by(LogRow.template)
                                .order_by(func.count().desc(), LogRow.template).limit(limit))
         return [(template, int(count)) for template, count in rows]
+
+
+class KnowledgeRepo:
+    def add_new(self, session: Session, docs: Iterable[Any], at: datetime) -> int:
+        """Insert the documents not already stored (by digest); return how many were new."""
+        docs = list(docs)
+        have = set(session.scalars(select(KnowledgeRow.digest)
+                                   .where(KnowledgeRow.digest.in_([d.digest for d in docs]))))
+        new = [d for d in docs if d.digest not in have]
+        for d in new:
+            have.add(d.digest)
+            session.add(KnowledgeRow(digest=d.digest, title=d.title[:200], alert=d.alert[:200],
+                                     source=d.source, sections=dict(d.sections),
+                                     extra=dict(d.extra), imported_at=at))
+        return len(new)
+
+    def all(self, session: Session, limit: int = 500) -> list[tuple[str, str, list[str]]]:
+        rows = session.scalars(select(KnowledgeRow).order_by(KnowledgeRow.id).limit(limit))
+        return [(r.title, r.source, sorted(r.sections)) for r in rows]

@@ -1,0 +1,275 @@
+"""The runbook format: what a remediation is, before anything can run it.
+
+A runbook declares what it applies to, its typed parameters, its preconditions, its
+steps (executor + arguments), a preview of what will change, a validation with a
+deadline, its rollback, its risk tier, its blast radius and its owner. Every
+placeholder in it must be a declared parameter, every estate step must name a real
+action with arguments that action takes, and every error names file, line and field.
+The format is documented in the README ("Runbooks").
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from console.estate.spec import Duration
+from console.estate.yamlpos import ScenarioError, load_yaml, validate
+
+_ID = r"^[a-z][a-z0-9-]{1,62}$"
+PARAM_TYPES = ("service", "instance", "int", "str", "bool", "version", "flag")
+RISKS = ("low", "medium", "high")
+_SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:@/+=,-]*$")  # what a str/flag/version may hold
+
+
+class RunbookError(ScenarioError):
+    """A runbook that cannot be used; the message names file, line and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Param(_Strict):
+    type: Literal["service", "instance", "int", "str", "bool", "version", "flag"]
+    description: str = ""
+    default: int | bool | str | None = None
+    choices: tuple[str, ...] = ()
+    min: int | None = None
+    max: int | None = None
+
+
+class Step(_Strict):
+    executor: Literal["estate", "command", "http"]
+    action: str | None = Field(None, description="estate: the action to run")
+    args: dict[str, str] = Field(default_factory=dict, description="estate: its arguments")
+    argv: tuple[str, ...] = Field((), description="command: program and arguments")
+    timeout: Duration = 60.0
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str = ""
+    body: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fits_executor(self) -> Step:
+        if self.executor == "estate":
+            from console.estate.actions import ACTIONS
+
+            if self.action not in ACTIONS:
+                raise ValueError(f"estate action {self.action!r} is unknown; known: "
+                                 f"{', '.join(ACTIONS)}")
+            model = ACTIONS[self.action][0]
+            extra = set(self.args) - set(model.model_fields) - {"service"}
+            if extra:
+                raise ValueError(f"{self.action} takes no argument(s) {sorted(extra)}")
+            if "service" not in self.args:
+                raise ValueError("an estate step needs args.service")
+        elif self.executor == "command":
+            if not self.argv:
+                raise ValueError("a command step needs argv (a list, never a shell string)")
+            if _placeholders(self.argv[0]):
+                raise ValueError("argv[0], the program, cannot be a placeholder")
+            for arg in self.argv[1:]:
+                names = _placeholders(arg)
+                if names and arg != "{" + min(names) + "}":
+                    raise ValueError(f"argv item {arg!r}: a placeholder must be a whole "
+                                     "argument, never part of one")
+        elif not self.url.startswith(("http://", "https://")):
+            raise ValueError("an http step needs an http(s) url")
+        return self
+
+
+class Check(_Strict):
+    """An estate check: `metric` of `service` compared with `threshold`."""
+
+    service: str
+    metric: str
+    op: Literal["<", ">", "<=", ">="]
+    threshold: float
+
+
+class Validation(_Strict):
+    check: Check | None = None
+    promql: str | None = Field(None, description="must return a non-empty result to pass")
+    deadline: Duration = Field(600.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Validation:
+        if (self.check is None) == (self.promql is None):
+            raise ValueError("a validation has exactly one of check or promql")
+        return self
+
+
+class AppliesTo(_Strict):
+    faults: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    services: tuple[str, ...] = ("*",)
+
+
+class Runbook(_Strict):
+    id: str = Field(pattern=_ID)
+    title: str = Field(min_length=3, max_length=200)
+    description: str = ""
+    action_class: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")
+    applies_to: AppliesTo = AppliesTo()
+    parameters: dict[str, Param] = Field(default_factory=dict)
+    preconditions: tuple[Check, ...] = ()
+    steps: tuple[Step, ...] = Field(min_length=1)
+    preview: str = Field(min_length=3)
+    validation: Validation
+    rollback: tuple[Step, ...] | Literal["none"]
+    risk: Literal["low", "medium", "high"]
+    blast_radius: int = Field(ge=1, le=1000, description="targets touched at most")
+    owner: str = Field(min_length=1)
+    version: int = Field(1, ge=1)
+
+    @field_validator("parameters")
+    @classmethod
+    def _names(cls, value: dict[str, Param]) -> dict[str, Param]:
+        for name in value:
+            if not re.match(r"^[a-z][a-z0-9_]{0,30}$", name):
+                raise ValueError(f"parameter name {name!r}: lower-case letters, digits, _")
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders_are_parameters(self) -> Runbook:
+        used: set[str] = set(_placeholders(self.preview))
+        for step in (*self.steps, *(() if self.rollback == "none" else self.rollback)):
+            for text in (*step.args.values(), *step.argv, step.url):
+                used |= _placeholders(text)
+        for check in (*self.preconditions,
+                      *((self.validation.check,) if self.validation.check else ())):
+            used |= _placeholders(check.service)
+        if self.validation.promql:
+            used |= _placeholders(self.validation.promql)
+        unknown = used - set(self.parameters)
+        if unknown:
+            raise ValueError(f"placeholder(s) {sorted(unknown)} are not declared parameters")
+        return self
+
+    @property
+    def reversible(self) -> bool:
+        return self.rollback != "none"
+
+
+def _placeholders(text: str) -> set[str]:
+    try:
+        fields = [(name, conv) for _, name, _, conv in string.Formatter().parse(text) if name]
+    except ValueError:  # an unbalanced brace is literal text, not a placeholder
+        return set()
+    for name, conv in fields:
+        if conv not in (None, "not") or (conv == "not" and not _WHOLE.match(text)):
+            raise ValueError(f"{text!r}: the only conversion is a whole '{{{name}!not}}'")
+    return {name for name, _ in fields}
+
+
+def load_runbook_text(text: str, source: str) -> Runbook:
+    data, lines = load_yaml(text, source)
+    try:
+        runbook: Runbook = validate(Runbook, data, lines, source)
+    except ScenarioError as exc:
+        raise RunbookError(str(exc)) from None
+    return runbook
+
+
+def load_runbook(path: Path) -> Runbook:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunbookError(f"{path}: cannot read: {exc}") from None
+    return load_runbook_text(text, str(path))
+
+
+def load_library(extra: Path | None = None) -> dict[str, Runbook]:
+    """The shipped runbooks, plus a folder of your own (same id: yours wins)."""
+    found: dict[str, Runbook] = {}
+    folder = resources.files("resources").joinpath("runbooks")
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            book = load_runbook_text(entry.read_text(encoding="utf-8"),
+                                     f"runbooks/{entry.name}")
+            found[book.id] = book
+    if extra is not None:
+        for path in sorted(extra.glob("*.yaml")):
+            book = load_runbook(path)
+            found[book.id] = book
+    return found
+
+
+def check_arguments(runbook: Runbook, given: dict[str, Any],
+                    services: set[str] | None = None) -> dict[str, Any]:
+    """Parameters as the runbook declares them, or ValueError saying which is wrong.
+
+    This is where alert or LLM text meets a runbook: nothing that does not fit the
+    declared type (a service that exists, an int in range, a str of safe characters)
+    gets through to an executor.
+    """
+    unknown = set(given) - set(runbook.parameters)
+    if unknown:
+        raise ValueError(f"{runbook.id}: unknown parameter(s) {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    for name, spec in runbook.parameters.items():
+        value = given.get(name, spec.default)
+        if value is None:
+            raise ValueError(f"{runbook.id}: parameter {name} is required")
+        out[name] = _coerce(runbook.id, name, spec, value, services)
+    return out
+
+
+def _coerce(book: str, name: str, spec: Param, value: Any, services: set[str] | None) -> Any:
+    where = f"{book}: parameter {name}"
+    if spec.type == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: expected true or false")
+    if spec.type == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer")
+        if (spec.min is not None and value < spec.min) or \
+                (spec.max is not None and value > spec.max):
+            raise ValueError(f"{where}: {value} is outside {spec.min}..{spec.max}")
+        return value
+    if not isinstance(value, str) or not value or len(value) > 200 or \
+            not _SAFE_TEXT.match(value):
+        raise ValueError(f"{where}: {str(value)[:60]!r} is not a plain name "
+                         "(letters, digits and _.:@/+=,- only)")
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f"{where}: {value!r} is not one of {', '.join(spec.choices)}")
+    if spec.type == "service" and services is not None and value not in services:
+        raise ValueError(f"{where}: no service {value!r}")
+    return value
+
+
+_WHOLE = re.compile(r"^\{([a-z][a-z0-9_]*)(!not)?\}$")
+
+
+def render(template: str, params: dict[str, Any]) -> Any:
+    """A step argument with its placeholders filled.
+
+    `"{count}"` alone keeps the parameter's type (an int stays an int); `"{enabled!not}"`
+    is the negation of a bool (a flag's rollback); anything else is text.
+    """
+    whole = _WHOLE.match(template)
+    if whole:
+        value = params[whole.group(1)]
+        if whole.group(2):
+            if not isinstance(value, bool):
+                raise ValueError(f"{{{whole.group(1)}!not}} needs a bool parameter")
+            return not value
+        return value
+    return template.format(**{k: v for k, v in params.items()})
+
+
+def render_step(step: Step, params: dict[str, Any]) -> dict[str, Any]:
+    """The concrete arguments of one step for the given (checked) parameters."""
+    if step.executor == "estate":
+        return {"action": step.action,
+                "args": {k: render(v, params) for k, v in step.args.items()}}
+    if step.executor == "command":
+        return {"argv": [step.argv[0], *(str(render(a, params)) for a in step.argv[1:])],
+                "timeout": step.timeout}
+    return {"method": step.method, "url": render(step.url, params), "body": step.body}
