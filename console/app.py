@@ -27,7 +27,8 @@ from console.sources.webhook import WebhookReceiver
 from widgets.bridge import BusBridge
 from widgets.main_window import MainWindow
 from widgets.metrics_pane import MetricHistory, MetricsPane
-from widgets.models import AuditTableModel, ServiceTableModel, SignalTableModel
+from widgets.models import AuditTableModel, SignalTableModel
+from widgets.service_model import ServiceTableModel
 from widgets.status_bar import ConsoleStatusBar
 from widgets.tables import AuditPane, ServicesPane, SignalsPane
 
@@ -47,7 +48,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     bridge = BusBridge(runtime.bus)
     recent = service.recent_signals(SIGNAL_ROWS)
     signal_model = SignalTableModel(recent, bridge=bridge, capacity=SIGNAL_ROWS)
-    service_model = ServiceTableModel(bridge=bridge)
+    service_model = ServiceTableModel(recent, bridge=bridge)  # alerts firing now count too
     history = MetricHistory(bridge=bridge)
     audit_model = AuditTableModel(service.audit_entries(), bridge=bridge)
     if driver is not None:

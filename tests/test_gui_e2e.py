@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 from qasync import QThreadExecutor
 
 from console import app as console_app
 from console.runtime import ScenarioDriver
+from widgets.bridge import BusBridge
 from widgets.main_window import MainWindow
-from widgets.models import Health
+from widgets.models import SignalTableModel
+from widgets.service_model import Health, ServiceTableModel
+from widgets.theme import PLOT_COLORS
 
 
 @pytest.fixture(autouse=True)
@@ -44,20 +48,56 @@ def _dispose(window: MainWindow) -> None:
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
+def _open(runtime: Any, driver: ScenarioDriver | None, tmp_path: Path) -> MainWindow:
+    settings = QSettings(str(tmp_path / "wf.ini"), QSettings.Format.IniFormat)
+    window = console_app.build_window(runtime, driver, "alice", settings=settings)
+    window.show()
+    return window
+
+
+def _live_rows(pane: Any) -> set[str]:
+    model = pane.model
+    return {model.signal_at(r).fingerprint for r in range(model.rowCount()) if model.is_live(r)}
+
+
+def _assert_panes_agree_with_the_estate(window: MainWindow, driver: ScenarioDriver) -> None:
+    """What the panes show is what the estate says now: its services and metrics, and the
+    alerts its evaluator holds as firing (ground truth a test may read; agents may not)."""
+    estate = driver.player.estate
+    services = window.services_pane.model
+    assert {services.service_at(r) for r in range(services.rowCount())} == set(estate.services)
+    for name in estate.services:
+        row = services.row_of(name)
+        metrics = estate.metrics(name)
+        assert services.metrics_of(name) == metrics
+        assert services.index(row, ServiceTableModel.ERRORS).data() == \
+            f"{metrics['error_rate'] * 100:,.2f}"
+        assert services.index(row, ServiceTableModel.READY).data() == \
+            f"{metrics['instances_ready']:,.0f}"
+    firing = driver.player.alerts.firing
+    assert window.signals_pane.model.live_count == len(firing)
+    assert window.status.firing_count == len(firing)
+    for sig in firing:  # a service with an alert firing is never shown as ok
+        assert services.health_of(sig.service) is not Health.OK, sig
+    t, errors, _p99 = window.metrics_pane.history.series(window.metrics_pane.service)
+    assert t[-1] == estate.now.timestamp()
+    assert errors[-1] == pytest.approx(
+        estate.metrics(window.metrics_pane.service)["error_rate"] * 100)
+
+
 def test_bad_deploy_steps_fill_the_signals_and_services_panes(runtime: Any, qloop: Any,
                                                               tmp_path: Path) -> None:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7)
-    settings = QSettings(str(tmp_path / "wf.ini"), QSettings.Format.IniFormat)
-    window = console_app.build_window(runtime, driver, "alice", settings=settings)
+    window = _open(runtime, driver, tmp_path)
     try:
-        window.show()
         services = window.services_pane.model
-        assert services.rowCount() > 0  # filled from the estate before the first step
+        assert services.rowCount() == len(driver.player.estate.services)  # before any step
         signals = window.signals_pane.model
         resets: list[bool] = []
         signals.modelReset.connect(lambda: resets.append(True))
         for _ in range(40):
             driver.step(60)
+            _assert_panes_agree_with_the_estate(window, driver)
             if signals.rowCount() and any(
                     services.health_of(services.service_at(r)) is not Health.OK
                     for r in range(services.rowCount())):
@@ -65,6 +105,8 @@ def test_bad_deploy_steps_fill_the_signals_and_services_panes(runtime: Any, qloo
         assert signals.rowCount() > 0
         assert not resets
         assert window.signals_pane.proxy.rowCount() == signals.rowCount()
+        assert _live_rows(window.signals_pane) == {
+            s.fingerprint for s in driver.player.alerts.firing}
         unhealthy = [services.service_at(r) for r in range(services.rowCount())
                      if services.health_of(services.service_at(r)) is not Health.OK]
         assert unhealthy, "the bad deploy should degrade at least one service"
@@ -73,6 +115,7 @@ def test_bad_deploy_steps_fill_the_signals_and_services_panes(runtime: Any, qloo
         pane = window.services_pane
         top = pane.proxy.index(0, 0).data()
         assert top in unhealthy
+        assert services.health_of(top) == max(services.health_of(n) for n in unhealthy)
         selected = pane.selected_service
         assert selected == top
         assert not pane.pinned
@@ -81,6 +124,97 @@ def test_bad_deploy_steps_fill_the_signals_and_services_panes(runtime: Any, qloo
         assert len(t) >= 2
         assert window.status.signal_total == runtime.service.signal_count()
         assert runtime.bus.failures == []
+    finally:
+        _dispose(window)
+
+
+def test_alerts_that_resolve_leave_the_live_view_and_the_models_stay_valid(
+        runtime: Any, qloop: Any, qtmodeltester: Any, tmp_path: Path) -> None:
+    """A whole scenario whose alerts fire and then resolve, with Qt's model tester
+    watching every insert and change the real estate causes."""
+    resolving = "zone-partition"
+    driver = ScenarioDriver(runtime, resolving, seed=3)
+    window = _open(runtime, driver, tmp_path)
+    try:
+        pane = window.signals_pane
+        pane.live_only_toggle.setChecked(True)
+        for model in (pane.model, pane.proxy, window.services_pane.model,
+                      window.services_pane.proxy, window.audit_pane.model):
+            qtmodeltester.check(model)
+        most_live = 0
+        while not driver.finished:
+            driver.step(60)
+            _assert_panes_agree_with_the_estate(window, driver)
+            live = {s.fingerprint for s in driver.player.alerts.firing}
+            assert {pane.proxy.index(r, 0).data(Qt.ItemDataRole.ToolTipRole) is not None
+                    for r in range(pane.proxy.rowCount())} <= {True}
+            assert pane.proxy.rowCount() == len(live)
+            assert _live_rows(pane) == live
+            most_live = max(most_live, len(live))
+        assert most_live > 0, f"{resolving} should fire alerts"
+        ended = [r for r in range(pane.model.rowCount())
+                 if pane.model.index(r, SignalTableModel.STATUS).data() == "was firing"]
+        assert ended, f"{resolving} should resolve some of them"
+        assert runtime.bus.failures == []
+    finally:
+        _dispose(window)
+
+
+@pytest.mark.slow
+def test_a_storm_keeps_the_live_count_right_when_rows_fall_off(runtime: Any,
+                                                               qtmodeltester: Any) -> None:
+    """Thousands of alerts flapping: the capped table drops its oldest rows and still
+    knows which alerts fire now."""
+    driver = ScenarioDriver(runtime, "storm", seed=11)
+    bridge = BusBridge(runtime.bus)
+    model = SignalTableModel(bridge=bridge, capacity=1000)
+    qtmodeltester.check(model)
+    ended: list[int] = []  # rows that stopped being live while still shown
+    model.dataChanged.connect(lambda top, bottom, _roles=(): ended.append(
+        bottom.row() - top.row() + 1))
+    try:
+        total = 0
+        while driver.elapsed < 1500:
+            before = runtime.service.signal_count()
+            driver.step(60)
+            total += runtime.service.signal_count() - before
+            firing = {s.fingerprint for s in driver.player.alerts.firing}
+            assert model.live_count == len(firing)
+            shown = {model.signal_at(r).fingerprint for r in range(model.rowCount())
+                     if model.is_live(r)}
+            assert shown <= firing
+        assert total > model.capacity, "the storm should overflow the table"
+        assert sum(ended) > 0, "some alerts should resolve while their rows are shown"
+        assert model.rowCount() == model.capacity
+    finally:
+        bridge.close()
+
+
+def test_the_window_renders_something_a_person_can_read(runtime: Any, qloop: Any,
+                                                        tmp_path: Path) -> None:
+    """The bad deploy 15 minutes in, painted offscreen: no black or empty panes, and the
+    plot draws the error curve of the selected service."""
+    driver = ScenarioDriver(runtime, "bad-deploy", seed=7)
+    window = _open(runtime, driver, tmp_path)
+    try:
+        window.resize(1600, 1000)
+        while driver.elapsed < 900:
+            driver.step(30)
+        QCoreApplication.processEvents()
+        assert driver.player.alerts.firing, "the bad deploy fires by now"
+        for name, dock in window.docks.items():
+            image = dock.widget().grab().toImage()
+            assert image.width() > 200, name
+            assert image.height() > 100, name
+            pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 7)
+                      for y in range(0, image.height(), 7)]
+            black = sum(1 for c in pixels if max(c.red(), c.green(), c.blue()) < 8)
+            assert black / len(pixels) < 0.01, f"{name} pane is black"
+            assert len({c.rgb() for c in pixels}) > 8, f"{name} pane is empty"
+        plot = window.metrics_pane.error_plot.grab().toImage()
+        curve = QColor(PLOT_COLORS[window.theme].error)
+        assert any(plot.pixelColor(x, y) == curve for x in range(plot.width())
+                   for y in range(0, plot.height(), 2)), "no error curve drawn"
     finally:
         _dispose(window)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -9,15 +10,11 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
+from console.estate import load_estate_spec
 from console.events import EstateSnapshot, ScenarioFinished, SignalsReceived
 from widgets.bridge import BusBridge
-from widgets.models import (
-    AuditTableModel,
-    Health,
-    HealthThresholds,
-    ServiceTableModel,
-    SignalTableModel,
-)
+from widgets.models import AuditTableModel, SignalTableModel
+from widgets.service_model import FiringAlerts, Health, HealthThresholds, ServiceTableModel
 
 BASE = {"request_rate": 120.0, "error_rate": 0.001, "latency_p50_ms": 20.0,
         "latency_p99_ms": 90.0, "cpu": 30.0, "memory": 50.0, "disk": 40.0,
@@ -120,14 +117,16 @@ def test_service_model_updates_changed_rows_only(runtime: Any, qtmodeltester: An
     assert rec.inserted == [(0, 2)]
     assert model.rowCount() == 3
     assert model.index(1, ServiceTableModel.HEALTH).data() == "\u25cf ok"
-    broken = dict(BASE, error_rate=0.08, latency_p99_ms=1800.0)
-    runtime.bus.publish(EstateSnapshot(now, {"frontend": BASE, "payments": broken,
+    slow = dict(BASE, error_rate=0.03, latency_p99_ms=1800.0)
+    runtime.bus.publish(EstateSnapshot(now, {"frontend": BASE, "payments": slow,
                                              "orders-db": BASE}))
     assert rec.changed == [(1, 1)]  # only the row whose values changed
     assert rec.resets == 0
     assert model.health_of("payments") is Health.DEGRADED
-    assert model.index(1, ServiceTableModel.ERRORS).data() == "8.00"
+    assert model.index(1, ServiceTableModel.ERRORS).data() == "3.00"
     assert model.index(1, ServiceTableModel.P99).data() == "1,800"
+    assert model.index(1, ServiceTableModel.SAT).data() == "20"
+    assert model.index(1, ServiceTableModel.READY).data() == "3"
     assert model.index(1, ServiceTableModel.HEALTH).data(Qt.ItemDataRole.ForegroundRole) \
         is not None
     down = dict(BASE, instances_ready=0.0)
@@ -135,17 +134,135 @@ def test_service_model_updates_changed_rows_only(runtime: Any, qtmodeltester: An
     assert model.health_of("orders-db") is Health.DOWN
     assert rec.inserted[-1] == (3, 3)
     assert rec.changed[-1] == (2, 2)
+    runtime.bus.publish(EstateSnapshot(now, {"orders-db": down, "search": BASE}))
+    assert len(rec.changed) == 2  # nothing new to show
+    bridge.close()
+
+
+def test_service_health_agrees_with_the_alerts_firing_now(runtime: Any,
+                                                          qtmodeltester: Any) -> None:
+    """Metrics can look fine while an alert fires on something no column shows (a
+    certificate, a queue, one instance): the row must not say ok then."""
+    bridge = BusBridge(runtime.bus)
+    earlier = make_signal(runtime, "search", name="DiskSpaceLow",
+                          severity=Severity.WARNING, instance="search-0")
+    model = ServiceTableModel([earlier], bridge=bridge)
+    qtmodeltester.check(model)
+    runtime.bus.publish(EstateSnapshot(runtime.clock.now(), {"payments": BASE, "search": BASE}))
+    assert model.health_of("payments") is Health.OK
+    assert model.health_of("search") is Health.DEGRADED  # from the signals it started with
+    rec = Recorder(model)
+    cert = make_signal(runtime, "payments", name="CertificateExpiringSoon",
+                       severity=Severity.WARNING, seconds=1)
+    runtime.service.ingest([cert])
+    assert model.health_of("payments") is Health.DEGRADED
+    assert rec.changed == [(0, 0)]
+    assert "CertificateExpiringSoon" in model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    down = make_signal(runtime, "payments", name="InstanceDown", seconds=2)
+    runtime.service.ingest([down])
+    assert model.health_of("payments") is Health.CRITICAL
+    assert model.index(0, ServiceTableModel.HEALTH).data() == "\u25cf critical"
+    runtime.service.ingest([replace(down, status=AlertStatus.RESOLVED,
+                                     at=down.at + timedelta(seconds=60)),
+                            replace(cert, status=AlertStatus.RESOLVED,
+                                    at=cert.at + timedelta(seconds=60))])
+    assert model.health_of("payments") is Health.OK
+    assert rec.resets == 0
     bridge.close()
 
 
 def test_health_thresholds() -> None:
     t = HealthThresholds()
     assert t.health(BASE) is Health.OK
-    assert t.health(dict(BASE, error_rate=0.05)) is Health.DEGRADED
+    assert t.health(dict(BASE, error_rate=0.03)) is Health.DEGRADED
     assert t.health(dict(BASE, latency_p99_ms=2500)) is Health.DEGRADED
-    assert t.health(dict(BASE, error_rate=0.5)) is Health.DOWN
-    assert t.health(dict(BASE, latency_p99_ms=9000)) is Health.DOWN
+    assert t.health(dict(BASE, error_rate=0.3)) is Health.CRITICAL
+    assert t.health(dict(BASE, latency_p99_ms=9000)) is Health.CRITICAL
+    assert t.health(dict(BASE, instances_ready=0)) is Health.DOWN
     assert t.health({}) is Health.OK
+
+
+def test_error_thresholds_are_those_of_the_shipped_alert_rules() -> None:
+    """The table turns amber and red where the estate's own alerts fire."""
+    rules = {r.alert: r for r in load_estate_spec().alert_rules}
+    t = HealthThresholds()
+    assert (rules["ElevatedErrorRate"].metric, rules["ElevatedErrorRate"].severity) == (
+        "error_rate", "warning")
+    assert rules["ElevatedErrorRate"].threshold == pytest.approx(t.error_degraded)
+    assert (rules["HighErrorRate"].metric, rules["HighErrorRate"].severity) == (
+        "error_rate", "critical")
+    assert rules["HighErrorRate"].threshold == pytest.approx(t.error_critical)
+
+
+def test_firing_alerts_keep_the_latest_state_of_each_fingerprint(runtime: Any) -> None:
+    a = make_signal(runtime, "cart", name="HighCPU", severity=Severity.WARNING)
+    b = make_signal(runtime, "cart", name="InstanceDown", instance="i-2")
+    alerts = FiringAlerts([a])
+    assert alerts.apply([b]) == {"cart"}
+    assert [s.name for s in alerts.of("cart")] == ["InstanceDown", "HighCPU"]  # worst first
+    assert alerts.health("cart") is Health.CRITICAL
+    assert alerts.apply([replace(b, status=AlertStatus.RESOLVED)]) == {"cart"}
+    assert alerts.health("cart") is Health.DEGRADED
+    assert len(alerts) == 1
+    log = replace(a, kind=SignalKind.LOG, name="log line", fingerprint="")
+    assert alerts.apply([log]) == set()  # a log line is not an alert
+
+
+def test_signal_rows_stop_being_live_when_their_alert_resolves(runtime: Any,
+                                                               qtmodeltester: Any) -> None:
+    bridge = BusBridge(runtime.bus)
+    first = make_signal(runtime, "payments")
+    other = make_signal(runtime, "cart", name="HighLatency", severity=Severity.WARNING,
+                        seconds=1)
+    model = SignalTableModel([first], bridge=bridge)
+    qtmodeltester.check(model)
+    assert model.is_live(0)
+    assert model.live_count == 1
+    rec = Recorder(model)
+    runtime.service.ingest([other])
+    resolved = replace(first, status=AlertStatus.RESOLVED, at=first.at + timedelta(minutes=3))
+    runtime.service.ingest([resolved])
+    # Rows, newest first: the resolution, the cart alert, the payments alert it ended.
+    assert [model.signal_at(r) for r in range(3)] == [resolved, other, first]
+    assert rec.changed == [(2, 2)]  # the old firing row, which is history now
+    assert rec.resets == 0
+    assert [model.is_live(r) for r in range(3)] == [False, True, False]
+    assert model.live_count == 1
+    assert model.index(2, SignalTableModel.STATUS).data() == "was firing"
+    assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole) is None  # no red tint
+    assert model.index(2, 0).data(Qt.ItemDataRole.ForegroundRole) == model.palette.dimmed
+    assert model.index(1, SignalTableModel.STATUS).data() == "firing"
+    assert model.index(0, SignalTableModel.STATUS).data() == "resolved"
+    refired = replace(first, at=first.at + timedelta(minutes=9))
+    model.add_signals([refired])
+    assert model.is_live(0)
+    assert not model.is_live(3)
+    assert model.live_count == 2
+    bridge.close()
+
+
+def test_alerts_resolving_together_make_one_change(runtime: Any, qtmodeltester: Any) -> None:
+    model = SignalTableModel()
+    qtmodeltester.check(model)
+    fired = [make_signal(runtime, f"svc-{i}", seconds=i) for i in range(3)]
+    model.add_signals([make_signal(runtime, "cart", name="Other"), *fired])
+    rec = Recorder(model)
+    model.add_signals([replace(s, status=AlertStatus.RESOLVED) for s in fired])
+    assert rec.changed == [(3, 5)]  # one range over the three rows that ended
+    assert [model.is_live(r) for r in range(7)] == [False] * 6 + [True]
+
+
+def test_liveness_survives_rows_falling_off_the_bottom(runtime: Any,
+                                                       qtmodeltester: Any) -> None:
+    model = SignalTableModel(capacity=3)
+    qtmodeltester.check(model)
+    alerts = [make_signal(runtime, f"svc-{i}", seconds=i) for i in range(5)]
+    model.add_signals(alerts)
+    assert model.rowCount() == 3
+    assert model.live_count == 5  # two of them no longer have a row, but still fire
+    model.add_signals([replace(alerts[0], status=AlertStatus.RESOLVED, at=alerts[4].at)])
+    assert model.live_count == 4
+    assert [model.is_live(r) for r in range(3)] == [False, True, True]
 
 
 def test_audit_model_shows_new_records_on_top(runtime: Any, qtmodeltester: Any) -> None:

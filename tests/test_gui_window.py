@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from console.app import build_window
 from console.domain import AlertStatus, Severity, Signal, SignalKind
@@ -154,6 +155,33 @@ def test_signals_from_the_bus_appear_and_the_filter_filters(runtime: Any,
     assert pane.proxy.rowCount() == 4
 
 
+def test_firing_now_only_leaves_the_live_alerts(runtime: Any, qtbot: Any,
+                                               open_window: OpenWindow) -> None:
+    window = open_window()
+    pane = window.signals_pane
+    toggle = window.findChild(type(pane.live_only_toggle), "liveOnlyToggle")
+    assert toggle is pane.live_only_toggle
+    cpu = alert(runtime, "payments", "HighCPU", Severity.WARNING)
+    runtime.service.ingest([cpu, alert(runtime, "cart", seconds=1)])
+    runtime.service.ingest([replace(cpu, status=AlertStatus.RESOLVED,
+                                    at=cpu.at + timedelta(minutes=5))])
+    assert pane.proxy.rowCount() == 3
+
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+
+    assert toggle.isChecked()
+    assert pane.proxy.rowCount() == 1
+    assert pane.proxy.index(0, 3).data() == "cart"
+    assert pane.count_label.text() == "1 of 3"
+    runtime.service.ingest([alert(runtime, "search", seconds=2)])
+    assert pane.proxy.rowCount() == 2  # a new firing alert shows at once
+    pane.set_filter("search")
+    assert pane.proxy.rowCount() == 1  # both filters at once
+    pane.set_filter("")
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    assert pane.proxy.rowCount() == 4
+
+
 def test_services_pane_follows_snapshots_and_drives_the_metrics_pane(
         runtime: Any, open_window: OpenWindow) -> None:
     window = open_window()
@@ -237,3 +265,14 @@ def test_every_dock_has_an_object_name(open_window: OpenWindow) -> None:
     assert names == {"servicesDock", "signalsDock", "metricsDock", "auditDock"}
     assert {dock.windowTitle() for dock in window.docks.values()} == {
         "Services", "Signals", "Metrics", "Audit"}
+
+
+@pytest.mark.parametrize("name", [
+    "killSwitch", "signalFilter", "liveOnlyToggle", "servicesTable", "signalsTable",
+    "auditTable", "errorPlot", "latencyPlot", "clockLabel", "autonomyLabel", "statusBar"])
+def test_what_a_person_looks_at_or_clicks_has_a_stable_object_name(
+        open_window: OpenWindow, name: str) -> None:
+    window = open_window()
+    found = window.findChildren(QWidget, name)
+    assert len(found) == 1, f"{name}: {found}"
+    assert found[0].isVisible()

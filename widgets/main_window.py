@@ -102,7 +102,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["metrics"], d["audit"], Qt.Orientation.Vertical)
         self.resize(1600, 1000)
         self.resizeDocks([d["services"], d["metrics"]], [930, 670], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["services"], d["signals"]], [430, 500], Qt.Orientation.Vertical)
+        # Enough height for the demo estate's 20 services without a scroll bar.
+        self.resizeDocks([d["services"], d["signals"]], [500, 430], Qt.Orientation.Vertical)
         self.resizeDocks([d["metrics"], d["audit"]], [560, 370], Qt.Orientation.Vertical)
 
     def save_layout(self) -> None:

@@ -18,10 +18,11 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from console.events import EstateSnapshot
 from widgets.bridge import BusBridge
-from widgets.models import HealthThresholds
+from widgets.service_model import HealthThresholds
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, PlotColors
 
 DEFAULT_POINTS = 2000
+AXIS_WIDTH = 64  # px: room for "12,000" and the axis label
 
 
 class Point(NamedTuple):
@@ -73,7 +74,7 @@ class MetricHistory(QObject):
 
 class MetricsPane(QWidget):
     """Two stacked plots with a shared time axis: error rate (%) and p99 latency (ms),
-    each with its degraded threshold as a dashed line."""
+    each with its degraded (amber) and critical (red) thresholds as dashed lines."""
 
     def __init__(self, history: MetricHistory, thresholds: HealthThresholds | None = None,
                  parent: QWidget | None = None) -> None:
@@ -89,10 +90,15 @@ class MetricsPane(QWidget):
         self.latency_plot.setXLink(self.error_plot)
         self.error_curve = self.error_plot.plot([], [])
         self.latency_curve = self.latency_plot.plot([], [])
-        self.error_limit = pg.InfiniteLine(pos=self.thresholds.error_degraded * 100.0, angle=0)
-        self.latency_limit = pg.InfiniteLine(pos=self.thresholds.p99_degraded_ms, angle=0)
-        self.error_plot.addItem(self.error_limit)
-        self.latency_plot.addItem(self.latency_limit)
+        t = self.thresholds
+        self.error_limit = pg.InfiniteLine(pos=t.error_degraded * 100.0, angle=0)
+        self.error_critical = pg.InfiniteLine(pos=t.error_critical * 100.0, angle=0)
+        self.latency_limit = pg.InfiniteLine(pos=t.p99_degraded_ms, angle=0)
+        self.latency_critical = pg.InfiniteLine(pos=t.p99_critical_ms, angle=0)
+        for plot, lines in ((self.error_plot, (self.error_limit, self.error_critical)),
+                            (self.latency_plot, (self.latency_limit, self.latency_critical))):
+            for line in lines:
+                plot.addItem(line, ignoreBounds=True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -109,7 +115,9 @@ class MetricsPane(QWidget):
         plot.setMouseEnabled(x=True, y=False)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setLabel("left", label, units=units)
-        plot.getAxis("left").enableAutoSIPrefix(False)  # "1.5 kms" reads badly at 3 a.m.
+        left = plot.getAxis("left")
+        left.enableAutoSIPrefix(False)  # "1.5 kms" reads badly at 3 a.m.
+        left.setWidth(AXIS_WIDTH)  # the same for both plots, so their time axes line up
         plot.getPlotItem().getViewBox().setLimits(yMin=0)
         plot.enableAutoRange(axis="y", enable=False)  # _redraw keeps the threshold in view
         plot.setMinimumHeight(120)
@@ -127,6 +135,8 @@ class MetricsPane(QWidget):
         self.latency_curve.setPen(pg.mkPen(colors.latency, width=2))
         for line in (self.error_limit, self.latency_limit):
             line.setPen(pg.mkPen(colors.threshold, width=1, style=Qt.PenStyle.DashLine))
+        for line in (self.error_critical, self.latency_critical):
+            line.setPen(pg.mkPen(colors.critical, width=1, style=Qt.PenStyle.DashLine))
 
     def show_service(self, service: str) -> None:
         self.service = service
@@ -153,6 +163,6 @@ class MetricsPane(QWidget):
         self._fit_y(self.latency_plot, p99, self.thresholds.p99_degraded_ms)
         if len(t):
             self.title.setText(f"{self.service} \u2014 error {errors[-1]:.2f} % \u00b7 "
-                               f"p99 {p99[-1]:,.0f} ms  (dashed: degraded threshold)")
+                               f"p99 {p99[-1]:,.0f} ms  (dashed: degraded / critical)")
         else:
             self.title.setText(f"{self.service} \u2014 no data yet")

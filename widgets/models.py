@@ -1,4 +1,5 @@
-"""Table models over the core's collections: signals, services (live metrics), audit.
+"""Table models over the core's collections: signals and audit (services live in
+`widgets/service_model.py`), and the plumbing they share.
 
 Each model is filled once from the service facade and then grows or changes only through
 the bridge's signals, with `beginInsertRows`/`beginRemoveRows`/`dataChanged`; none ever
@@ -13,9 +14,7 @@ must not paint `::item` backgrounds or it would hide them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
@@ -27,7 +26,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
-from console.domain import AlertStatus, AuditEntry, Severity, Signal
+from console.domain import AlertStatus, AuditEntry, Severity, Signal, SignalKind
 from widgets.theme import DEFAULT_THEME, STATE_COLORS, StateColors
 
 if TYPE_CHECKING:
@@ -37,8 +36,8 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 """Role carrying a sortable value (numbers stay numbers) for QSortFilterProxyModel."""
 
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 
 def tint(color: QColor, alpha: int) -> QColor:
@@ -62,13 +61,13 @@ def hhmmss(at: datetime) -> str:
     return at.strftime("%H:%M:%S")
 
 
-def _bold() -> QFont:
+def bold_font() -> QFont:
     font = QFont()
     font.setBold(True)
     return font
 
 
-class _TableModel(QAbstractTableModel):
+class TableModel(QAbstractTableModel):
     """Shared plumbing: fixed headers, flat table, read-only selectable cells."""
 
     HEADERS: Sequence[str] = ()
@@ -111,8 +110,15 @@ class _TableModel(QAbstractTableModel):
 # --- signals -------------------------------------------------------------------------
 
 
-class SignalTableModel(_TableModel):
-    """Alert and log signals, newest on top, capped at `capacity` rows (oldest dropped)."""
+class SignalTableModel(TableModel):
+    """Alert and log signals, newest on top, capped at `capacity` rows (oldest dropped).
+
+    The table is the stream of alert state changes, so a "firing" row stays after its
+    alert resolves. The model knows which rows are *live* (the alert is firing now: no
+    later row of the same fingerprint resolved or re-fired it); only live rows are
+    tinted, the others are dimmed history, and `is_live` lets a proxy show live ones
+    only. When a row stops being live it gets a `dataChanged`.
+    """
 
     HEADERS = ("Time", "Severity", "Status", "Service", "Alert", "Summary")
     TIME, SEVERITY, STATUS, SERVICE, NAME, SUMMARY = range(6)
@@ -123,8 +129,12 @@ class SignalTableModel(_TableModel):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        # Newest first; `recent_signals` and bus batches come oldest first.
-        self._rows: list[Signal] = list(signals)[::-1][:capacity]
+        # Every signal gets a serial in arrival order; row r holds serial `_top - r`.
+        self._top = -1
+        self._live: dict[str, int] = {}  # fingerprint -> serial of its firing signal
+        ordered = list(signals)  # `recent_signals` and bus batches come oldest first
+        self._assign(ordered)
+        self._rows: list[Signal] = ordered[::-1][:capacity]  # newest first
         if bridge is not None:
             bridge.signalsReceived.connect(self._on_bridge_signals)
 
@@ -134,10 +144,42 @@ class SignalTableModel(_TableModel):
     def signal_at(self, row: int) -> Signal:
         return self._rows[row]
 
+    @property
+    def live_count(self) -> int:
+        """Alerts firing now, including those whose rows fell off the bottom."""
+        return len(self._live)
+
+    def is_live(self, row: int) -> bool:
+        """True when the alert on `row` is firing now (its latest state change)."""
+        sig = self._rows[row]
+        return (sig.kind is SignalKind.ALERT and sig.status is AlertStatus.FIRING
+                and self._live.get(sig.fingerprint) == self._top - row)
+
+    def _active(self, row: int) -> bool:
+        sig = self._rows[row]
+        if sig.kind is SignalKind.ALERT:
+            return self.is_live(row)
+        return sig.status is AlertStatus.FIRING  # a log line has no "resolved" to wait for
+
+    def _assign(self, signals: Sequence[Signal]) -> set[int]:
+        """Give `signals` (oldest first) serials; return the serials that stopped being live."""
+        ended: set[int] = set()
+        for sig in signals:
+            self._top += 1
+            if sig.kind is not SignalKind.ALERT:
+                continue
+            before = self._live.pop(sig.fingerprint, None)
+            if before is not None:
+                ended.add(before)
+            if sig.status is AlertStatus.FIRING:
+                self._live[sig.fingerprint] = self._top
+        return ended
+
     def add_signals(self, signals: Sequence[Signal]) -> None:
         """Insert a batch (oldest first, as the bus delivers it) on top; drop the oldest."""
         if not signals:
             return
+        ended = self._assign(signals)
         batch = list(signals)[::-1][: self.capacity]
         overflow = len(self._rows) + len(batch) - self.capacity
         if overflow > 0:
@@ -148,6 +190,16 @@ class SignalTableModel(_TableModel):
         self.beginInsertRows(QModelIndex(), 0, len(batch) - 1)
         self._rows[0:0] = batch
         self.endInsertRows()
+        # Older rows that are still shown and stopped being live: one dataChanged per run
+        # of adjacent rows (alerts that fired together tend to resolve together).
+        rows = sorted(r for r in (self._top - s for s in ended)
+                      if len(batch) <= r < len(self._rows))
+        last_col = len(self.HEADERS) - 1
+        while rows:
+            first = last = rows.pop(0)
+            while rows and rows[0] == last + 1:
+                last = rows.pop(0)
+            self.dataChanged.emit(self.index(first, 0), self.index(last, last_col))
 
     def _on_bridge_signals(self, event: Any) -> None:
         self.add_signals(event.signals)
@@ -155,41 +207,45 @@ class SignalTableModel(_TableModel):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not self._valid(index):
             return None
-        sig = self._rows[index.row()]
-        col = index.column()
-        firing = sig.status is AlertStatus.FIRING
+        row, col = index.row(), index.column()
+        sig = self._rows[row]
         if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
             if role == SORT_ROLE and col == self.TIME:
                 return sig.at.timestamp()
             if role == SORT_ROLE and col == self.SEVERITY:
                 return list(Severity).index(sig.severity)
-            return self._text(sig, col)
+            return self._text(row, col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(sig)
+            return self._tooltip(row)
+        active = self._active(row)
         p = self.palette
         if role == Qt.ItemDataRole.ForegroundRole:
-            if not firing:
+            if not active:
                 return p.dimmed
             if col == self.SEVERITY:
                 return {Severity.CRITICAL: p.red, Severity.WARNING: p.amber,
                         Severity.INFO: p.blue}[sig.severity]
             return None
         if role == Qt.ItemDataRole.BackgroundRole:
-            if firing and sig.severity is Severity.CRITICAL:
+            if active and sig.severity is Severity.CRITICAL:
                 return tint(p.red, 70 if col == self.SEVERITY else 40)
-            if firing and sig.severity is Severity.WARNING and col == self.SEVERITY:
+            if active and sig.severity is Severity.WARNING and col == self.SEVERITY:
                 return tint(p.amber, 45)
             return None
-        if role == Qt.ItemDataRole.FontRole and col == self.SEVERITY and firing:
-            return _bold()
+        if role == Qt.ItemDataRole.FontRole and col == self.SEVERITY and active:
+            return bold_font()
         return None
 
-    def _text(self, sig: Signal, col: int) -> str:
+    def _text(self, row: int, col: int) -> str:
+        sig = self._rows[row]
         if col == self.TIME:
             return hhmmss(sig.at)
         if col == self.SEVERITY:
             return sig.severity.value.upper()
         if col == self.STATUS:
+            if (sig.kind is SignalKind.ALERT and sig.status is AlertStatus.FIRING
+                    and not self.is_live(row)):
+                return "was firing"
             return sig.status.value
         if col == self.SERVICE:
             return sig.service
@@ -197,10 +253,11 @@ class SignalTableModel(_TableModel):
             return sig.name
         return sig.annotations.get("summary") or sig.annotations.get("description", "")
 
-    @staticmethod
-    def _tooltip(sig: Signal) -> str:
+    def _tooltip(self, row: int) -> str:
+        sig = self._rows[row]
         labels = ", ".join(f"{k}={v}" for k, v in sorted(sig.labels.items()))
-        lines = [f"{sig.name} on {sig.service} ({sig.severity.value}, {sig.status.value})",
+        state = "firing now" if self.is_live(row) else self._text(row, self.STATUS)
+        lines = [f"{sig.name} on {sig.service} ({sig.severity.value}, {state})",
                  f"at {sig.at.isoformat()} from {sig.source}"]
         if labels:
             lines.append(labels)
@@ -208,196 +265,10 @@ class SignalTableModel(_TableModel):
         return "\n".join(lines)
 
 
-# --- services ------------------------------------------------------------------------
-
-
-class Health(IntEnum):
-    OK = 0
-    DEGRADED = 1
-    DOWN = 2
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-@dataclass(frozen=True, slots=True)
-class HealthThresholds:
-    """Where a service stops being ok. Error rate is a ratio (0-1), latency in ms."""
-
-    error_degraded: float = 0.02
-    error_down: float = 0.25
-    p99_degraded_ms: float = 1000.0
-    p99_down_ms: float = 5000.0
-
-    def health(self, metrics: Mapping[str, float]) -> Health:
-        err = metrics.get("error_rate", 0.0)
-        p99 = metrics.get("latency_p99_ms", 0.0)
-        if ("instances_ready" in metrics and metrics["instances_ready"] <= 0) \
-                or err >= self.error_down or p99 >= self.p99_down_ms:
-            return Health.DOWN
-        if err >= self.error_degraded or p99 >= self.p99_degraded_ms:
-            return Health.DEGRADED
-        return Health.OK
-
-
-@dataclass(frozen=True, slots=True)
-class _Column:
-    title: str
-    metric: str | None  # None: not a metric column (name, health)
-    scale: float = 1.0
-    decimals: int = 0
-    suffix: str = ""
-
-
-class ServiceTableModel(_TableModel):
-    """One row per service of the estate with its latest metrics and derived health.
-
-    Rows appear the first time a snapshot names a service; after that a snapshot emits
-    `dataChanged` only for rows whose displayed values changed.
-    """
-
-    COLUMNS = (
-        _Column("Service", None),
-        _Column("Health", None),
-        _Column("Req/s", "request_rate", decimals=0),
-        _Column("Errors %", "error_rate", scale=100.0, decimals=2),
-        _Column("p99 ms", "latency_p99_ms", decimals=0),
-        _Column("CPU %", "cpu", decimals=0),
-        _Column("Mem %", "memory", decimals=0),
-        _Column("Disk %", "disk", decimals=0),
-    )
-    HEADERS = tuple(c.title for c in COLUMNS)
-    NAME, HEALTH, RPS, ERRORS, P99, CPU, MEM, DISK = range(8)
-    HOT_PERCENT = 85.0  # cpu/mem/disk above this are highlighted
-
-    def __init__(self, *, bridge: BusBridge | None = None,
-                 thresholds: HealthThresholds | None = None,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.thresholds = thresholds or HealthThresholds()
-        self._names: list[str] = []
-        self._row_of: dict[str, int] = {}
-        self._metrics: dict[str, dict[str, float]] = {}
-        self._shown: dict[str, tuple[Any, ...]] = {}
-        if bridge is not None:
-            bridge.estateSnapshot.connect(self._on_bridge_snapshot)
-
-    def _row_count(self) -> int:
-        return len(self._names)
-
-    def service_at(self, row: int) -> str:
-        return self._names[row]
-
-    def row_of(self, service: str) -> int:
-        return self._row_of[service]
-
-    def health_of(self, service: str) -> Health:
-        return self.thresholds.health(self._metrics.get(service, {}))
-
-    def update_metrics(self, metrics: Mapping[str, Mapping[str, float]]) -> None:
-        new = [name for name in metrics if name not in self._row_of]
-        if new:
-            first = len(self._names)
-            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            for name in new:
-                self._row_of[name] = len(self._names)
-                self._names.append(name)
-                self._metrics[name] = dict(metrics[name])
-                self._shown[name] = self._display_key(name)
-            self.endInsertRows()
-        last_col = len(self.COLUMNS) - 1
-        for name, values in metrics.items():
-            if name in new:
-                continue
-            self._metrics[name] = dict(values)
-            shown = self._display_key(name)
-            if shown != self._shown[name]:
-                self._shown[name] = shown
-                row = self._row_of[name]
-                self.dataChanged.emit(self.index(row, self.HEALTH), self.index(row, last_col))
-
-    def _on_bridge_snapshot(self, event: Any) -> None:
-        self.update_metrics(event.metrics)
-
-    def _display_key(self, name: str) -> tuple[Any, ...]:
-        return (self.health_of(name),
-                *(self._text(name, col) for col in range(self.RPS, len(self.COLUMNS))))
-
-    def _value(self, name: str, col: int) -> float | None:
-        column = self.COLUMNS[col]
-        if column.metric is None or column.metric not in self._metrics[name]:
-            return None
-        return float(self._metrics[name][column.metric]) * column.scale
-
-    def _text(self, name: str, col: int) -> str:
-        if col == self.NAME:
-            return name
-        if col == self.HEALTH:
-            return f"\u25cf {self.health_of(name).label}"
-        value = self._value(name, col)
-        if value is None:
-            return "\u2013"
-        return f"{value:,.{self.COLUMNS[col].decimals}f}"
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not self._valid(index):
-            return None
-        name = self._names[index.row()]
-        col = index.column()
-        health = self.health_of(name)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(name, col)
-        if role == SORT_ROLE:
-            if col == self.NAME:
-                return name
-            if col == self.HEALTH:  # health first, then how bad: the worst sorts on top
-                err = self._metrics[name].get("error_rate", 0.0)
-                return int(health) * 1000.0 + min(float(err), 1.0) * 100.0
-            value = self._value(name, col)
-            return -1.0 if value is None else value
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _LEFT if col in (self.NAME, self.HEALTH) else _RIGHT
-        p = self.palette
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if col == self.HEALTH:
-                return {Health.OK: p.green, Health.DEGRADED: p.amber, Health.DOWN: p.red}[health]
-            if self._is_hot(name, col):
-                return p.red if health is Health.DOWN else p.amber
-            return None
-        if role == Qt.ItemDataRole.BackgroundRole:
-            if health is Health.DOWN:
-                return tint(p.red, 60)
-            if health is Health.DEGRADED and col in (self.NAME, self.HEALTH):
-                return tint(p.amber, 40)
-            return None
-        if role == Qt.ItemDataRole.FontRole and (
-                (col == self.HEALTH and health is not Health.OK) or self._is_hot(name, col)):
-            return _bold()
-        if role == Qt.ItemDataRole.ToolTipRole:
-            values = self._metrics[name]
-            return "\n".join([f"{name}: {health.label}"]
-                             + [f"{k} = {v:g}" for k, v in sorted(values.items())])
-        return None
-
-    def _is_hot(self, name: str, col: int) -> bool:
-        value = self._value(name, col)
-        if value is None:
-            return False
-        t = self.thresholds
-        if col == self.ERRORS:
-            return value >= t.error_degraded * 100.0
-        if col == self.P99:
-            return value >= t.p99_degraded_ms
-        if col in (self.CPU, self.MEM, self.DISK):
-            return value >= self.HOT_PERCENT
-        return False
-
-
 # --- audit ---------------------------------------------------------------------------
 
 
-class AuditTableModel(_TableModel):
+class AuditTableModel(TableModel):
     """Records of the audit chain, newest on top; duplicates (by seq) are ignored."""
 
     HEADERS = ("Seq", "Time", "Actor", "Action", "Target", "Decision")
@@ -450,11 +321,12 @@ class AuditTableModel(_TableModel):
         if role == SORT_ROLE:
             return entry.seq if col == self.SEQ else self._TEXT[col](entry)
         if role == Qt.ItemDataRole.TextAlignmentRole and col == self.SEQ:
-            return _RIGHT
+            return RIGHT
         p = self.palette
         if role == Qt.ItemDataRole.ForegroundRole and col == self.DECISION:
+            # "n/a" (a record that decided nothing, e.g. a scenario start) is dimmed.
             return {"deny": p.red, "needs_approval": p.amber, "allow": p.green}.get(
-                entry.decision)
+                entry.decision, p.dimmed)
         if role == Qt.ItemDataRole.BackgroundRole and entry.decision == "deny":
             return tint(p.red, 40)
         if role == Qt.ItemDataRole.ToolTipRole:

@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window-only", action="store_true", help="no per-pane PNGs")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
     app.setStyle("Fusion")
     for path in render_snapshot(args.scenario, args.at, args.out, seed=args.seed,
                                 theme=args.theme, panes=not args.window_only):

@@ -1,4 +1,5 @@
-"""The three table panes: services, signals (with a filter) and audit.
+"""The three table panes: services, signals (with a text filter and a live-only switch)
+and audit.
 
 Each pane gets its model in `__init__` and shows it through a proxy; none of them reads
 the database or the bus itself.
@@ -12,6 +13,7 @@ from PySide6.QtCore import (
     QAbstractItemModel,
     QItemSelection,
     QModelIndex,
+    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -19,6 +21,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -28,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from widgets.models import SORT_ROLE, AuditTableModel, ServiceTableModel, SignalTableModel
+from widgets.models import SORT_ROLE, AuditTableModel, SignalTableModel
+from widgets.service_model import ServiceTableModel
 
 
 def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
@@ -55,7 +59,7 @@ def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
     header.setHighlightSections(False)
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setMinimumSectionSize(metrics.horizontalAdvance("Disk %") + 16)
+    header.setMinimumSectionSize(metrics.horizontalAdvance("Ready") + 16)
     bold = view.font()
     bold.setBold(True)
     bold_metrics = QFontMetrics(bold)  # headers are bold in both themes
@@ -74,6 +78,41 @@ def sorting_proxy(model: QAbstractItemModel, parent: QWidget) -> QSortFilterProx
     proxy.setSortRole(SORT_ROLE)
     proxy.setDynamicSortFilter(True)
     return proxy
+
+
+class SignalFilterProxy(QSortFilterProxyModel):
+    """Sorts and filters the signals; with `live_only`, only alerts firing now pass.
+
+    The source model emits `dataChanged` for a row whose alert stops firing, and the
+    dynamic filter then drops it, so the live view shrinks as alerts resolve.
+    """
+
+    def __init__(self, model: SignalTableModel, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.signals_model = model
+        self.live_only = False
+        self.setSourceModel(model)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+        self.setFilterKeyColumn(-1)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_live_only(self, on: bool) -> None:
+        if on == self.live_only:
+            return
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateRowsFilter before
+            self.beginFilterChange()
+            self.live_only = on
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.live_only = on
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        if self.live_only and not self.signals_model.is_live(source_row):
+            return False
+        return super().filterAcceptsRow(source_row, source_parent)
 
 
 class ServicesPane(QWidget):
@@ -95,8 +134,8 @@ class ServicesPane(QWidget):
         self._following = False
         self.proxy = sorting_proxy(model, self)
         self.table = make_table("servicesTable", self.proxy,
-                                ("recommendations", "\u25cf degraded", "88,888", "100.00",
-                                 "88,888", "100", "100", "100"), self)
+                                ("recommendations", "\u25cf critical", "88,888", "100.00",
+                                 "88,888", "100", "100", "100", "100", "88"), self)
         self.table.horizontalHeader().setSectionResizeMode(
             ServiceTableModel.NAME, QHeaderView.ResizeMode.Stretch)
         self.table.setSortingEnabled(True)
@@ -147,15 +186,19 @@ class ServicesPane(QWidget):
 
 
 class SignalsPane(QWidget):
-    """Every signal as it arrives, newest on top, with a free-text filter over all columns."""
+    """Every signal as it arrives, newest on top, with a free-text filter over all columns
+    and a switch that leaves only the alerts firing now."""
 
     def __init__(self, model: SignalTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("signalsPane")
         self.model = model
-        self.proxy = sorting_proxy(model, self)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy = SignalFilterProxy(model, self)
+        self.live_only_toggle = QCheckBox("Firing now only", self)
+        self.live_only_toggle.setObjectName("liveOnlyToggle")
+        self.live_only_toggle.setToolTip("Hide resolved alerts, and firing ones that have "
+                                         "resolved since")
+        self.live_only_toggle.toggled.connect(self._on_live_only_toggled)
         self.filter = QLineEdit(self)
         self.filter.setObjectName("signalFilter")
         self.filter.setPlaceholderText("Filter signals: service, alert, severity, text\u2026")
@@ -164,7 +207,7 @@ class SignalsPane(QWidget):
         self.count_label = QLabel(self)
         self.count_label.setObjectName("signalFilterCount")
         self.table = make_table("signalsTable", self.proxy,
-                                ("00:00:00", "CRITICAL", "resolved", "recommendations",
+                                ("00:00:00", "CRITICAL", "was firing", "recommendations",
                                  "HighErrorRateBudgetBurn", ""), self)
         header = self.table.horizontalHeader()
         header.setSortIndicatorClearable(True)
@@ -172,7 +215,9 @@ class SignalsPane(QWidget):
         self.table.setSortingEnabled(True)  # no indicator: model order, newest on top
         top = QHBoxLayout()
         top.setContentsMargins(4, 4, 4, 0)
+        top.setSpacing(12)
         top.addWidget(self.filter, 1)
+        top.addWidget(self.live_only_toggle)
         top.addWidget(self.count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -186,6 +231,10 @@ class SignalsPane(QWidget):
 
     def set_filter(self, text: str) -> None:
         self.filter.setText(text)
+
+    def _on_live_only_toggled(self, on: bool) -> None:
+        self.proxy.set_live_only(on)
+        self._show_count()
 
     def _on_filter_text_changed(self, text: str) -> None:
         self.proxy.setFilterFixedString(text.strip())

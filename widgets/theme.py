@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 THEMES = ("dark", "light")
 DEFAULT_THEME = "dark"
@@ -16,7 +17,8 @@ class PlotColors:
     foreground: str
     error: str
     latency: str
-    threshold: str
+    threshold: str  # the degraded threshold line
+    critical: str  # the critical threshold line
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,9 @@ STATE_COLORS = {
 
 PLOT_COLORS = {
     "dark": PlotColors(background="#171a1f", foreground="#aab3bf", error="#ff6b70",
-                       latency="#6ea8ff", threshold="#f2a623"),
+                       latency="#6ea8ff", threshold="#f2a623", critical="#ff6b70"),
     "light": PlotColors(background="#ffffff", foreground="#404852", error="#c6343b",
-                        latency="#2f5fb8", threshold="#c77c00"),
+                        latency="#2f5fb8", threshold="#c77c00", critical="#c6343b"),
 }
 
 
@@ -51,10 +53,18 @@ def check_theme(name: str) -> str:
     return name
 
 
+THEME_DIR_TOKEN = "@THEME_DIR@"
+"""Stands for the themes folder in QSS `url()`s (Qt needs a real path for images)."""
+
+
 def load_stylesheet(name: str) -> str:
     """The QSS of a theme, read through the package so it works from a wheel too."""
-    path = resources.files("resources") / "themes" / f"{check_theme(name)}.qss"
-    return path.read_text(encoding="utf-8")
+    folder = resources.files("resources") / "themes"
+    text = (folder / f"{check_theme(name)}.qss").read_text(encoding="utf-8")
+    # An installed package is a folder; from a zip there is no path to give Qt, and the
+    # checked box is then only filled, without its tick.
+    where = folder.as_posix() if isinstance(folder, Path) else ""
+    return text.replace(THEME_DIR_TOKEN, where)
 
 
 def next_theme(name: str) -> str:
