@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import bench_audit, bench_correlation, bench_simulation
+from benchmarks import bench_audit, bench_correlation, bench_policy, bench_simulation
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "audit": bench_audit.run,
     "simulation": bench_simulation.run,
     "correlation": bench_correlation.run,
+    "policy": bench_policy.run,
 }
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=3000, help="audit records (audit)")
     parser.add_argument("--scenario", default="storm", help="scenario (simulation)")
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
+    parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}
