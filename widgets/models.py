@@ -68,10 +68,14 @@ def bold_font() -> QFont:
 
 
 class TableModel(QAbstractTableModel):
-    """Shared plumbing: fixed headers, flat table, read-only selectable cells."""
+    """Shared plumbing: fixed headers, a flat list of rows, read-only selectable cells.
+
+    Subclasses keep their rows in `self._rows` (set before any view sees the model).
+    """
 
     HEADERS: Sequence[str] = ()
     palette = Palette(STATE_COLORS[DEFAULT_THEME])
+    _rows: Sequence[Any] = ()
 
     def set_colors(self, colors: StateColors) -> None:
         """Switch to another theme's colours (one dataChanged over the whole table)."""
@@ -99,7 +103,7 @@ class TableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def _row_count(self) -> int:
-        raise NotImplementedError
+        return len(self._rows)
 
     def _valid(self, index: AnyIndex) -> bool:
         return (index.isValid() and not index.parent().isValid()
@@ -137,9 +141,6 @@ class SignalTableModel(TableModel):
         self._rows: list[Signal] = ordered[::-1][:capacity]  # newest first
         if bridge is not None:
             bridge.signalsReceived.connect(self._on_bridge_signals)
-
-    def _row_count(self) -> int:
-        return len(self._rows)
 
     def signal_at(self, row: int) -> Signal:
         return self._rows[row]
@@ -281,9 +282,6 @@ class AuditTableModel(TableModel):
         self._rows: list[AuditEntry] = ordered[::-1]
         if bridge is not None:
             bridge.auditAppended.connect(self._on_bridge_audit)
-
-    def _row_count(self) -> int:
-        return len(self._rows)
 
     def entry_at(self, row: int) -> AuditEntry:
         return self._rows[row]

@@ -160,9 +160,6 @@ class ServiceTableModel(TableModel):
             bridge.estateSnapshot.connect(self._on_bridge_snapshot)
             bridge.signalsReceived.connect(self._on_bridge_signals)
 
-    def _row_count(self) -> int:
-        return len(self._rows)
-
     def service_at(self, row: int) -> str:
         return self._rows[row].name
 
