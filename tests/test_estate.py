@@ -368,6 +368,8 @@ def test_the_readme_scenario_example_is_valid(tmp_path: Path) -> None:
     ("name: x\nduration: 10m\ntimeline:\n  - {at: 1m, type: action, kind: reboot, "
      "service: cart}\n", 4, "timeline.0.kind"),
     ("name: x\nduration: 10m\ntimeline: [\n", 4, "not valid YAML"),
+    ("name: x\nduration: 10m\ntimeline:\n  - {at: 1m, type: action, kind: scale_out, "
+     "service: cart, params: {count: 500}}\n", 4, "params.count"),
 ])
 def test_bad_scenario_files_name_file_line_and_field(tmp_path: Path, body: str, line: int,
                                                      field: str) -> None:

@@ -69,17 +69,19 @@ class BadDeployParams(Params):
     latency_ms: float = Field(120.0, ge=0)
 
 
-class BadDeploy(Fault):
-    kind = "bad_deploy"
-    description = "a new version with a defect rolls out; errors grow as instances switch"
-    params_model = BadDeployParams
+class _DefectiveVersion(Fault):
+    """A fault that ships as a new version: it rolls out, and only rolling back ends it."""
+
+    reactions: ClassVar[dict[str, str]]
+
+    def defect(self) -> Defect:
+        raise TypeError(f"{type(self).__name__} must say what its version does wrong")
 
     def start(self, estate: Estate) -> None:
         super().start(estate)
         svc = estate.services[self.service]
         self.version = self.params.version or _bump(svc.version)
-        estate.defects[(self.service, self.version)] = Defect(
-            self.params.error, self.params.latency_ms, fault=self)
+        estate.defects[(self.service, self.version)] = self.defect()
         estate.deploy(self.service, self.version)
 
     def tick(self, estate: Estate, dt: float) -> None:
@@ -91,10 +93,20 @@ class BadDeploy(Fault):
     def react(self, estate: Estate, action: str, service: str, params: dict[str, Any]) -> str:
         if service != self.service:
             return "no effect"
-        return {"rollback": "fixed (rolling back)",
-                "restart": "no effect: instances restart on the same bad version",
-                "scale_out": "worsened: new instances run the bad version"}.get(action,
-                                                                                "no effect")
+        return self.reactions.get(action, "no effect")
+
+
+class BadDeploy(_DefectiveVersion):
+    kind = "bad_deploy"
+    description = "a new version with a defect rolls out; errors grow as instances switch"
+    params_model = BadDeployParams
+    reactions: ClassVar[dict[str, str]] = {
+        "rollback": "fixed (rolling back)",
+        "restart": "no effect: instances restart on the same bad version",
+        "scale_out": "worsened: new instances run the bad version"}
+
+    def defect(self) -> Defect:
+        return Defect(self.params.error, self.params.latency_ms, fault=self)
 
 
 class ConfigErrorParams(Params):
@@ -134,32 +146,17 @@ class MemoryLeakParams(Params):
     version: str | None = None
 
 
-class MemoryLeak(Fault):
+class MemoryLeak(_DefectiveVersion):
     kind = "memory_leak"
     description = "a new version leaks memory; instances climb until the OOM killer restarts them"
     params_model = MemoryLeakParams
+    reactions: ClassVar[dict[str, str]] = {
+        "rollback": "fixed (rolling back)",
+        "restart": "delayed: memory is back to normal and starts leaking again",
+        "scale_out": "mitigated: more instances, each still leaking"}
 
-    def start(self, estate: Estate) -> None:
-        super().start(estate)
-        svc = estate.services[self.service]
-        self.version = self.params.version or _bump(svc.version)
-        estate.defects[(self.service, self.version)] = Defect(
-            leak_pct_per_min=self.params.rate_pct_per_min, fault=self)
-        estate.deploy(self.service, self.version)
-
-    def tick(self, estate: Estate, dt: float) -> None:
-        svc = estate.services[self.service]
-        if svc.version != self.version and all(i.version != self.version
-                                               for i in svc.instances):
-            self.end(estate, "rollback")
-
-    def react(self, estate: Estate, action: str, service: str, params: dict[str, Any]) -> str:
-        if service != self.service:
-            return "no effect"
-        return {"rollback": "fixed (rolling back)",
-                "restart": "delayed: memory is back to normal and starts leaking again",
-                "scale_out": "mitigated: more instances, each still leaking"}.get(action,
-                                                                                  "no effect")
+    def defect(self) -> Defect:
+        return Defect(leak_pct_per_min=self.params.rate_pct_per_min, fault=self)
 
 
 class CpuSaturationParams(Params):

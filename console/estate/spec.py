@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -152,8 +152,14 @@ def _check_service(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
-class FaultEntry(Strict):
-    type: Literal["fault"]
+Catalog = dict[str, type[BaseModel]]
+
+
+class _CatalogEntry(Strict):
+    """A timeline entry naming something from a catalog (a fault kind, an action), whose
+    params are checked against that entry's own model when the file is loaded."""
+
+    what: ClassVar[str]
     at: Duration
     kind: str
     service: str
@@ -161,26 +167,39 @@ class FaultEntry(Strict):
 
     _service = field_validator("service")(_check_service)
 
+    @classmethod
+    def catalog(cls) -> Catalog:
+        raise TypeError(f"{cls.__name__} must name its catalog")
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        from console.estate.faults import FAULT_KINDS
-
-        if value not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {value!r}; known: {', '.join(FAULT_KINDS)}")
+        known = cls.catalog()
+        if value not in known:
+            raise ValueError(f"unknown {cls.what} {value!r}; known: {', '.join(known)}")
         return value
 
     @model_validator(mode="after")
-    def _params_fit_kind(self) -> FaultEntry:
-        from console.estate.faults import FAULT_KINDS
-
+    def _params_fit_kind(self) -> _CatalogEntry:
         try:
-            FAULT_KINDS[self.kind].params_model.model_validate(self.params)
+            self.catalog()[self.kind].model_validate(self.params)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"params.{where}: {first['msg']} (fault {self.kind})") from None
+            raise ValueError(f"params.{where}: {first['msg']} ({self.what} {self.kind})") \
+                from None
         return self
+
+
+class FaultEntry(_CatalogEntry):
+    what = "fault kind"
+    type: Literal["fault"]
+
+    @classmethod
+    def catalog(cls) -> Catalog:
+        from console.estate.faults import FAULT_KINDS
+
+        return {name: fault.params_model for name, fault in FAULT_KINDS.items()}
 
 
 class ChangeEntry(Strict):
@@ -211,25 +230,17 @@ class LoadEntry(Strict):
     _service = field_validator("service")(_check_service)
 
 
-class ActionEntry(Strict):
+class ActionEntry(_CatalogEntry):
     """A scripted remediation, as if an operator ran it (for what-if scenarios and tests)."""
 
+    what = "action"
     type: Literal["action"]
-    at: Duration
-    kind: str
-    service: str
-    params: dict[str, Any] = {}
 
-    _service = field_validator("service")(_check_service)
-
-    @field_validator("kind")
     @classmethod
-    def _known_action(cls, value: str) -> str:
+    def catalog(cls) -> Catalog:
         from console.estate.actions import ACTIONS
 
-        if value not in ACTIONS:
-            raise ValueError(f"unknown action {value!r}; known: {', '.join(ACTIONS)}")
-        return value
+        return {name: model for name, (model, _) in ACTIONS.items()}
 
 
 TimelineEntry = Annotated[FaultEntry | ChangeEntry | LoadEntry | ActionEntry,
