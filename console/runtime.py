@@ -63,6 +63,12 @@ class Runtime:
     def close(self) -> None:
         self.db.dispose()
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass
 class RunTally:

@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,26 @@ def qloop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     asyncio.set_event_loop(None)
     loop.close()  # while the QApplication lives; a loop closed by GC after it is noisy
+
+
+@pytest.fixture
+def no_real_settings(tmp_path: Path) -> Iterator[None]:
+    """Even a QSettings() made without a path lands in the test's directory."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+    yield
+    QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
+
+
+@pytest.fixture
+def no_leaked_windows(qapp: Any) -> Iterator[None]:
+    """Fails a test that leaves a visible top-level window behind (STYLE.md 12)."""
+    before = {id(w) for w in qapp.topLevelWidgets()}
+    yield
+    leaked = [w for w in qapp.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    for widget in leaked:
+        widget.close()
+    assert not leaked, f"test left windows open: {leaked}"

@@ -99,8 +99,7 @@ def test_instance_alerts_in_one_zone_group_by_label() -> None:
 
 
 def test_agent_stores_incidents_timeline_and_audit(db_url: str) -> None:
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         agent = CorrelatorAgent(rt.service, TOPOLOGY)
         agent.handle([alert("A", "payments", 0), alert("B", "checkout", 1)], T0)
         agent.handle([alert("A", "payments", 3, status="resolved"),
@@ -114,8 +113,6 @@ def test_agent_stores_incidents_timeline_and_audit(db_url: str) -> None:
         actions = [e.action for e in rt.service.audit_entries()]
         assert actions == ["incident.open", "incident.resolve"]
         assert rt.service.verify_audit().ok
-    finally:
-        rt.close()
 
 
 def test_storm_becomes_as_many_incidents_as_it_has_faults() -> None:

@@ -17,6 +17,7 @@ from console.estate import (
     load_estate_spec,
     load_scenario,
 )
+from tests.helpers import readme_yaml
 
 METRIC_KEYS = {"request_rate", "error_rate", "latency_p50_ms", "latency_p99_ms", "cpu",
                "memory", "disk", "queue_depth", "saturation", "instances_ready"}
@@ -341,8 +342,7 @@ def test_storm_scenario_is_a_storm() -> None:
 
 
 def test_the_readme_scenario_example_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = readme_yaml("name: bad-deploy")
     path = tmp_path / "example.yaml"
     path.write_text(block)
     scenario = load_scenario(path)

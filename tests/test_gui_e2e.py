@@ -4,14 +4,18 @@ the composition root starts, plays and shuts down cleanly."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication
 from qasync import QThreadExecutor
 
 from console import app as console_app
@@ -22,30 +26,45 @@ from widgets.models import SignalTableModel
 from widgets.service_model import Health, ServiceTableModel
 from widgets.theme import PLOT_COLORS
 
-
-@pytest.fixture(autouse=True)
-def _no_real_settings(tmp_path: Path) -> Iterator[None]:
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "qsettings"))
-    yield
-    QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_windows(qapp: QApplication) -> Iterator[None]:
-    before = {id(w) for w in qapp.topLevelWidgets()}
-    yield
-    leaked = [w for w in qapp.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    for widget in leaked:
-        widget.close()
-    assert not leaked, f"test left windows open: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
 
 
 def _dispose(window: MainWindow) -> None:
     window.close()
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@contextmanager
+def running_console(qloop: asyncio.AbstractEventLoop, qtbot: Any, db_url: str, scenario: str,
+                    speed: float, **options: Any) -> Iterator[MainWindow]:
+    """console.app.main() on the test loop: yields its window once shown; on leaving,
+    closes it and checks that main() ended cleanly (exit 0, bridge closed)."""
+    windows: list[MainWindow] = []
+    executor = QThreadExecutor(1)  # shut down below; the shared test loop is never closed
+    qloop.set_default_executor(executor)
+    task = qloop.create_task(console_app.main(db_url, scenario, speed,
+                                              on_window=windows.append, **options))
+    try:
+        qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+        window = windows[0]
+        try:
+            yield window
+        finally:
+            window.close()
+        qtbot.waitUntil(task.done, timeout=5000)
+        assert task.result() == 0
+        assert window.bridge.closed
+        _dispose(window)
+    finally:
+        executor.shutdown()
+        qloop.set_default_executor(None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens here once the socket is closed
 
 
 def _open(runtime: Any, driver: ScenarioDriver | None, tmp_path: Path) -> MainWindow:
@@ -221,14 +240,7 @@ def test_the_window_renders_something_a_person_can_read(runtime: Any, qloop: Any
 
 def test_main_plays_the_scenario_live_and_shuts_down_when_the_window_closes(
         db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
-    windows: list[MainWindow] = []
-    executor = QThreadExecutor(1)  # shut down below; the shared test loop is never closed
-    qloop.set_default_executor(executor)
-    task = qloop.create_task(console_app.main(db_url, "bad-deploy", 240.0,
-                                              on_window=windows.append))
-    qtbot.waitUntil(lambda: bool(windows), timeout=5000)
-    window = windows[0]
-    try:
+    with running_console(qloop, qtbot, db_url, "bad-deploy", 240.0) as window:
         assert window.isVisible()
         assert window.windowTitle() == "Watchfloor \u2014 bad-deploy"
         audit = window.audit_pane.model
@@ -237,14 +249,6 @@ def test_main_plays_the_scenario_live_and_shuts_down_when_the_window_closes(
         start = window.status.clock_label.text()
         qtbot.waitUntil(lambda: window.status.clock_label.text() != start, timeout=5000)
         assert "\u00d7240" in window.status.clock_label.text()
-    finally:
-        window.close()
-    qtbot.waitUntil(task.done, timeout=5000)
-    executor.shutdown()
-    qloop.set_default_executor(None)
-    assert task.result() == 0
-    assert window.bridge.closed
-    _dispose(window)
 
 
 def test_main_exits_2_on_an_unknown_scenario(db_url: str, qloop: asyncio.AbstractEventLoop,
@@ -275,23 +279,7 @@ def test_a_failed_background_task_is_reported_in_the_status_bar(
 
 def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.AbstractEventLoop,
                                               qtbot: Any) -> None:
-    import json
-    import socket
-    import threading
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    windows: list[MainWindow] = []
-    executor = QThreadExecutor(1)
-    qloop.set_default_executor(executor)
-    task = qloop.create_task(console_app.main(db_url, "quiet-day", 1.0,
-                                              listen=("127.0.0.1", port), token="t0k",
-                                              on_window=windows.append))
-    qtbot.waitUntil(lambda: bool(windows), timeout=5000)
-    window = windows[0]
+    port = free_port()
     payload = {"version": "4", "groupKey": "g", "status": "firing", "alerts": [
         {"status": "firing", "startsAt": "2026-01-05T02:01:00Z",
          "labels": {"alertname": "DiskFull", "service": "search", "severity": "critical"}}]}
@@ -302,7 +290,8 @@ def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.Abstra
                                   content=json.dumps(payload),
                                   headers={"Authorization": "Bearer t0k"}).status_code)
 
-    try:
+    with running_console(qloop, qtbot, db_url, "quiet-day", 1.0,
+                         listen=("127.0.0.1", port), token="t0k") as window:
         sender = threading.Thread(target=send)
         sender.start()
         model = window.signals_pane.model
@@ -310,33 +299,15 @@ def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.Abstra
                                     for r in range(model.rowCount())), timeout=10000)
         sender.join(5)
         assert answers == [200]
-    finally:
-        window.close()
-    qtbot.waitUntil(task.done, timeout=5000)
-    executor.shutdown()
-    qloop.set_default_executor(None)
-    assert task.result() == 0
     with pytest.raises(httpx.ConnectError):  # the receiver stopped with the window
         httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager", content=b"{}", timeout=2)
-    _dispose(window)
 
 
 def test_a_down_alertmanager_shows_degraded_and_the_console_keeps_running(
         db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket is closed
-    windows: list[MainWindow] = []
-    executor = QThreadExecutor(1)
-    qloop.set_default_executor(executor)
-    task = qloop.create_task(console_app.main(db_url, "bad-deploy", 240.0,
-                                              alertmanager=f"http://127.0.0.1:{port}",
-                                              poll_interval=0.2, on_window=windows.append))
-    qtbot.waitUntil(lambda: bool(windows), timeout=5000)
-    window = windows[0]
-    try:
+    with running_console(qloop, qtbot, db_url, "bad-deploy", 240.0,
+                         alertmanager=f"http://127.0.0.1:{free_port()}",
+                         poll_interval=0.2) as window:
         label = window.status.sources_label
         qtbot.waitUntil(lambda: label.text() == "Degraded: alertmanager", timeout=10000)
         assert label.isVisible()
@@ -344,10 +315,3 @@ def test_a_down_alertmanager_shows_degraded_and_the_console_keeps_running(
         assert "alertmanager degraded" in window.status.notice
         start = window.status.clock_label.text()  # the estate keeps playing regardless
         qtbot.waitUntil(lambda: window.status.clock_label.text() != start, timeout=5000)
-    finally:
-        window.close()
-    qtbot.waitUntil(task.done, timeout=5000)
-    executor.shutdown()
-    qloop.set_default_executor(None)
-    assert task.result() == 0
-    _dispose(window)

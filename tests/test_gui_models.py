@@ -16,6 +16,8 @@ from widgets.bridge import BusBridge
 from widgets.models import AuditTableModel, SignalTableModel
 from widgets.service_model import FiringAlerts, Health, HealthThresholds, ServiceTableModel
 
+pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
+
 BASE = {"request_rate": 120.0, "error_rate": 0.001, "latency_p50_ms": 20.0,
         "latency_p99_ms": 90.0, "cpu": 30.0, "memory": 50.0, "disk": 40.0,
         "queue_depth": 0.0, "saturation": 0.2, "instances_ready": 3.0}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
 from console.app import build_window
 from console.domain import AlertStatus, Severity, Signal, SignalKind
@@ -19,27 +19,9 @@ from widgets.main_window import MainWindow
 from widgets.models import AuditTableModel
 from widgets.theme import load_stylesheet
 
+pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
+
 OpenWindow = Callable[..., MainWindow]
-
-
-@pytest.fixture(autouse=True)
-def _no_real_settings(tmp_path: Path) -> Iterator[None]:
-    """Even a QSettings() made without a path lands in the test's directory."""
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "qsettings"))
-    yield
-    QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_windows(qapp: QApplication) -> Iterator[None]:
-    before = {id(w) for w in qapp.topLevelWidgets()}
-    yield
-    leaked = [w for w in qapp.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    for widget in leaked:
-        widget.close()
-    assert not leaked, f"test left windows open: {leaked}"
 
 
 @pytest.fixture

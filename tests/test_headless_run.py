@@ -68,15 +68,12 @@ def test_run_stores_signals_in_the_given_database(db_url: str) -> None:
     from console.runtime import Runtime
 
     summary = run_headless("bad-deploy", db_url=db_url)
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert rt.service.signal_count() == summary["signals"]["total"]
         actions = [e.action for e in rt.service.audit_entries()]
         assert actions[0] == "scenario.start"
         assert actions[-1] == "scenario.end"
         assert "incident.open" in actions
-    finally:
-        rt.close()
 
 
 def test_bad_scenario_file_exits_2_naming_file_line_field(tmp_path: Path,

@@ -20,6 +20,7 @@ from console.cli import main
 from console.estate import ACTIONS, ScenarioPlayer, load_scenario
 from console.knowledge import KnowledgeError, parse_markdown
 from console.runtime import Runtime
+from tests.helpers import readme_yaml
 
 GOOD = {
     "id": "my-restart", "title": "Restart it", "action_class": "restart",
@@ -233,25 +234,17 @@ def test_knowledge_import_is_all_or_nothing_and_idempotent(tmp_path: Path, db_ur
     bad.write_text("# only a title\n")
     assert main(["knowledge", "import", str(good), str(bad), "--db", db_url]) == 2
     assert str(bad) in capsys.readouterr().err
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert rt.service.knowledge() == []
-    finally:
-        rt.close()
     assert main(["knowledge", "import", str(good), "--db", db_url]) == 0
     assert main(["knowledge", "import", str(good), "--db", db_url]) == 0
     assert "imported 0 new document(s) of 1" in capsys.readouterr().out
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert [title for title, _, _ in rt.service.knowledge()] == ["HighErrorRate"]
-    finally:
-        rt.close()
 
 
 def test_the_readme_runbook_example_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = next(b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]
-                 if b.startswith("id: scale-out"))
+    block = readme_yaml("id: scale-out")
     path = tmp_path / "example.yaml"
     path.write_text(block)
     assert load_runbook(path).id == "scale-out"

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from console.cli import main
 from console.runtime import Runtime
 from console.sources.webhook import MAX_BODY, WebhookReceiver
+from tests.helpers import readme_yaml
 
 AM_PAYLOAD: dict[str, Any] = {
     "version": "4", "groupKey": '{}:{alertname="HighErrorRate"}', "truncatedAlerts": 0,
@@ -202,12 +203,9 @@ def test_ingest_stores_each_format_once(tmp_path: Path, db_url: str, fmt: str,
     assert f"stored {signals} signal(s)" in capsys.readouterr().out
     assert main(["ingest", "--format", fmt, str(path), "--db", db_url]) == 0
     assert "imported before" in capsys.readouterr().out
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert rt.service.signal_count() == signals
         assert len(rt.service.recent_changes()) == changes
-    finally:
-        rt.close()
 
 
 @pytest.mark.parametrize(("fmt", "content", "reason"), [
@@ -232,13 +230,10 @@ def test_ingest_refuses_bad_files_storing_nothing(tmp_path: Path, db_url: str, f
     err = capsys.readouterr().err
     assert str(path) in err
     assert reason in err
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert rt.service.signal_count() == 0
         assert rt.service.recent_changes() == []
         assert rt.service.payload_count() == 0
-    finally:
-        rt.close()
 
 
 def test_ingest_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -332,12 +327,9 @@ def test_ingest_logs_mines_templates(tmp_path: Path, db_url: str,
     path.write_text(LOG_FILE)
     assert main(["ingest", "--format", "logs", str(path), "--db", db_url]) == 0
     assert "stored 4 log line(s) in 2 template(s)" in capsys.readouterr().out
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         templates = dict(rt.service.log_templates())
         assert templates["upstream payments returned 503 for request <*>"] == 3
-    finally:
-        rt.close()
 
 
 @pytest.mark.parametrize(("line", "reason"), [
@@ -356,12 +348,9 @@ def test_ingest_logs_refuses_a_bad_line_storing_nothing(tmp_path: Path, db_url: 
     err = capsys.readouterr().err
     assert "line 2" in err
     assert reason in err
-    rt = Runtime(db_url)
-    try:
+    with Runtime(db_url) as rt:
         assert rt.service.log_templates() == []
         assert rt.service.payload_count() == 0
-    finally:
-        rt.close()
 
 
 # --- generic JSON webhook with a declared mapping ---------------------------------------------
@@ -424,9 +413,7 @@ def test_listen_argument_is_checked(capsys: pytest.CaptureFixture) -> None:
 def test_the_readme_mapping_example_loads(tmp_path: Path) -> None:
     from console.sources.mapping import load_mappings
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = next(b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]
-                 if b.startswith("mappings:"))
+    block = readme_yaml("mappings:")
     path = tmp_path / "m.yaml"
     path.write_text(block)
     assert set(load_mappings(path)) == {"grafana"}
@@ -473,9 +460,6 @@ def test_every_importer_refuses_garbage_with_exit_2(tmp_path_factory: Any, conte
     assert code in (0, 2)
     if code == 2:
         assert str(path) in err.getvalue()
-        rt = Runtime(url)
-        try:
+        with Runtime(url) as rt:
             assert rt.service.payload_count() == 0
             assert rt.service.signal_count() == 0
-        finally:
-            rt.close()
