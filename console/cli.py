@@ -39,6 +39,19 @@ def _listen(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
+def _http_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s)://host[:port] URL, got {text!r}")
+    return text.rstrip("/")
+
+
 def _level(text: str) -> int:
     if text not in {"0", "1", "2", "3", "4", "5"}:
         raise argparse.ArgumentTypeError(f"autonomy level must be 0-5, got {text!r}")
@@ -74,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
     parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
                         help="YAML file of generic JSON webhook mappings (see README)")
-    parser.add_argument("--alertmanager", default=None, metavar="URL",
+    parser.add_argument("--alertmanager", type=_http_url, default=None, metavar="URL",
                         help="poll this Alertmanager's API v2 for alerts while the console "
                              "is open (e.g. http://127.0.0.1:9093)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -463,3 +463,11 @@ def test_every_importer_refuses_garbage_with_exit_2(tmp_path_factory: Any, conte
         with Runtime(url) as rt:
             assert rt.service.payload_count() == 0
             assert rt.service.signal_count() == 0
+
+
+@pytest.mark.parametrize("url", ["localhost:9093", "ftp://am", "http://", "http://am:99999"])
+def test_alertmanager_url_is_checked(url: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--alertmanager", url])
+    assert caught.value.code == 2
+    assert "--alertmanager" in capsys.readouterr().err
