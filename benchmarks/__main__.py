@@ -9,13 +9,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import bench_audit, bench_correlation, bench_policy, bench_simulation
+from benchmarks import (
+    bench_approval,
+    bench_audit,
+    bench_correlation,
+    bench_policy,
+    bench_simulation,
+)
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "audit": bench_audit.run,
     "simulation": bench_simulation.run,
     "correlation": bench_correlation.run,
     "policy": bench_policy.run,
+    "approval": bench_approval.run,
 }
 
 
@@ -27,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="storm", help="scenario (simulation)")
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
+    parser.add_argument("--approvals", type=int, default=200, help="approvals (approval)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import qasync
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from console.clock import SimClock
 from console.estate import ScenarioError
 from console.runtime import Runtime, ScenarioDriver, local_user
 from console.sources.clients import AlertmanagerPoller
@@ -81,8 +83,10 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
     """Run the console until its window closes; `on_window` sees the window once shown.
     With `listen`, the webhook receiver runs on that (host, port) for as long; with
     `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds."""
-    runtime = Runtime(db_url)
+    # The estate plays from now, so what the console records lines up with the wall clock.
+    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
     runtime.loop = asyncio.get_running_loop()
+    runtime.bus.bind_loop(runtime.loop)
     tasks: set[asyncio.Task[None]] = set()
     window: MainWindow | None = None
     receiver: WebhookReceiver | None = None
@@ -96,6 +100,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
             print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
             return 2
+        # Whatever a crash left in flight is settled before anything new runs.
+        await asyncio.to_thread(runtime.service.engine.reconcile)
         window = build_window(runtime, driver, user)
         shutdown = asyncio.Event()
         window.closed.connect(shutdown.set)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,6 +28,14 @@ class EventBus:
         self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
         self._tasks: set[asyncio.Task[None]] = set()
         self.failures: list[HandlerFailed] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Deliver every event on `loop`'s thread: a publish from a worker thread (an
+        executor finishing, a validation passing) is handed over, never run there."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else None
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
         """Register `handler`; returns a function that unsubscribes it."""
@@ -39,6 +48,14 @@ class EventBus:
         return unsubscribe
 
     def publish(self, event: Event) -> None:
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread \
+                and not loop.is_closed():
+            loop.call_soon_threadsafe(self._deliver, event)
+            return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
         for event_type in type(event).__mro__:
             for handler in list(self._handlers.get(event_type, ())):  # type: ignore[call-overload]
                 self._call(handler, event)

@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     k_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
     knowledge_sub.add_parser("list", parents=[db_parent], help="list imported documents")
 
+    from console import cli_exec
+
+    cli_exec.add_parsers(sub, db_parent)
+
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
     user.add_argument("role", choices=["viewer", "operator", "approver", "admin"])
@@ -214,6 +218,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_runbooks(args)
     if args.command == "knowledge":
         return _cmd_knowledge(args)
+    from console import cli_exec
+
+    if args.command in cli_exec.COMMANDS:
+        runtime = _runtime(args.db)
+        try:
+            return cli_exec.dispatch(args, runtime)
+        finally:
+            runtime.close()
     return _cmd_admin(args)
 
 
@@ -365,9 +377,10 @@ def _cmd_admin(args: argparse.Namespace) -> int:
 
 
 def _runtime(db_url: str | None):  # type: ignore[no-untyped-def]
+    from console.clock import RealClock
     from console.runtime import Runtime, local_user
 
-    runtime = Runtime(db_url)
+    runtime = Runtime(db_url, clock=RealClock())
     runtime.service.bootstrap_admin(local_user())
     return runtime
 

@@ -152,3 +152,57 @@ class IncidentUpdate:
     resolved_at: datetime | None
     notes: tuple[TimelineNote, ...] = ()
     audit: tuple[tuple[str, str], ...] = ()  # (action, reason) worth an audit record
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """A runbook with filled parameters, its execution preview and who may approve it."""
+
+    id: int
+    runbook_id: str
+    action_class: str
+    target: str
+    params: Mapping[str, Any]
+    preview: Mapping[str, Any]
+    preview_hash: str
+    confidence: float
+    explanation: str
+    state: str  # pending | queued | executing | executed | rejected | expired | cancelled
+    requester: str
+    risk: str
+    autonomous: bool
+    created_at: datetime
+    expires_at: datetime | None
+    incident_id: int | None = None
+    approvals: tuple[tuple[str, str], ...] = ()  # (user, role) of approvals still valid
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a runbook: its plan (written before it ran), state and results."""
+
+    id: int
+    recommendation_id: int | None
+    runbook_id: str
+    action_class: str
+    target: str
+    initiator: str
+    autonomous: bool
+    state: str
+    step: int
+    plan: Mapping[str, Any]
+    result: Mapping[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+    validate_by: datetime | None
+
+    @property
+    def reversible(self) -> bool:
+        return bool(self.plan.get("rollback"))
+
+    @property
+    def can_roll_back(self) -> bool:
+        return self.reversible and self.state in ROLLBACK_FROM
+
+
+ROLLBACK_FROM = ("succeeded", "failed", "interrupted", "validating")

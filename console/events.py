@@ -104,3 +104,12 @@ class SourceHealthChanged(Event):
     source: str
     state: str  # ok | degraded
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(Event):
+    """Something a person should see now (a rule's notify step, an approval waiting)."""
+
+    channel: str
+    message: str
+    severity: str = "info"

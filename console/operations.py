@@ -28,6 +28,19 @@ class PermissionDenied(Exception):
     """The actor may not run this operation; the denial is already audited."""
 
 
+class Refused(Exception):
+    """The operation looked at the world and declined (an expired recommendation, a
+    preview that changed). What it changed on the way (a refreshed preview, voided
+    approvals) is committed with the audited refusal; nothing else is."""
+
+    def __init__(self, reason: str, changes: OpChanges | None = None,
+                 outputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.changes = changes or OpChanges()
+        self.outputs = dict(outputs or {})
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     name: str
@@ -59,7 +72,21 @@ class OperationRunner:
                 self._bus.publish(AuditAppended(entry))
                 self._bus.publish(OperationDenied(op.name, actor, denial))
                 raise PermissionDenied(denial)
-            changes, outputs = op.apply(session)
+            try:
+                changes, outputs = op.apply(session)
+            except Refused as refused:
+                entry = self._audit.append(
+                    session, actor=f"user:{actor}", action=op.name, target=op.target,
+                    reason=op.reason, inputs=op.inputs,
+                    outputs={"refused": refused.reason, **refused.outputs}, decision="deny",
+                    at=self._clock.now())
+                session.commit()
+                self._bus.publish(AuditAppended(entry))
+                self._bus.publish(OperationDenied(op.name, actor, refused.reason))
+                if refused.changes.any():
+                    self._bus.publish(OperationDone(op.name, refused.changes, actor,
+                                                    {"refused": refused.reason}))
+                raise
             entry = self._audit.append(
                 session, actor=f"user:{actor}", action=op.name, target=op.target,
                 reason=op.reason, inputs=op.inputs, outputs=outputs, decision="allow",

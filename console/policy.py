@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from console.estate.spec import Duration
 from console.storage.repos import ROLES, role_rank
+from console.yamlpos import Duration
 
 Outcome = Literal["allow", "needs_approval", "deny"]
 
@@ -90,6 +91,13 @@ class Policy(_Strict):
     blast_budgets: tuple[BlastBudget, ...] = (
         BlastBudget(confidence=0.9, targets=10), BlastBudget(confidence=0.7, targets=3),
         BlastBudget(confidence=0.0, targets=1))
+    auto_rollback: tuple[str, ...] = Field(("*",), description="action classes rolled back "
+                                           "on their own when validation fails")
+    approval_ttl: Duration = Field(900.0, gt=0, description="an approval is good this long")
+    recommendation_ttl: Duration = Field(3600.0, gt=0,
+                                         description="a recommendation expires after this")
+    change_records: tuple[str, ...] = Field((), description="action classes that need a "
+                                            "change record opened before they run")
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> Policy:
@@ -105,6 +113,12 @@ class Policy(_Strict):
         if action_class in per_service:
             return per_service[action_class]
         return self.levels.get(action_class, self.default_level)
+
+    def rolls_back_on_failure(self, action_class: str) -> bool:
+        return _covers(self.auto_rollback, action_class)
+
+    def needs_change_record(self, action_class: str) -> bool:
+        return _covers(self.change_records, action_class)
 
     def budget(self, confidence: float) -> int:
         fitting = [b.targets for b in self.blast_budgets if confidence >= b.confidence]
@@ -226,3 +240,26 @@ def _covers(names: tuple[str, ...], value: str) -> bool:
 
 def _inside(start: time, end: time, now: time) -> bool:
     return start <= now < end if start <= end else (now >= start or now < end)
+
+
+class PolicyError(ValueError):
+    """A policy file or value that cannot be used; the message names file, line and field."""
+
+
+def load_policy_text(text: str, source: str) -> Policy:
+    from console.yamlpos import ScenarioError, load_yaml, validate
+
+    try:
+        data, lines = load_yaml(text, source)
+        policy: Policy = validate(Policy, data or {}, lines, source)
+    except ScenarioError as exc:
+        raise PolicyError(str(exc)) from None
+    return policy
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: cannot read: {exc}") from None
+    return load_policy_text(text, str(path))

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.correlator_agent import CorrelatorAgent
+from console.actions.estate import EstateExecutor
 from console.bus import EventBus
-from console.clock import SimClock
+from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
 from console.evaluation import Placement, score
@@ -37,10 +38,11 @@ def local_user() -> str:
 class Runtime:
     """Owns the database, the bus and the service for one process."""
 
-    def __init__(self, db_url: str | None, *, clock: SimClock | None = None) -> None:
+    def __init__(self, db_url: str | None, *, clock: SimClock | RealClock | None = None) -> None:
         self.db = Database(db_url)
         self.bus = EventBus()
-        self.clock = clock or SimClock(SCENARIO_EPOCH)
+        # Scenarios move a simulated clock; headless commands live in real time.
+        self.clock: Any = clock or SimClock(SCENARIO_EPOCH)
         self.service = WatchfloorService(self.db, self.bus, self.clock)
         # Without an estate there is no topology: grouping by time and labels only.
         self.correlator = CorrelatorAgent(self.service, {})
@@ -121,6 +123,8 @@ class ScenarioDriver:
         # The topology is what a CMDB or service mesh would give a real deployment.
         self.correlator = CorrelatorAgent(runtime.service, self.player.estate.topology())
         runtime.correlator = self.correlator  # webhook signals join the same incidents
+        # The console acts on the estate as it would on a real control plane.
+        runtime.service.engine.executors["estate"] = EstateExecutor(self.player)
 
     @property
     def finished(self) -> bool:
@@ -128,7 +132,8 @@ class ScenarioDriver:
 
     def compute(self, seconds: float) -> Batch:
         """Advance the estate, store what it emitted and correlate it (worker-thread safe)."""
-        out = self.player.advance(seconds)
+        with self.player.lock:
+            out = self.player.advance(seconds)
         signals, changes, logs = tuple(out.signals), tuple(out.changes), tuple(out.logs)
         self.runtime.service.store(signals, changes)
         incidents = self.correlator.handle(signals, self.player.estate.now)
@@ -148,6 +153,7 @@ class ScenarioDriver:
 
     def step(self, seconds: float) -> None:
         self.publish(self.compute(seconds))
+        self.runtime.service.engine.poll()
 
     def run_to_end(self, *, step: float = 15.0, speed: float | None = None,
                    progress: Callable[[float], None] | None = None) -> None:
@@ -168,6 +174,7 @@ class ScenarioDriver:
             await asyncio.sleep(tick)
             batch = await asyncio.to_thread(self.compute, tick * self.runtime.clock.speed)
             self.publish(batch)
+            await asyncio.to_thread(self.runtime.service.engine.poll)
 
     @property
     def elapsed(self) -> float:
@@ -198,7 +205,10 @@ class ScenarioDriver:
             "faults": faults,
             "incidents": self._incidents_summary(),
             "correlation": score(placements, faults, self.player.estate.topology()),
-            "actions": [],
+            "actions": [{"id": e.id, "runbook": e.runbook_id, "action_class": e.action_class,
+                         "target": e.target, "state": e.state, "autonomous": e.autonomous,
+                         "at_s": (e.started_at - start).total_seconds()}
+                        for e in reversed(self.runtime.service.engine.executions())],
             "audit": {"records": verify.records, "chain_ok": verify.ok},
         }
 

@@ -38,7 +38,9 @@ from console.events import (
     OpChanges,
     SignalsReceived,
 )
+from console.execution import ExecutionEngine
 from console.operations import Operation, OperationRunner
+from console.policy import Policy
 from console.storage.db import Database, config_dir
 from console.storage.repos import (
     ROLES,
@@ -51,6 +53,7 @@ from console.storage.repos import (
     SignalRepo,
     UserRepo,
 )
+from console.storage.repos_exec import RecommendationRepo
 
 MAX_LEVEL = 5
 
@@ -83,6 +86,17 @@ class WatchfloorService:
         self._inbound = InboundRepo()
         self._logs = LogRepo()
         self._knowledge = KnowledgeRepo()
+        self._recommendations = RecommendationRepo()
+        self._engine: ExecutionEngine | None = None
+
+    @property
+    def engine(self) -> ExecutionEngine:
+        """The execution lifecycle (recommendations, approvals, runs, rollbacks)."""
+        if self._engine is None:
+            from console.actions.runbooks import load_library
+
+            self._engine = ExecutionEngine(self, load_library())
+        return self._engine
 
     # --- people -------------------------------------------------------------------
 
@@ -129,7 +143,11 @@ class WatchfloorService:
         def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
             before = bool(self._settings.get(session, "autonomy.kill_switch"))
             self._settings.set(session, "autonomy.kill_switch", on)
-            return OpChanges(settings=True), {"before": before, "after": on}
+            # Every agent drops to level 0 at once: what they queued to run never starts.
+            cancelled = self._recommendations.cancel_autonomous(session) if on else []
+            return (OpChanges(settings=True, recommendations=bool(cancelled),
+                              ids=tuple(map(str, cancelled))),
+                    {"before": before, "after": on, "cancelled": cancelled})
 
         # Anyone on watch may stop the agents; only an admin may let them go again.
         needed = "operator" if on else "admin"
@@ -149,6 +167,29 @@ class WatchfloorService:
         self.runner.run(Operation("autonomy.set_ceiling", "global", "admin", apply,
                                   reason=reason, inputs={"level": level}), as_user)
         return self.status()
+
+    # --- policy -------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        """The policy in force: the database's copy, or the defaults on a new database."""
+        with self.db.sessions() as session:
+            stored = self._settings.get(session, "policy")
+        return Policy() if stored is None else Policy.model_validate(stored)
+
+    def set_policy(self, policy: Policy, *, as_user: str, reason: str = "") -> Policy:
+        """Replace the policy (admin); the audit record keeps before and after."""
+        after = policy.model_dump(mode="json")
+
+        def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
+            before = self._settings.get(session, "policy") or Policy().model_dump(mode="json")
+            self._settings.set(session, "policy", after)
+            changed = sorted(k for k in after if after[k] != before.get(k))
+            return OpChanges(settings=True, ids=("policy",)), {"changed": changed,
+                                                              "before": before, "after": after}
+
+        self.runner.run(Operation("policy.set", "policy", "admin", apply, reason=reason,
+                                  inputs={"policy": after}), as_user)
+        return policy
 
     # --- signals in ---------------------------------------------------------------
 

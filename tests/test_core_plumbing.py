@@ -111,7 +111,7 @@ def test_operation_is_audited_committed_and_published(runtime: Runtime) -> None:
     entry = audited[0].entry
     assert (entry.actor, entry.action, entry.decision) == ("user:alice", "autonomy.kill_switch",
                                                            "allow")
-    assert entry.outputs == {"before": False, "after": True}
+    assert entry.outputs == {"before": False, "after": True, "cancelled": []}
     assert runtime.service.status().kill_switch  # committed, visible to a new session
 
 

@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from console.estate.spec import Duration
-from console.estate.yamlpos import ScenarioError, load_yaml, validate
+from console.yamlpos import Duration, ScenarioError, load_yaml, validate
 
 _ID = r"^[a-z][a-z0-9-]{1,62}$"
 PARAM_TYPES = ("service", "instance", "int", "str", "bool", "version", "flag")
@@ -273,3 +272,12 @@ def render_step(step: Step, params: dict[str, Any]) -> dict[str, Any]:
         return {"argv": [step.argv[0], *(str(render(a, params)) for a in step.argv[1:])],
                 "timeout": step.timeout}
     return {"method": step.method, "url": render(step.url, params), "body": step.body}
+
+
+def render_probe(validation: Validation, params: dict[str, Any]) -> dict[str, Any]:
+    """The runbook's validation as a probe dict for an executor's `validate`."""
+    if validation.check is not None:
+        check = validation.check
+        return {"kind": "check", "service": render(check.service, params),
+                "metric": check.metric, "op": check.op, "threshold": check.threshold}
+    return {"kind": "promql", "query": render(validation.promql or "", params)}

@@ -15,7 +15,7 @@ from console.estate.spec import (
     load_estate_spec,
     load_scenario,
 )
-from console.estate.yamlpos import ScenarioError
+from console.yamlpos import ScenarioError
 
 __all__ = ["ACTIONS", "FAULT_KINDS", "ActionRefused", "ActionResult", "Estate", "EstateSpec",
            "PlayerOutput", "Scenario", "ScenarioError", "ScenarioPlayer", "builtin_scenarios",

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from console.estate.model import Defect, Estate
-from console.estate.spec import Duration
+from console.yamlpos import Duration
 
 
 class Params(BaseModel):

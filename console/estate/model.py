@@ -160,6 +160,18 @@ class Estate:
                  "up": 0.0 if (i.unreachable or not i.up(t)) else 1.0,
                  "cpu": i.cpu, "memory": i.memory, "disk": i.disk} for i in svc.instances]
 
+    def describe(self, name: str) -> dict[str, Any]:
+        """The control plane's view of a service (what `kubectl get` would show): its
+        desired configuration, never the faults behind its behaviour."""
+        svc = self.services[name]
+        return {"kind": svc.kind, "version": svc.version,
+                "previous_version": svc.previous_version,
+                "instances": [{"id": i.id, "zone": i.zone, "version": i.version,
+                               "drained": i.drained} for i in svc.instances],
+                "flags": dict(sorted(svc.flags.items())), "failed_over": svc.failed_over,
+                "cert_expires": (self.start + timedelta(seconds=svc.cert_expires_at))
+                .isoformat(timespec="seconds")}
+
     def history(self, name: str, metric: str) -> list[tuple[float, float]]:
         return [(t, m[metric]) for t, m in self.services[name].history]
 

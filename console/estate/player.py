@@ -8,6 +8,7 @@ run, whatever the sizes of the `advance` calls.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,8 @@ class ScenarioPlayer:
                 fault.prepare(self.estate)
                 self._entry_fault[index] = fault
         self.action_log: list[ActionResult] = []
+        # The driver advances the estate in a worker thread while executors act on it.
+        self.lock = threading.RLock()
 
     @property
     def finished(self) -> bool:

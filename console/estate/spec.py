@@ -13,7 +13,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,34 +21,13 @@ from pydantic import (
     model_validator,
 )
 
-from console.estate.yamlpos import ScenarioError, load_yaml, validate
+from console.yamlpos import Duration, ScenarioError, load_yaml, validate
 
 SERVICE_KINDS = ("web", "api", "worker", "database", "cache", "queue")
 METRICS = ("request_rate", "error_rate", "latency_p50_ms", "latency_p99_ms", "cpu", "memory",
            "disk", "queue_depth", "saturation", "instances_ready", "pool_usage",
            "cache_hit_ratio", "cert_expiry_hours")
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_DURATION = re.compile(rf"^\s*(?:{_NUMBER}h)?\s*(?:{_NUMBER}m)?\s*(?:{_NUMBER}s)?\s*$")
 _NAME = r"^[a-z][a-z0-9-]{0,62}$"
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as "90s", "5m", "1h30m"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 90s, 5m or 1h30m")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip() and (m := _DURATION.match(value)):
-        hours, minutes, secs = (float(g) if g else 0.0 for g in m.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    else:
-        raise ValueError(f"expected a duration such as 90s, 5m or 1h30m, got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Strict(BaseModel):

@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
-from console.estate.yamlpos import ScenarioError, load_yaml, validate
 from console.sources.alertmanager import PayloadError
+from console.yamlpos import ScenarioError, load_yaml, validate
 
 _PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 _DATETIME = TypeAdapter(datetime)

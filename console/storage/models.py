@@ -144,9 +144,14 @@ class RecommendationRow(Base):
     preview_hash: Mapped[name64]
     confidence: Mapped[float] = mapped_column(Float)
     explanation: Mapped[str] = mapped_column(Text)
-    state: Mapped[name64]  # pending | approved | rejected | expired | executed
+    # pending | queued | executing | executed | rejected | expired | cancelled | denied
+    state: Mapped[name64]
     created_at: Mapped[utc]
     expires_at: Mapped[utc_opt]
+    requester: Mapped[str] = mapped_column(String(200), default="")  # user:NAME | agent:NAME
+    action_class: Mapped[str] = mapped_column(String(64), default="")
+    risk: Mapped[str] = mapped_column(String(16), default="medium")
+    autonomous: Mapped[bool] = mapped_column(default=False)
 
 
 class ApprovalRow(Base):
@@ -158,6 +163,9 @@ class ApprovalRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     preview_hash: Mapped[name64]
     at: Mapped[utc]
+    role: Mapped[str] = mapped_column(String(64), default="")
+    expires_at: Mapped[utc_opt]
+    void: Mapped[bool] = mapped_column(default=False)  # the preview changed after it
 
 
 class ExecutionRow(Base):
@@ -173,10 +181,16 @@ class ExecutionRow(Base):
     params: Mapped[jsondict]
     initiator: Mapped[name200]
     autonomous: Mapped[bool] = mapped_column(default=False)
-    state: Mapped[name64]  # intent | running | validating | succeeded | failed | rolled_back
+    # intent | running | validating | succeeded | failed | interrupted | rolling_back
+    # | rolled_back | rollback_failed
+    state: Mapped[name64]
     result: Mapped[jsondict]
     started_at: Mapped[utc]
     finished_at: Mapped[utc_opt]
+    runbook_id: Mapped[str] = mapped_column(String(128), default="")
+    plan: Mapped[jsondict]  # rendered steps, probe, rollback steps: written before running
+    step: Mapped[int] = mapped_column(Integer, default=0)  # steps begun so far
+    validate_by: Mapped[utc_opt]
 
 
 class RollbackRow(Base):
