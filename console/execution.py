@@ -53,6 +53,7 @@ class Plan:
     steps: list[dict[str, Any]]
     probe: dict[str, Any]
     rollback: list[dict[str, Any]] | None
+    preconditions: list[dict[str, Any]]
     preview: dict[str, Any]
     hash: str
 
@@ -60,6 +61,7 @@ class Plan:
         return plain({"runbook": self.runbook.id, "title": self.runbook.title,
                       "action_class": self.runbook.action_class, "risk": self.runbook.risk,
                       "target": self.target, "params": self.params, "steps": self.steps,
+                      "preconditions": self.preconditions,
                       "probe": self.probe, "deadline": self.runbook.validation.deadline,
                       "rollback": self.rollback, "preview_hash": self.hash})
 
@@ -100,12 +102,15 @@ class ExecutionEngine:
             checked = check_arguments(runbook, dict(params), known)
         except ValueError as exc:
             raise ExecutionError(str(exc)) from None
-        from console.actions.runbooks import render_probe
+        from console.actions.runbooks import render, render_probe
 
         steps = [_rendered(s, checked) for s in runbook.steps]
         rollback = (None if runbook.rollback == "none"
                     else [_rendered(s, checked) for s in runbook.rollback])
         probe = render_probe(runbook.validation, checked)
+        preconditions = [{"kind": "check", "service": render(c.service, checked),
+                          "metric": c.metric, "op": c.op, "threshold": c.threshold}
+                         for c in runbook.preconditions]
         target = next((str(checked[n]) for n, p in runbook.parameters.items()
                        if p.type == "service"), "-")
         effects = [self._effect(step) for step in steps]
@@ -113,10 +118,10 @@ class ExecutionEngine:
             "runbook": runbook.id, "title": runbook.title,
             "summary": runbook.preview.format(**checked), "action_class": runbook.action_class,
             "risk": runbook.risk, "blast_radius": runbook.blast_radius, "targets": [target],
-            "params": checked, "steps": effects,
+            "params": checked, "preconditions": preconditions, "steps": effects,
             "validation": {"probe": probe, "deadline_s": runbook.validation.deadline},
             "rollback": rollback if rollback is not None else "none"})
-        return Plan(runbook, checked, target, steps, probe, rollback, preview,
+        return Plan(runbook, checked, target, steps, probe, rollback, preconditions, preview,
                     preview_hash(preview))
 
     def _effect(self, step: Mapping[str, Any]) -> dict[str, Any]:
@@ -392,6 +397,11 @@ class ExecutionEngine:
         if policy.needs_change_record(str(plan["action_class"])) and \
                 not self._open_change(exec_id, plan):
             return
+        unmet = self._unmet_precondition(plan)
+        if unmet is not None:
+            self._finish(exec_id, "failed", f"precondition not met, nothing ran: {unmet}", [],
+                         rollback_offered=False)
+            return
         results: list[dict[str, Any]] = []
         for index, step in enumerate(plan["steps"]):
             with self.service.db.sessions() as session:
@@ -422,6 +432,16 @@ class ExecutionEngine:
             session.commit()
         self._announce([entry], OpChanges(executions=True, ids=(str(exec_id),)))
         self.validate(exec_id)
+
+    def _unmet_precondition(self, plan: Mapping[str, Any]) -> str | None:
+        """The first precondition that does not hold now (or cannot be checked here)."""
+        for probe in plan.get("preconditions", []):
+            result = self._probe(probe)
+            if result is None:
+                return f"{probe.get('metric')} of {probe.get('service')} cannot be checked here"
+            if not result.passed:
+                return result.detail
+        return None
 
     def _call(self, step: Mapping[str, Any], *, rollback: bool) -> StepResult:
         executor = self.executors[str(step["executor"])]

@@ -13,7 +13,9 @@ Rules, in order:
 4. rate limits and circuit breakers per (action class, service);
 5. the blast radius must fit the budget for the recommendation's confidence;
 6. an agent may run on its own only where the autonomy level of the action class (per
-   service, under the global ceiling) is 3 or more and the risk tier allows it;
+   service, under the global ceiling) is 3 or more and the risk tier allows it; a
+   level-1 rule (actor rule:ID, a fixed workflow someone wrote and reviewed) may run its
+   named runbook from level 1, within the same risk tiers;
    otherwise a person approves, and high risk needs an approver other than the requester.
 """
 
@@ -162,7 +164,8 @@ class Decision:
 def decide(policy: Policy, request: Request, *, ceiling: int, kill_switch: bool,
            now: datetime, history: History = History()) -> Decision:
     reasons: list[str] = []
-    agent = request.actor.startswith("agent:")
+    rule = request.actor.startswith("rule:")  # a level-1 rule: a fixed, reviewed workflow
+    agent = rule or request.actor.startswith("agent:")
     effective = 0 if kill_switch else ceiling
     level = min(policy.level(request.action_class, request.service), effective)
     budget = policy.budget(request.confidence)
@@ -219,6 +222,9 @@ def decide(policy: Policy, request: Request, *, ceiling: int, kill_switch: bool,
         return Decision("needs_approval", (*reasons, "high risk needs an approver other "
                         "than the requester"), approver_role="approver",
                         approver_not=request.actor, level=level, budget=budget)
+    if rule and level >= 1 and request.risk in policy.autonomous_risk:
+        return Decision("allow", (*reasons, f"a rule may run a fixed {request.risk}-risk "
+                        "runbook at level 1+"), level=level, budget=budget)
     if agent:
         if level >= 3 and request.risk in policy.autonomous_risk:
             return Decision("allow", (*reasons, f"{request.risk} risk may run on its own at "

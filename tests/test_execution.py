@@ -456,3 +456,40 @@ risk: low
 blast_radius: 1
 owner: test
 """
+
+
+GUARDED_SCALE_OUT = STRICT_SCALE_OUT.replace("id: scale-out-strict", "id: scale-out-guarded") \
+    .replace("parameters:", "preconditions:\n  - {service: \"{service}\", metric: saturation, "
+             "op: \">\", threshold: OVER}\nparameters:")
+
+
+@pytest.mark.parametrize(("threshold", "runs"), [(-1.0, True), (5.0, False)])
+def test_preconditions_are_checked_before_the_first_step(world: World, threshold: float,
+                                                         runs: bool) -> None:
+    guarded = load_runbook_text(GUARDED_SCALE_OUT.replace("OVER", str(threshold)), "g.yaml")
+    world.engine.library[guarded.id] = guarded
+    before = instances(world, "cart")
+    rec_id = world.engine.propose(guarded.id, {"service": "cart"}, requester="user:bob")
+    rec = world.engine.recommendation(rec_id)
+    assert rec is not None
+    assert rec.preview["preconditions"][0]["metric"] == "saturation"
+    exec_id = world.engine.approve(rec_id, as_user="bob",
+                                   preview_hash=rec.preview_hash)["execution"]
+    execution = world.engine.execution(exec_id)
+    assert execution is not None
+    assert instances(world, "cart") == before + (1 if runs else 0)
+    if not runs:
+        assert execution.state == "failed"
+        assert execution.result["outcome"].startswith("precondition not met, nothing ran")
+        assert execution.result["rollback_offered"] is False
+
+
+def test_the_readme_policy_example_loads() -> None:
+    from tests.helpers import readme_yaml
+
+    policy = load_policy_text(readme_yaml("default_level: 2"), "README.md")
+    assert policy.level("restart", "payments") == 1
+    assert policy.level("disk_hygiene", "search") == 3
+    assert policy.rate_limits["restart"].per == 1800
+    assert policy.needs_change_record("deploy_rollback")
+    assert policy.budget(0.75) == 3

@@ -152,3 +152,20 @@ def test_bad_policy_is_refused() -> None:
     with pytest.raises(ValidationError, match="end after it starts"):
         Policy.model_validate({"freezes": [{"reason": "x", "start": "2026-01-02T00:00:00Z",
                                             "end": "2026-01-01T00:00:00Z"}]})
+
+
+@pytest.mark.parametrize(("level", "risk", "kill", "outcome"), [
+    (0, "low", False, "needs_approval"),   # level 0: answers only, a rule runs nothing alone
+    (1, "low", False, "allow"),            # level 1: a fixed rule runs its low-risk runbook
+    (1, "medium", False, "needs_approval"),
+    (1, "high", False, "needs_approval"),
+    (3, "low", True, "deny"),              # the kill switch stops rules like agents
+])
+def test_a_level_1_rule_runs_fixed_low_risk_runbooks_only(level: int, risk: str, kill: bool,
+                                                          outcome: str) -> None:
+    request = Request(actor="rule:disk-full", role=None, action_class="disk_hygiene",
+                      service="search", risk=risk, blast_radius=1)  # type: ignore[arg-type]
+    policy = Policy(default_level=level, levels={})
+    decision = decide(policy, request, ceiling=5, kill_switch=kill, now=NOW)
+    assert decision.outcome == outcome, decision.reasons
+    assert decision.reasons
