@@ -100,6 +100,9 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
             print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
             return 2
+        if runtime.rule_error:  # the shipped rules run; the operator's file is named
+            print(f"watchfloor: your rules were not loaded: {runtime.rule_error}",  # noqa: T201
+                  file=sys.stderr)
         # Whatever a crash left in flight is settled before anything new runs.
         await asyncio.to_thread(runtime.service.engine.reconcile)
         window = build_window(runtime, driver, user)

@@ -20,11 +20,12 @@ class OpChanges:
     audit: bool = False
     settings: bool = False
     users: bool = False
+    tickets: bool = False
     ids: tuple[str, ...] = ()
 
     def any(self) -> bool:
         return any((self.incidents, self.signals, self.recommendations, self.executions,
-                    self.audit, self.settings, self.users))
+                    self.audit, self.settings, self.users, self.tickets))
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,6 +146,12 @@ class ExecutionEngine:
         at once: allowed → queued to run, otherwise it waits for a person."""
         if not 0.0 <= confidence <= 1.0:
             raise ExecutionError(f"confidence must be 0..1, got {confidence!r}")
+        if requester.startswith("user:"):  # a person recommends only from operator up
+            self.service.runner.require(Operation(
+                "recommendation.create", f"runbook:{runbook_id}"[:200], "operator",
+                lambda _session: (OpChanges(), {}), reason=explanation[:2000],
+                inputs={"runbook": runbook_id, "params": plain(dict(params))}),
+                requester.removeprefix("user:"))
         plan = self.plan(runbook_id, params)
         now = self.service.clock.now()
         policy = self.service.policy()
@@ -464,7 +470,8 @@ class ExecutionEngine:
         with self.service.db.sessions() as session:
             row = self._execs.row(session, exec_id)
             assert row is not None
-            row.result = {**row.result, "change": {"system": ref.system, "id": ref.id}}
+            row.result = {**row.result, "change": plain({
+                "system": ref.system, "id": ref.id, "url": ref.url, "extra": dict(ref.extra)})}
             session.commit()
         return True
 
@@ -501,8 +508,9 @@ class ExecutionEngine:
         from console.itsm.base import TicketRef
 
         try:
-            self.change_gate.close_change(TicketRef(str(change["system"]), str(change["id"]),
-                                                    "change"), why, state == "succeeded")
+            ref = TicketRef(str(change["system"]), str(change["id"]), "change",
+                            str(change.get("url") or ""), dict(change.get("extra") or {}))
+            self.change_gate.close_change(ref, why, state == "succeeded")
         except Exception as exc:
             self.service.record(actor=SYSTEM, action="change.close_failed",
                                 target=f"change:{change['id']}", reason=str(exc)[:2000])

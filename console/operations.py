@@ -59,19 +59,28 @@ class OperationRunner:
         self._clock = clock
         self._users = UserRepo()
 
+    def require(self, op: Operation, actor: str) -> None:
+        """Only the role check of `op`: a denial is audited and raised, an allowed actor
+        passes without a record (the caller writes its own)."""
+        with self._db.sessions() as session:
+            self._refuse_if_denied(session, op, actor)
+
+    def _refuse_if_denied(self, session: Any, op: Operation, actor: str) -> None:
+        role = self._users.role_of(session, actor)
+        denial = self._denial(op, actor, role)
+        if denial:
+            entry = self._audit.append(
+                session, actor=f"user:{actor}", action=op.name, target=op.target,
+                reason=op.reason, inputs=op.inputs, outputs={"denied": denial},
+                decision="deny", at=self._clock.now())
+            session.commit()
+            self._bus.publish(AuditAppended(entry))
+            self._bus.publish(OperationDenied(op.name, actor, denial))
+            raise PermissionDenied(denial)
+
     def run(self, op: Operation, actor: str) -> Mapping[str, Any]:
         with self._db.sessions() as session:
-            role = self._users.role_of(session, actor)
-            denial = self._denial(op, actor, role)
-            if denial:
-                entry = self._audit.append(
-                    session, actor=f"user:{actor}", action=op.name, target=op.target,
-                    reason=op.reason, inputs=op.inputs, outputs={"denied": denial},
-                    decision="deny", at=self._clock.now())
-                session.commit()
-                self._bus.publish(AuditAppended(entry))
-                self._bus.publish(OperationDenied(op.name, actor, denial))
-                raise PermissionDenied(denial)
+            self._refuse_if_denied(session, op, actor)
             try:
                 changes, outputs = op.apply(session)
             except Refused as refused:

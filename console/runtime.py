@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import time
 from collections import Counter
@@ -24,11 +25,15 @@ from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Si
 from console.estate import ScenarioPlayer, load_scenario
 from console.evaluation import Placement, score
 from console.events import EstateSnapshot, ScenarioFinished
+from console.itsm.change import ChangeGate
+from console.itsm.config import ConfiguredTickets
+from console.rules import RuleEngine, RuleError, load_rules, user_rules_dir
 from console.service import WatchfloorService
 from console.storage.db import Database
 
 SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 SUMMARY_SCHEMA = "watchfloor.run/1"
+log = logging.getLogger(__name__)
 
 
 def local_user() -> str:
@@ -44,9 +49,35 @@ class Runtime:
         # Scenarios move a simulated clock; headless commands live in real time.
         self.clock: Any = clock or SimClock(SCENARIO_EPOCH)
         self.service = WatchfloorService(self.db, self.bus, self.clock)
+        # Tickets and change records go to the configured system (tickets.yaml; the
+        # built-in store by default), built on first use.
+        self.tickets = ConfiguredTickets(self.service)
+        self.service.change_gate = ChangeGate(self.tickets)
         # Without an estate there is no topology: grouping by time and labels only.
         self.correlator = CorrelatorAgent(self.service, {})
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.rules: RuleEngine | None = None
+        self.rule_error: str | None = None
+        self._detach_rules: Callable[[], None] | None = None
+
+    def start_rules(self) -> RuleEngine | None:
+        """Run the enabled level-1 rules (shipped + the user's folder) on the bus from now;
+        None when none is enabled. A bad user file is reported, and the shipped rules
+        still load, so one typo never keeps the console from starting."""
+        if self.rules is not None:
+            return self.rules
+        library = self.service.engine.library
+        try:
+            rules = load_rules(user_rules_dir(), library)
+        except RuleError as exc:
+            log.error("rules not loaded from %s: %s", user_rules_dir(), exc)
+            self.rule_error = str(exc)
+            rules = load_rules(None, library)
+        if not any(rule.enabled for rule in rules):
+            return None
+        self.rules = RuleEngine(self.service, rules, tickets=self.tickets)
+        self._detach_rules = self.rules.attach(self.bus)
+        return self.rules
 
     def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
         """Signals a source has stored (from its own thread): correlate them, then tell
@@ -63,6 +94,14 @@ class Runtime:
             announce()
 
     def close(self) -> None:
+        if self._detach_rules is not None:
+            self._detach_rules()
+        self.tickets.close_client()
+        if self.service.has_engine:
+            for executor in self.service.engine.executors.values():
+                closer = getattr(executor, "close", None)
+                if callable(closer):
+                    closer()
         self.db.dispose()
 
     def __enter__(self) -> Runtime:
@@ -125,6 +164,7 @@ class ScenarioDriver:
         runtime.correlator = self.correlator  # webhook signals join the same incidents
         # The console acts on the estate as it would on a real control plane.
         runtime.service.engine.executors["estate"] = EstateExecutor(self.player)
+        runtime.start_rules()  # level-1 rules react to what the estate emits
 
     @property
     def finished(self) -> bool:

@@ -88,14 +88,26 @@ class WatchfloorService:
         self._knowledge = KnowledgeRepo()
         self._recommendations = RecommendationRepo()
         self._engine: ExecutionEngine | None = None
+        # Set by the composition root before the engine is first used (console.runtime).
+        self.change_gate: Any = None
+
+    @property
+    def has_engine(self) -> bool:
+        return self._engine is not None
 
     @property
     def engine(self) -> ExecutionEngine:
         """The execution lifecycle (recommendations, approvals, runs, rollbacks)."""
         if self._engine is None:
+            from console.actions.command import CommandExecutor
+            from console.actions.http import HttpExecutor
             from console.actions.runbooks import load_library
 
-            self._engine = ExecutionEngine(self, load_library())
+            # The estate's executor is added by the runtime that plays it, a Prometheus
+            # probe only where one is configured; these two need nothing but the host.
+            self._engine = ExecutionEngine(self, load_library(), {
+                "command": CommandExecutor(), "http": HttpExecutor()},
+                change_gate=self.change_gate)
         return self._engine
 
     # --- people -------------------------------------------------------------------

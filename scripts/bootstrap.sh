@@ -22,6 +22,9 @@ python="${PYTHON:-python3}"
 if [ "$mode" = test ]; then
   # the end-to-end tests start a real Prometheus and Alertmanager on loopback
   apt_packages+=(prometheus prometheus-alertmanager)
+  # the credential tests keep secrets in a real Secret Service: gnome-keyring-daemon on
+  # a private D-Bus session bus that the tests start and stop
+  apt_packages+=(gnome-keyring dbus-daemon)
 fi
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_packages+=(python3-venv)

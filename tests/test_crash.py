@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,11 +38,21 @@ def _run_and_kill(db_url: str, marker: Path, delay: float) -> bool:
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     child.stdout.close()
+    # A step's program runs in its own session and outlives the killed console, as a
+    # real one would; let it finish before counting what ran.
+    time.sleep(0.6)
     return alive
 
 
 def _lines(marker: Path) -> list[str]:
     return marker.read_text().split() if marker.exists() else []
+
+
+def _settle(engine: Any) -> None:
+    deadline = time.monotonic() + 30
+    while engine.executions(("validating",)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        engine.poll()
 
 
 @pytest.mark.slow
@@ -61,17 +72,21 @@ def test_kill_at_any_point_loses_nothing_and_runs_nothing_twice(tmp_path: Path) 
             # intent before action: a step that ran always has its execution record
             assert len(executions) == (1 if runs or executions else 0)
             settled = engine.reconcile()
-            deadline = time.monotonic() + 30
-            while engine.executions(("validating",)) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                engine.poll()
+            _settle(engine)
             after = engine.executions()
             assert not [e for e in after if e.state in (*IN_FLIGHT, "validating")], settled
+            # A run the dead console had queued but never started runs now, once, after
+            # policy and the preview are checked again; nothing that started runs again.
             engine.drain()
+            _settle(engine)
             engine.reconcile()  # a second start settles nothing new and re-runs nothing
-            assert _lines(marker).count("run") == runs
-            assert len(engine.executions()) == len(after)
-            for e in after:
+            final = engine.executions()
+            total = _lines(marker).count("run")
+            assert total <= 1, f"kill after {delay}s: the step ran {total} times"
+            if executions:
+                assert total == runs
+                assert len(final) == len(executions)
+            for e in final:
                 assert e.state in ("succeeded", "interrupted", "cancelled", "rolled_back",
                                    "failed"), (delay, e.state)
                 if e.state == "interrupted":
@@ -81,7 +96,7 @@ def test_kill_at_any_point_loses_nothing_and_runs_nothing_twice(tmp_path: Path) 
             assert verify.ok, f"kill after {delay}s: {verify}"
             intents = [a for a in runtime.service.audit_entries()
                        if a.action == "execution.intent"]
-            assert len(intents) == len(after)
+            assert len(intents) == len(final)
     # the kills landed inside the run and after its end
     assert "succeeded" in seen_states, seen_states
     assert seen_states & {"running", "validating", "intent"}, seen_states

@@ -376,18 +376,20 @@ def test_every_shipped_runbook_previews_on_the_estate(world: World) -> None:
 
 # --- every role against every operation ------------------------------------------------
 
-OPERATIONS = ["approve", "reject", "rollback", "kill_on", "kill_off", "set_policy",
+OPERATIONS = ["propose", "approve", "reject", "rollback", "kill_on", "kill_off", "set_policy",
               "set_ceiling", "add_user"]
-MINIMUM = {"approve": "operator", "reject": "operator", "rollback": "operator",
-           "kill_on": "operator", "kill_off": "admin", "set_policy": "admin",
-           "set_ceiling": "admin", "add_user": "admin"}
+MINIMUM = {"propose": "operator", "approve": "operator", "reject": "operator",
+           "rollback": "operator", "kill_on": "operator", "kill_off": "admin",
+           "set_policy": "admin", "set_ceiling": "admin", "add_user": "admin"}
 RANK = ["viewer", "operator", "approver", "admin"]
 WHO = {"viewer": "victor", "operator": "bob", "approver": "carol", "admin": "alice"}
 
 
 def _attempt(world: World, operation: str, user: str) -> None:
     engine, service = world.engine, world.runtime.service
-    if operation in ("approve", "reject"):
+    if operation == "propose":
+        engine.propose("scale-out", {"service": "cart", "count": 1}, requester=f"user:{user}")
+    elif operation in ("approve", "reject"):
         rec_id = engine.propose("scale-out", {"service": "cart", "count": 1},
                                 requester="agent:recommender")
         rec = engine.recommendation(rec_id)
@@ -435,6 +437,8 @@ def test_role_operation_matrix_has_no_escalation(world: World, role: str,
         elif operation in ("set_ceiling", "kill_on"):
             assert world.runtime.service.status() == before
         assert world.runtime.service.role_of("newbie") is None
+        if operation == "propose":
+            assert world.engine.recommendations() == []
     assert world.runtime.service.verify_audit().ok
 
 

@@ -296,3 +296,26 @@ class KnowledgeRow(Base):
     sections: Mapped[jsondict]
     extra: Mapped[jsondict]
     imported_at: Mapped[utc]
+
+
+class TicketRow(Base):
+    """A ticket of the built-in store (console/itsm/store.py); external systems keep their
+    own. The idempotency key makes a retried open return the ticket made the first time."""
+
+    __tablename__ = "tickets"
+    id: Mapped[intpk]
+    number: Mapped[name64] = mapped_column(unique=True)  # INC-0001 | CHG-0001
+    seq: Mapped[int] = mapped_column(Integer)  # the number's counter, per kind
+    kind: Mapped[name64]  # incident | change
+    title: Mapped[name200]
+    body: Mapped[str] = mapped_column(Text, default="")
+    service: Mapped[name200]
+    severity: Mapped[name64]
+    state: Mapped[name64]  # open | routed | closed
+    group: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    success: Mapped[bool | None] = mapped_column(nullable=True)
+    idempotency_key: Mapped[name200] = mapped_column(unique=True)
+    created_at: Mapped[utc]
+    updated_at: Mapped[utc]
