@@ -78,13 +78,15 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
 async def main(db_url: str | None, scenario: str, speed: float, *,
                listen: tuple[str, int] | None = None, token: str | None = None,
                mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
-               poll_interval: float = 10.0,
+               prometheus: str | None = None, poll_interval: float = 10.0,
                on_window: Callable[[MainWindow], None] | None = None) -> int:
     """Run the console until its window closes; `on_window` sees the window once shown.
     With `listen`, the webhook receiver runs on that (host, port) for as long; with
-    `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds."""
+    `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds; with
+    `prometheus`, runbooks' PromQL validations query it."""
     # The estate plays from now, so what the console records lines up with the wall clock.
-    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
+    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
+                      prometheus=prometheus)
     runtime.loop = asyncio.get_running_loop()
     runtime.bus.bind_loop(runtime.loop)
     tasks: set[asyncio.Task[None]] = set()
@@ -165,7 +167,8 @@ def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
 
 def run_gui(db_url: str | None, scenario: str, speed: float, *,
             listen: tuple[str, int] | None = None, token: str | None = None,
-            mappings: dict[str, Any] | None = None, alertmanager: str | None = None) -> int:
+            mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
+            prometheus: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -183,7 +186,8 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
     # asyncio.run() takes loop_factory only from Python 3.12; the Runner has it on 3.11.
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
-                               mappings=mappings, alertmanager=alertmanager))
+                               mappings=mappings, alertmanager=alertmanager,
+                               prometheus=prometheus))
 
 
 def _close_all(app: QApplication) -> None:

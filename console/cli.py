@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alertmanager", type=_http_url, default=None, metavar="URL",
                         help="poll this Alertmanager's API v2 for alerts while the console "
                              "is open (e.g. http://127.0.0.1:9093)")
+    parser.add_argument("--prometheus", type=_http_url,
+                        default=None, metavar="URL",
+                        help="the Prometheus that runbooks' PromQL validations query "
+                             "(default: $WATCHFLOOR_PROMETHEUS; headless commands use that)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[db_parent], help="run a scenario to its end",
@@ -199,7 +203,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
         return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
                        listen=args.listen, token=args.webhook_token, mappings=mappings,
-                       alertmanager=args.alertmanager)
+                       alertmanager=args.alertmanager,
+                       prometheus=args.prometheus or _prometheus_from_env())
     if args.command == "run":
         from console.estate import ScenarioError
 
@@ -385,11 +390,21 @@ def _cmd_admin(args: argparse.Namespace) -> int:
         runtime.close()
 
 
+def _prometheus_from_env() -> str | None:
+    value = os.environ.get("WATCHFLOOR_PROMETHEUS")
+    if not value:
+        return None
+    try:
+        return _http_url(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"$WATCHFLOOR_PROMETHEUS: {exc}") from None
+
+
 def _runtime(db_url: str | None):  # type: ignore[no-untyped-def]
     from console.clock import RealClock
     from console.runtime import Runtime, local_user
 
-    runtime = Runtime(db_url, clock=RealClock())
+    runtime = Runtime(db_url, clock=RealClock(), prometheus=_prometheus_from_env())
     runtime.service.bootstrap_admin(local_user())
     return runtime
 

@@ -43,7 +43,8 @@ def local_user() -> str:
 class Runtime:
     """Owns the database, the bus and the service for one process."""
 
-    def __init__(self, db_url: str | None, *, clock: SimClock | RealClock | None = None) -> None:
+    def __init__(self, db_url: str | None, *, clock: SimClock | RealClock | None = None,
+                 prometheus: str | None = None) -> None:
         self.db = Database(db_url)
         self.bus = EventBus()
         # Scenarios move a simulated clock; headless commands live in real time.
@@ -53,6 +54,10 @@ class Runtime:
         # built-in store by default), built on first use.
         self.tickets = ConfiguredTickets(self.service)
         self.service.change_gate = ChangeGate(self.tickets)
+        if prometheus is not None:  # PromQL validations need a Prometheus to ask
+            from console.actions.prometheus import PrometheusProbe
+
+            self.service.engine.executors["prometheus"] = PrometheusProbe(prometheus)
         # Without an estate there is no topology: grouping by time and labels only.
         self.correlator = CorrelatorAgent(self.service, {})
         self.loop: asyncio.AbstractEventLoop | None = None

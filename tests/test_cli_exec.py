@@ -99,3 +99,21 @@ def test_policy_show_and_set(users: str, tmp_path: Path,
     shown = json.loads(capsys.readouterr().out)
     assert shown["default_level"] == 1
     assert shown["levels"] == {"disk_hygiene": 3}
+
+
+def test_a_bad_prometheus_url_is_refused_before_anything_runs(
+        users: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFLOOR_PROMETHEUS", "ftp://prom:99999")
+    assert cli("executions", "--db", users) == 2
+    assert "$WATCHFLOOR_PROMETHEUS" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli("--prometheus", "not a url", "scenarios")
+    assert exc.value.code == 2
+
+
+def test_a_configured_prometheus_checks_promql_validations(db_url: str) -> None:
+    with Runtime(db_url, prometheus="http://127.0.0.1:9090") as runtime:
+        probe = runtime.service.engine.executors["prometheus"]
+        assert probe.kind == "prometheus"
+    with Runtime(db_url) as runtime:
+        assert "prometheus" not in runtime.service.engine.executors

@@ -566,7 +566,7 @@ def test_bad_validations_are_refused_with_file_line_and_field(
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus on loopback (Debian's package; ready in well under a second)."""
     if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        pytest.fail("prometheus is not installed: bash scripts/bootstrap.sh test installs it")
     folder = tmp_path_factory.mktemp("prometheus")
     (folder / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
     port = free_port()
