@@ -206,3 +206,50 @@ class Execution:
 
 
 ROLLBACK_FROM = ("succeeded", "failed", "interrupted", "validating")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One fact behind a hypothesis or an answer, with a link to where it came from.
+
+    `ref` is a link the console can open: `signal:<fingerprint>`, `change:<id>`,
+    `metric:<service>/<metric>@<iso time>`, `log:<service>/<template id>`,
+    `incident:<id>`, `execution:<id>`, `recommendation:<id>`, `runbook:<id>`,
+    `knowledge:<id>`, `audit:<seq>`, `ticket:<number>`."""
+
+    kind: str  # metric | change | log | alert | topology | trend | runbook | audit | ...
+    summary: str
+    ref: str
+    weight: float = 0.0  # how much it moved the score (0 for context)
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """A candidate root cause of an incident: where, what kind, how sure, and why."""
+
+    service: str
+    fault_class: str  # a fault class of the runbook library (applies_to.faults)
+    confidence: float  # calibrated: over many incidents, 0.8 is right 80% of the time
+    evidence: tuple[Evidence, ...] = ()
+    score: float = 0.0  # the investigator's raw score, before calibration
+    signals: int = 0  # independent signals that corroborate it (metric, change, log...)
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.fault_class}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """What the coordination view and the audit show of the agents' work: a message
+    between agents, a hypothesis, a tool call, a status change, an error."""
+
+    id: int
+    incident_id: int | None
+    agent: str
+    kind: str  # message | hypothesis | tool_call | status | error | steer
+    summary: str
+    at: datetime
+    to_agent: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    duration_ms: float | None = None

@@ -23,12 +23,14 @@ from console.bus import EventBus
 from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
+from console.estate.telemetry import EstateMetrics
 from console.evaluation import Placement, score
 from console.events import EstateSnapshot, ScenarioFinished
 from console.itsm.change import ChangeGate
 from console.itsm.config import ConfiguredTickets
 from console.rules import RuleEngine, RuleError, load_rules, user_rules_dir
 from console.service import WatchfloorService
+from console.sources.logs import StreamMiner
 from console.storage.db import Database
 
 SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -170,6 +172,8 @@ class ScenarioDriver:
         # The console acts on the estate as it would on a real control plane.
         runtime.service.engine.executors["estate"] = EstateExecutor(self.player)
         runtime.start_rules()  # level-1 rules react to what the estate emits
+        self.log_miner = StreamMiner()
+        self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
 
     @property
     def finished(self) -> bool:
@@ -180,7 +184,8 @@ class ScenarioDriver:
         with self.player.lock:
             out = self.player.advance(seconds)
         signals, changes, logs = tuple(out.signals), tuple(out.changes), tuple(out.logs)
-        self.runtime.service.store(signals, changes)
+        # The estate's log lines are kept with their templates, as a log pipeline would.
+        self.runtime.service.store(signals, changes, self.log_miner.mine(logs))
         incidents = self.correlator.handle(signals, self.player.estate.now)
         return Batch(signals, changes, logs, tuple(incidents))
 

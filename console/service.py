@@ -213,11 +213,14 @@ class WatchfloorService:
         self.announce(signals, changes, logs)
         return counts
 
-    def store(self, signals: Iterable[Signal], changes: Iterable[ChangeEvent]) -> tuple[int, int]:
-        """The database half of `ingest`; safe to run in a worker thread."""
+    def store(self, signals: Iterable[Signal], changes: Iterable[ChangeEvent],
+              logs: Iterable[Any] = ()) -> tuple[int, int]:
+        """The database half of `ingest`; safe to run in a worker thread. `logs` are mined
+        lines (console.sources.logs.MinedLog), stored with their templates."""
         with self.db.sessions() as session:
             n_sig = self._signals.add_many(session, signals)
             n_chg = self._changes.add_many(session, changes)
+            self._logs.add_many(session, logs)
             session.commit()
         return n_sig, n_chg
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from console.domain import LogRecord
 from console.sources.alertmanager import PayloadError, explain
 
 MAX_LINE = 16 * 1024
@@ -112,3 +114,25 @@ def parse_logs(text: str) -> list[MinedLog]:
         out.append(MinedLog(rec.service, _level(rec.level), rec.message, rec.at, rec.instance,
                             template, cluster.cluster_id if cluster is not None else 0))
     return out
+
+
+class StreamMiner:
+    """Templates for a live stream of log lines (the estate's, a tailed file): one drain3
+    miner for the life of the stream, so a template keeps its id and a line never seen
+    before shows up as a new template. Thread safe: sources deliver from their threads."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._miner = _miner()
+        self._lock = threading.Lock()
+
+    def mine(self, records: Iterable[LogRecord]) -> list[MinedLog]:
+        out = []
+        with self._lock:
+            for rec in records:
+                result = self._miner.add_log_message(rec.message)
+                out.append(MinedLog(rec.service, _level(rec.level), rec.message, rec.at,
+                                    rec.instance, str(result["template_mined"]),
+                                    int(result["cluster_id"])))
+        return out

@@ -319,3 +319,66 @@ class TicketRow(Base):
     idempotency_key: Mapped[name200] = mapped_column(unique=True)
     created_at: Mapped[utc]
     updated_at: Mapped[utc]
+
+
+class HypothesisRow(Base):
+    """The investigator's ranked causes of one incident; the newest ranking is `live`,
+    older ones `superseded`; the operator may pin or exclude one (steering)."""
+
+    __tablename__ = "hypotheses"
+    id: Mapped[intpk]
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    agent: Mapped[name64]
+    service: Mapped[name200]
+    fault_class: Mapped[name64]
+    confidence: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    rank: Mapped[int] = mapped_column(Integer)
+    signals: Mapped[int] = mapped_column(Integer, default=0)
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    state: Mapped[name64]  # live | superseded | pinned | excluded
+    created_at: Mapped[utc]
+    updated_at: Mapped[utc]
+
+
+class AgentEventRow(Base):
+    """A message, hypothesis, tool call, status change or error of an agent."""
+
+    __tablename__ = "agent_events"
+    id: Mapped[intpk]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True,
+                                                    index=True)
+    agent: Mapped[name64]
+    kind: Mapped[name64]
+    to_agent: Mapped[str] = mapped_column(String(64), default="")
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[jsondict]
+    at: Mapped[utc] = mapped_column(index=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SteeringRow(Base):
+    """An operator's steer of one incident: pin or exclude a hypothesis, exclude a service."""
+
+    __tablename__ = "steering"
+    id: Mapped[intpk]
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[name64]  # pin | exclude_hypothesis | exclude_service
+    value: Mapped[name200]  # service/fault_class, or a service
+    user: Mapped[name200]
+    active: Mapped[bool] = mapped_column(default=True)
+    at: Mapped[utc]
+
+
+class ReportRow(Base):
+    """A document the scribe wrote: a stakeholder update draft or a post-incident report."""
+
+    __tablename__ = "reports"
+    id: Mapped[intpk]
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[name64]  # stakeholder_update | postmortem
+    title: Mapped[name200]
+    markdown: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    data: Mapped[jsondict]
+    created_at: Mapped[utc]
