@@ -100,6 +100,10 @@ class Policy(_Strict):
                                          description="a recommendation expires after this")
     change_records: tuple[str, ...] = Field((), description="action classes that need a "
                                             "change record opened before they run")
+    autonomy_threshold: float = Field(0.8, ge=0, le=1, description="an agent's remediation "
+                                      "runs on its own only above this diagnosis confidence")
+    corroboration: int = Field(2, ge=1, le=10, description="independent signals a diagnosis "
+                               "needs before its remediation may run on its own")
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> Policy:
