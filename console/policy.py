@@ -257,19 +257,12 @@ class PolicyError(ValueError):
 
 
 def load_policy_text(text: str, source: str) -> Policy:
-    from console.yamlpos import ScenarioError, load_yaml, validate
+    from console.yamlpos import load_model_text
 
-    try:
-        data, lines = load_yaml(text, source)
-        policy: Policy = validate(Policy, data or {}, lines, source)
-    except ScenarioError as exc:
-        raise PolicyError(str(exc)) from None
-    return policy
+    return load_model_text(Policy, text, source, PolicyError)
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot read: {exc}") from None
-    return load_policy_text(text, str(path))
+    from console.yamlpos import read_config_text
+
+    return load_policy_text(read_config_text(path, PolicyError), str(path))

@@ -9,12 +9,14 @@ its line, load the data with the safe loader, and translate validation errors in
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _DURATION = re.compile(rf"^\s*(?:{_NUMBER}h)?\s*(?:{_NUMBER}m)?\s*(?:{_NUMBER}s)?\s*$")
 
@@ -100,3 +102,27 @@ def validate(model: type[BaseModel], data: Any, lines: dict[Loc, int], source: s
             msg = err["msg"].removeprefix("Value error, ")
             messages.append(f"{source}:{line or 1}: {where or '(top)'}: {msg}")
         raise ScenarioError("\n".join(messages)) from None
+
+
+E = TypeVar("E", bound=ValueError)
+
+
+def read_config_text(path: Path, error: type[E] = ScenarioError) -> str:  # type: ignore[assignment]
+    """A config file's text, or `error` saying which file could not be read and why."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
+
+
+def load_model_text(model: type[M], text: str, source: str,
+                    error: type[E] = ScenarioError) -> M:  # type: ignore[assignment]
+    """Parse YAML and validate it as `model`; any problem is `error` naming file:line: field."""
+    try:
+        data, lines = load_yaml(text, source)
+        result: M = validate(model, {} if data is None else data, lines, source)
+    except ScenarioError as exc:
+        if error is ScenarioError:
+            raise
+        raise error(str(exc)) from None
+    return result

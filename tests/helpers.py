@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -12,3 +13,13 @@ def readme_yaml(starting_with: str) -> str:
     examples a user copies are tested as they are written."""
     blocks = [b.split("```", 1)[0] for b in README.read_text().split("```yaml\n")[1:]]
     return next(b for b in blocks if b.startswith(starting_with))
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server a fixture started: politely, then for good after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

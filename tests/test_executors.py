@@ -40,6 +40,7 @@ from console.clock import RealClock
 from console.execution import ExecutionError
 from console.policy import Policy
 from console.runtime import Runtime
+from tests.helpers import stop_process
 
 PY = sys.executable
 ECHO_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
@@ -587,12 +588,7 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         probe.close()
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_promql_passes_on_a_non_empty_result(prometheus_url: str) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from console.yamlpos import Duration, ScenarioError, load_yaml, validate
+from console.yamlpos import Duration, ScenarioError, load_model_text, read_config_text
 
 _ID = r"^[a-z][a-z0-9-]{1,62}$"
 PARAM_TYPES = ("service", "instance", "int", "str", "bool", "version", "flag")
@@ -269,20 +269,11 @@ def _placeholders(text: str) -> set[str]:
 
 
 def load_runbook_text(text: str, source: str) -> Runbook:
-    data, lines = load_yaml(text, source)
-    try:
-        runbook: Runbook = validate(Runbook, data, lines, source)
-    except ScenarioError as exc:
-        raise RunbookError(str(exc)) from None
-    return runbook
+    return load_model_text(Runbook, text, source, RunbookError)
 
 
 def load_runbook(path: Path) -> Runbook:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunbookError(f"{path}: cannot read: {exc}") from None
-    return load_runbook_text(text, str(path))
+    return load_runbook_text(read_config_text(path, RunbookError), str(path))
 
 
 def load_library(extra: Path | None = None) -> dict[str, Runbook]:

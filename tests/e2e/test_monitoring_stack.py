@@ -30,6 +30,7 @@ from console.estate.exporter import prometheus_rules, serve
 from console.runtime import Runtime
 from console.sources.clients import AlertmanagerPoller, PrometheusClient
 from console.sources.webhook import WebhookReceiver
+from tests.helpers import stop_process
 
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-token"
@@ -64,13 +65,7 @@ def start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+
 
 
 class Stack:
@@ -111,7 +106,7 @@ class Stack:
 
     def close(self) -> None:
         for proc in self.procs:
-            stop(proc)
+            stop_process(proc)
 
 
 class Estate:
