@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pace: simulated seconds per wall second (default: as fast as it can)")
     run.add_argument("--seed", type=_seed, default=None, help="random seed (default: the file's)")
     run.add_argument("--autonomy", type=_level, default=None,
-                     help="autonomy ceiling 0-5 for the run")
+                     help="the run's autonomy: ceiling and every action class at 0-5")
     run.add_argument("--approve", choices=["all", "none"], default="none",
-                     help="answer every approval request (used once agents recommend)")
+                     help="all: a person on call (role approver) approves every "
+                          "recommendation as previewed; none (default): they wait")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("scenarios", parents=[db_parent], help="list the built-in scenarios")
@@ -253,6 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if scenario.endswith((".yaml", ".yml")) and not Path(scenario).is_file():
         raise UsageError(f"{scenario}: no such scenario file")
     summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
+                           autonomy=args.autonomy, approve=args.approve,
                            progress=None if args.json or not sys.stderr.isatty() else progress)
     if args.json:
         print(json.dumps(summary))

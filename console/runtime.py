@@ -24,7 +24,6 @@ from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
 from console.estate.telemetry import EstateMetrics
-from console.evaluation import Placement, score
 from console.events import EstateSnapshot, ScenarioFinished
 from console.itsm.change import ChangeGate
 from console.itsm.config import ConfiguredTickets
@@ -34,7 +33,6 @@ from console.sources.logs import StreamMiner
 from console.storage.db import Database
 
 SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-SUMMARY_SCHEMA = "watchfloor.run/1"
 log = logging.getLogger(__name__)
 
 
@@ -173,6 +171,7 @@ class ScenarioDriver:
         runtime.service.engine.executors["estate"] = EstateExecutor(self.player)
         runtime.start_rules()  # level-1 rules react to what the estate emits
         self.log_miner = StreamMiner()
+        self.auto_approver: str | None = None  # who approves everything (`--approve all`)
         self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
 
     @property
@@ -204,6 +203,22 @@ class ScenarioDriver:
     def step(self, seconds: float) -> None:
         self.publish(self.compute(seconds))
         self.runtime.service.engine.poll()
+        if self.auto_approver is not None:
+            self.approve_pending(self.auto_approver)
+
+    def approve_pending(self, user: str) -> list[int]:
+        """A headless stand-in for the person on call (`run --approve all`): approves every
+        pending recommendation as previewed; policy still decides (a viewer could not)."""
+        from console.operations import Refused
+
+        engine, done = self.runtime.service.engine, []
+        for rec in engine.recommendations(("pending",)):
+            try:
+                engine.approve(rec.id, as_user=user, preview_hash=rec.preview_hash)
+            except Refused:  # expired or its preview changed: the next step sees it anew
+                continue
+            done.append(rec.id)
+        return done
 
     def run_to_end(self, *, step: float = 15.0, speed: float | None = None,
                    progress: Callable[[float], None] | None = None) -> None:
@@ -231,64 +246,43 @@ class ScenarioDriver:
         return (self.player.estate.now - self.player.start).total_seconds()
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:
-        t = self.tally
-        start = self.player.start
-        verify = self.runtime.service.verify_audit()
-        faults = [dict(f) for f in self.player.ground_truth_faults()]
-        placements = [Placement(p.service, (p.at - start).total_seconds(), p.key)
-                      for p in self.correlator.placements]
-        return {
-            "schema": SUMMARY_SCHEMA,
-            "scenario": {"name": self.scenario.name, "description": self.scenario.description,
-                         "seed": self.player.seed, "duration_s": self.scenario.duration},
-            "sim_seconds": round(self.elapsed, 3),
-            "wall_seconds": round(wall_seconds, 3),
-            "speed": round(self.elapsed / wall_seconds, 1) if wall_seconds > 0 else None,
-            "signals": {"total": t.signals, "firing": t.firing, "resolved": t.resolved,
-                        "by_severity": dict(t.by_severity), "by_service": dict(t.by_service),
-                        "by_name": dict(t.by_name)},
-            "logs": {"total": t.logs, "errors": t.error_logs},
-            "changes": [{"id": c.id, "at_s": (c.at - start).total_seconds(),
-                         "service": c.service, "kind": c.kind, "description": c.description,
-                         "version_from": c.version_from, "version_to": c.version_to}
-                        for c in t.changes],
-            "faults": faults,
-            "incidents": self._incidents_summary(),
-            "correlation": score(placements, faults, self.player.estate.topology()),
-            "actions": [{"id": e.id, "runbook": e.runbook_id, "action_class": e.action_class,
-                         "target": e.target, "state": e.state, "autonomous": e.autonomous,
-                         "at_s": (e.started_at - start).total_seconds()}
-                        for e in reversed(self.runtime.service.engine.executions())],
-            "audit": {"records": verify.records, "chain_ok": verify.ok},
-        }
+        from console.run_summary import summarize
+
+        return summarize(self, wall_seconds)
 
 
-    def _incidents_summary(self) -> list[dict[str, Any]]:
-        start = self.player.start
-        out = []
-        for key, inc in sorted(self.correlator.correlator.incidents.items()):
-            out.append({
-                "id": self.correlator.ids.get(key), "title": inc.title,
-                "severity": inc.severity.value, "state": inc.state,
-                "services": sorted(inc.services, key=lambda s: (-inc.services[s], s)),
-                "alerts": inc.alerts, "reopened": inc.reopened,
-                "opened_at_s": (inc.opened_at - start).total_seconds(),
-                "resolved_at_s": (None if inc.resolved_at is None
-                                  else (inc.resolved_at - start).total_seconds()),
-                "root_cause": None, "actions": [],
-                "time_to_detect_s": None, "time_to_diagnose_s": None,
-                "time_to_resolve_s": None,
-            })
-        return out
+HEADLESS_ADMIN, HEADLESS_APPROVER = "headless-admin", "on-call"
 
 
 def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None = None,
                  speed: float | None = None, step: float = 15.0,
-                 progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Run a scenario to its end and return the JSON-ready summary (schema in README)."""
+                 progress: Callable[[float], None] | None = None,
+                 autonomy: int | None = None, approve: str = "none") -> dict[str, Any]:
+    """Run a scenario to its end and return the JSON-ready summary (schema in README).
+
+    `autonomy` N sets the run's ceiling and every action class to level N; `approve`
+    "all" has a person on call (role approver) approve every recommendation as it is
+    previewed, "none" leaves them waiting."""
+    if approve not in ("all", "none"):
+        raise ValueError(f"approve must be all or none, got {approve!r}")
     runtime = Runtime(db_url or "sqlite://")
     try:
+        service = runtime.service
+        service.bootstrap_admin(HEADLESS_ADMIN)
+        admin = next(name for name, role in service.users() if role == "admin")
+        if autonomy is not None:
+            from console.policy import Policy
+
+            policy = Policy.model_validate({**service.policy().model_dump(mode="json"),
+                                            "default_level": autonomy, "levels": {},
+                                            "service_levels": {}})
+            service.set_policy(policy, as_user=admin, reason=f"headless run at {autonomy}")
+            service.set_autonomy_ceiling(autonomy, as_user=admin, reason="headless run")
         driver = ScenarioDriver(runtime, scenario, seed=seed)
+        if approve == "all":
+            if service.role_of(HEADLESS_APPROVER) is None:
+                service.add_user(HEADLESS_APPROVER, "approver", as_user=admin)
+            driver.auto_approver = HEADLESS_APPROVER
         runtime.service.record(actor="system", action="scenario.start",
                                target=driver.scenario.name,
                                inputs={"seed": driver.player.seed, "speed": speed})

@@ -9,7 +9,8 @@ import pytest
 
 from console.cli import main
 from console.estate import builtin_scenarios
-from console.runtime import SUMMARY_SCHEMA, run_headless
+from console.run_summary import SUMMARY_SCHEMA
+from console.runtime import run_headless
 
 SUMMARY_KEYS = {"schema", "scenario", "sim_seconds", "wall_seconds", "speed", "signals", "logs",
                 "changes", "faults", "incidents", "actions", "audit", "correlation"}
