@@ -98,7 +98,7 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         user = local_user()
         runtime.service.bootstrap_admin(user)
         try:
-            driver = ScenarioDriver(runtime, scenario)
+            driver = ScenarioDriver(runtime, scenario, agents=True)
         except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
             print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
             return 2
@@ -148,6 +148,7 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             await asyncio.gather(*tasks, return_exceptions=True)
         if http is not None:
             await http.aclose()
+        await runtime.agents.aclose()  # every run records how it ended before we close
         await runtime.bus.drain()
         if window is not None:
             window.bridge.close()

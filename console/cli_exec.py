@@ -17,7 +17,7 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 COMMANDS = ("recommendations", "propose", "approve", "reject", "executions", "rollback",
-            "reconcile", "policy")
+            "reconcile", "policy", "ask")
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -74,6 +74,14 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                               help="roll back an executed action")
     rollback.add_argument("id", type=_positive_id)
     rollback.add_argument("--as", dest="as_user", required=True, metavar="USER")
+
+    ask = sub.add_parser("ask", parents=[db_parent],
+                         help="ask a question in plain language; every fact is cited")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--as", dest="as_user", default=None, metavar="USER",
+                     help="who asks (answers follow that person's role; default: you)")
+    ask.add_argument("--incident", type=_positive_id, default=None, metavar="ID")
+    ask.add_argument("--json", action="store_true")
 
     sub.add_parser("reconcile", parents=[db_parent],
                    help="settle executions a crash left in flight (never re-runs a step)")
@@ -160,6 +168,8 @@ def _run(args: argparse.Namespace, runtime: Any) -> int:
         state = engine.rollback(args.id, as_user=args.as_user)
         print(f"execution #{args.id}: {state}")
         return EXIT_OK if state == "rolled_back" else EXIT_FAILED
+    if args.command == "ask":
+        return _ask(args, runtime)
     if args.command == "reconcile":
         for exec_id, state in engine.reconcile():
             print(f"execution #{exec_id}: {state}")
@@ -201,3 +211,26 @@ def _exec_json(e: Any) -> dict[str, Any]:
             "autonomous": e.autonomous, "result": dict(e.result),
             "can_roll_back": e.can_roll_back, "started_at": e.started_at.isoformat(),
             "finished_at": e.finished_at.isoformat() if e.finished_at else None}
+
+
+def _ask(args: argparse.Namespace, runtime: Any) -> int:
+    from console.runtime import local_user
+
+    answer = runtime.ask(args.question, user=args.as_user or local_user(),
+                         incident_id=args.incident)
+    if args.json:
+        print(json.dumps({"question": answer.question, "intent": answer.intent,
+                          "text": answer.text, "error": answer.error, "via": answer.via,
+                          "facts": [{"kind": f.kind, "summary": f.summary, "ref": f.ref}
+                                    for f in answer.facts],
+                          "queries": [str(q) for q in answer.queries],
+                          "suggestions": list(answer.suggestions)}, indent=2))
+    elif answer.error:
+        print(f"watchfloor: {answer.error}", file=sys.stderr)
+    else:
+        print(answer.text)
+        for n, fact in enumerate(answer.facts, 1):
+            print(f"  [{n}] {fact.ref}")
+        if answer.suggestions:
+            print("ask next: " + " | ".join(answer.suggestions))
+    return EXIT_BAD_INPUT if answer.error else EXIT_OK

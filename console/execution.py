@@ -381,7 +381,9 @@ class ExecutionEngine:
             exec_id = self._execs.add(
                 session, recommendation_id=rec_id, idempotency_key=f"rec:{rec_id}",
                 action=row.action_class, target=row.target, params=row.params,
-                initiator=initiator, autonomous=row.autonomous, state="intent",
+                initiator=initiator, state="intent",
+                # autonomous: it runs without anyone's approval, not merely an agent's idea
+                autonomous=row.autonomous and not self._recs.valid_approvals(session, row, now),
                 result={"steps": []}, started_at=now, finished_at=None,
                 runbook_id=row.runbook_id, plan=plan.stored(), step=0, validate_by=None)
             entries.append(self.service.audit.append(

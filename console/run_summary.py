@@ -50,19 +50,61 @@ def summarize(driver: ScenarioDriver, wall_seconds: float) -> dict[str, Any]:
 
 
 def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
+    """Per incident: when it was detected, what the team diagnosed (and the ranked
+    alternatives), what ran and how it ended, when it resolved. The times to detect,
+    diagnose and resolve count from the start of the injected fault it is about (ground
+    truth, evaluation only); an incident opened before its fault began (an early
+    warning) has a negative time to detect."""
+    from console.storage.repos_agents import HypothesisRepo
+
     start = driver.player.start
+    faults = sorted(driver.player.ground_truth_faults(), key=lambda f: f["at_s"])
+    executions = driver.runtime.service.engine.executions()
+    recs = {r.id: r for r in driver.runtime.service.engine.recommendations()}
+    repo = HypothesisRepo()
     out = []
     for key, inc in sorted(driver.correlator.correlator.incidents.items()):
+        incident_id = driver.correlator.ids.get(key)
+        opened = (inc.opened_at - start).total_seconds()
+        resolved = None if inc.resolved_at is None else (inc.resolved_at - start).total_seconds()
+        with driver.runtime.db.sessions() as session:
+            board = repo.current(session, incident_id) if incident_id else []
+            history = repo.history(session, incident_id) if incident_id else []
+        usable = [h for h in board if h.usable]
+        ranked = [{"service": h.service, "fault_class": h.hypothesis.fault_class,
+                   "confidence": round(h.confidence, 4), "signals": h.hypothesis.signals,
+                   "state": h.state} for h in usable]
+        diagnosed = (min(h.created_at for h in history) - start).total_seconds() \
+            if history else None
+        mine = [e for e in reversed(executions) if e.recommendation_id in recs
+                and recs[e.recommendation_id].incident_id == incident_id]
+        actions = [{"id": e.id, "runbook": e.runbook_id, "target": e.target, "state": e.state,
+                    "autonomous": e.autonomous,
+                    "validation": (e.result.get("validation") or {}).get("detail"),
+                    "rolled_back": e.state in ("rolled_back", "rollback_failed"),
+                    "at_s": (e.started_at - start).total_seconds()} for e in mine]
+        # The fault it is most likely about: the latest one begun before it opened, else
+        # the first one to come (an early warning; its time to detect is negative).
+        cause = next((f for f in reversed(faults) if f["at_s"] <= opened),
+                     faults[0] if faults else None)
+        origin = cause["at_s"] if cause is not None else None
         out.append({
-            "id": driver.correlator.ids.get(key), "title": inc.title,
+            "id": incident_id, "title": inc.title,
             "severity": inc.severity.value, "state": inc.state,
             "services": sorted(inc.services, key=lambda s: (-inc.services[s], s)),
             "alerts": inc.alerts, "reopened": inc.reopened,
-            "opened_at_s": (inc.opened_at - start).total_seconds(),
-            "resolved_at_s": (None if inc.resolved_at is None
-                              else (inc.resolved_at - start).total_seconds()),
-            "root_cause": None, "actions": [],
-            "time_to_detect_s": None, "time_to_diagnose_s": None,
-            "time_to_resolve_s": None,
+            "opened_at_s": opened, "resolved_at_s": resolved,
+            "root_cause": ranked[0] if ranked else None, "alternatives": ranked[1:5],
+            "diagnosed_at_s": diagnosed, "actions": actions,
+            "autonomous": bool(actions) and all(a["autonomous"] for a in actions),
+            "rollbacks": sum(1 for e in mine if e.state in ("rolled_back", "rollback_failed")),
+            "recommendations_waiting": sum(1 for r in recs.values()
+                                           if r.incident_id == incident_id
+                                           and r.state in ("pending", "queued")),
+            "time_to_detect_s": None if origin is None else opened - origin,
+            "time_to_diagnose_s": None if origin is None or diagnosed is None
+            else diagnosed - origin,
+            "time_to_resolve_s": None if origin is None or resolved is None
+            else resolved - origin,
         })
     return out

@@ -10,29 +10,47 @@ import asyncio
 import getpass
 import logging
 import os
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from agents.coordinator import Coordinator
 from agents.correlator_agent import CorrelatorAgent
+from agents.impact import ImpactTracer
+from agents.investigator import Investigator
+from agents.lanes import ImpactLane, InvestigatorLane, RecommenderLane, ScribeLane
+from agents.learner import Learner
+from agents.llm import LLM, LLMSettings
+from agents.recommender import Recommender
+from agents.retriever import Answer, Retriever
+from agents.runtime import Agent, AgentRuntime
+from agents.scribe import Scribe
 from console.actions.estate import EstateExecutor
 from console.bus import EventBus
 from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
 from console.estate.telemetry import EstateMetrics
-from console.events import EstateSnapshot, ScenarioFinished
+from console.events import AuditAppended, EstateSnapshot, ScenarioFinished
 from console.itsm.change import ChangeGate
 from console.itsm.config import ConfiguredTickets
 from console.rules import RuleEngine, RuleError, load_rules, user_rules_dir
 from console.service import WatchfloorService
 from console.sources.logs import StreamMiner
+from console.sources.metrics import MetricsReader
+from console.steering import SteeringOps
 from console.storage.db import Database
+from console.storage.repos_evidence import EvidenceRepo
 
 SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+TREND_EVERY = timedelta(minutes=5)
+SETTLED = ("execution.succeeded", "execution.failed", "execution.rolled_back",
+           "execution.rollback_failed")
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +81,59 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.rules: RuleEngine | None = None
         self.rule_error: str | None = None
-        self._detach_rules: Callable[[], None] | None = None
+        self._detach: list[Callable[[], None]] = []
+        # The agent team (issue 5): questions are answered from the start; the rest of
+        # the team starts with an estate to watch (start_agents).
+        llm_settings = LLMSettings.from_env()
+        self.llm = LLM(llm_settings) if llm_settings is not None else None
+        self.retriever = Retriever(self.service, None, self.llm)
+        self.agents = AgentRuntime(self.service)
+        self.steering = SteeringOps(self.service)
+        self.coordinator: Coordinator | None = None
+        self.learner: Learner | None = None
+        self.recommender: Recommender | None = None
+        self.scribe: Scribe | None = None
+
+    def start_agents(self, metrics: MetricsReader,
+                     topology: Mapping[str, Iterable[str]]) -> Coordinator:
+        """Put the team on every incident from now: investigator, impact tracer,
+        recommender and scribe under the coordinator (idempotent)."""
+        if self.coordinator is not None:
+            return self.coordinator
+        library = self.service.engine.library
+        fault_classes = sorted({f for book in library.values() for f in book.applies_to.faults})
+        self.learner = Learner(self.service, metrics)
+        self.recommender = Recommender(self.service, library, learner=self.learner,
+                                       metrics=metrics)
+        self.retriever.metrics = metrics
+        self.scribe = Scribe(self.service, self.tickets)
+        investigator = Investigator(metrics, topology, fault_classes, EvidenceRepo(self.db))
+        team: list[Agent] = [InvestigatorLane(investigator),
+                             ImpactLane(ImpactTracer(metrics, topology)),
+                             RecommenderLane(self.recommender), ScribeLane(self.scribe)]
+        self.coordinator = Coordinator(self.agents, team)
+        self._detach += [self.coordinator.attach(self.bus), self.scribe.attach(self.bus),
+                         self.bus.subscribe(AuditAppended, self._on_audited)]
+        return self.coordinator
+
+    def _on_audited(self, event: AuditAppended) -> None:
+        """An execution that settled sends the team back to its incident."""
+        entry = event.entry
+        if self.coordinator is None or entry.action not in SETTLED:
+            return
+        kind, _, ident = entry.target.partition(":")
+        execution = self.service.engine.execution(int(ident)) if ident.isdigit() else None
+        if kind != "execution" or execution is None or execution.recommendation_id is None:
+            return
+        rec = self.service.engine.recommendation(execution.recommendation_id)
+        if rec is not None and rec.incident_id is not None:
+            self.coordinator.action_settled(rec.incident_id,
+                                            f"{execution.runbook_id} {execution.state}")
+
+    def ask(self, question: str, *, user: str, incident_id: int | None = None) -> Answer:
+        """A question in plain language, answered with a citation for every fact (level 0);
+        blocks on the database (and the LLM, if one is set): call it off the GUI thread."""
+        return self.retriever.ask(question, user=user, incident_id=incident_id)
 
     def start_rules(self) -> RuleEngine | None:
         """Run the enabled level-1 rules (shipped + the user's folder) on the bus from now;
@@ -81,7 +151,7 @@ class Runtime:
         if not any(rule.enabled for rule in rules):
             return None
         self.rules = RuleEngine(self.service, rules, tickets=self.tickets)
-        self._detach_rules = self.rules.attach(self.bus)
+        self._detach.append(self.rules.attach(self.bus))
         return self.rules
 
     def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
@@ -99,8 +169,12 @@ class Runtime:
             announce()
 
     def close(self) -> None:
-        if self._detach_rules is not None:
-            self._detach_rules()
+        for detach in self._detach:
+            detach()
+        self._detach.clear()
+        self.agents.close()  # cancels what is still running, and waits for it
+        if self.llm is not None:
+            self.llm.close()
         self.tickets.close_client()
         if self.service.has_engine:
             for executor in self.service.engine.executors.values():
@@ -159,7 +233,10 @@ class Batch:
 class ScenarioDriver:
     """Plays a scenario into the runtime: estate output becomes stored, announced signals."""
 
-    def __init__(self, runtime: Runtime, scenario: str, *, seed: int | None = None) -> None:
+    def __init__(self, runtime: Runtime, scenario: str, *, seed: int | None = None,
+                 agents: bool = False) -> None:
+        """`agents`: put the agent team on the incidents this estate causes (the console
+        and headless runs do; a test of one agent builds only that one)."""
         self.runtime = runtime
         self.scenario = load_scenario(scenario)
         self.player = ScenarioPlayer(self.scenario, seed=seed, start=runtime.clock.now())
@@ -172,7 +249,10 @@ class ScenarioDriver:
         runtime.start_rules()  # level-1 rules react to what the estate emits
         self.log_miner = StreamMiner()
         self.auto_approver: str | None = None  # who approves everything (`--approve all`)
+        self._next_trends = self.player.estate.now
         self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
+        if agents:
+            runtime.start_agents(self.metrics, self.player.estate.topology())
 
     @property
     def finished(self) -> bool:
@@ -182,7 +262,14 @@ class ScenarioDriver:
         """Advance the estate, store what it emitted and correlate it (worker-thread safe)."""
         with self.player.lock:
             out = self.player.advance(seconds)
-        signals, changes, logs = tuple(out.signals), tuple(out.changes), tuple(out.logs)
+        # The learner's early warnings (a disk that will fill) travel like any alert; a
+        # trend over the last 45 minutes needs looking at every five simulated minutes.
+        learner, now = self.runtime.learner, self.player.estate.now
+        warnings: list[Signal] = []
+        if learner is not None and now >= self._next_trends:
+            warnings = learner.trends(now)
+            self._next_trends = now + TREND_EVERY
+        signals, changes, logs = (*out.signals, *warnings), tuple(out.changes), tuple(out.logs)
         # The estate's log lines are kept with their templates, as a log pipeline would.
         self.runtime.service.store(signals, changes, self.log_miner.mine(logs))
         incidents = self.correlator.handle(signals, self.player.estate.now)
@@ -202,9 +289,12 @@ class ScenarioDriver:
 
     def step(self, seconds: float) -> None:
         self.publish(self.compute(seconds))
+        if not self.runtime.agents.live:  # on the GUI's loop the runs are its tasks
+            self.runtime.agents.run_until_idle()  # the team works what this step opened
         self.runtime.service.engine.poll()
         if self.auto_approver is not None:
             self.approve_pending(self.auto_approver)
+        self._review()
 
     def approve_pending(self, user: str) -> list[int]:
         """A headless stand-in for the person on call (`run --approve all`): approves every
@@ -238,8 +328,14 @@ class ScenarioDriver:
         while not self.finished:
             await asyncio.sleep(tick)
             batch = await asyncio.to_thread(self.compute, tick * self.runtime.clock.speed)
-            self.publish(batch)
+            self.publish(batch)  # the team's runs are tasks on this loop
             await asyncio.to_thread(self.runtime.service.engine.poll)
+            await asyncio.to_thread(self._review)
+
+    def _review(self) -> None:
+        """Fixes that did not stick are flagged once, so they count against the runbook."""
+        if self.runtime.learner is not None:
+            self.runtime.learner.review(self.player.estate.now)
 
     @property
     def elapsed(self) -> float:
@@ -265,7 +361,14 @@ def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None =
     previewed, "none" leaves them waiting."""
     if approve not in ("all", "none"):
         raise ValueError(f"approve must be all or none, got {approve!r}")
-    runtime = Runtime(db_url or "sqlite://")
+    # Without --db, a private file in a temporary folder: SQLite's in-memory database is
+    # one connection per thread, which neither the worker threads nor nested units of
+    # work may share safely.
+    scratch = None
+    if db_url is None:
+        scratch = tempfile.TemporaryDirectory(prefix="watchfloor-run-")
+        db_url = f"sqlite:///{Path(scratch.name) / 'run.db'}"
+    runtime = Runtime(db_url)
     try:
         service = runtime.service
         service.bootstrap_admin(HEADLESS_ADMIN)
@@ -278,7 +381,7 @@ def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None =
                                             "service_levels": {}})
             service.set_policy(policy, as_user=admin, reason=f"headless run at {autonomy}")
             service.set_autonomy_ceiling(autonomy, as_user=admin, reason="headless run")
-        driver = ScenarioDriver(runtime, scenario, seed=seed)
+        driver = ScenarioDriver(runtime, scenario, seed=seed, agents=True)
         if approve == "all":
             if service.role_of(HEADLESS_APPROVER) is None:
                 service.add_user(HEADLESS_APPROVER, "approver", as_user=admin)
@@ -295,3 +398,5 @@ def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None =
         return driver.summary(wall)
     finally:
         runtime.close()
+        if scratch is not None:
+            scratch.cleanup()

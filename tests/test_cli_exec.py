@@ -117,3 +117,20 @@ def test_a_configured_prometheus_checks_promql_validations(db_url: str) -> None:
         assert probe.kind == "prometheus"
     with Runtime(db_url) as runtime:
         assert "prometheus" not in runtime.service.engine.executors
+
+
+def test_ask_answers_with_citations_and_refuses_an_unknown_user(
+        users: str, capsys: pytest.CaptureFixture) -> None:
+    with Runtime(users) as runtime:
+        driver = ScenarioDriver(runtime, "bad-deploy", seed=3)
+        for _ in range(20):
+            driver.step(15)  # bad-deploy's config change on search lands at 4 min
+    # the scenario played on its own clock (January); the CLI asks in real time
+    assert cli("ask", "what changed in the last 400 days?", "--as", "bob", "--json",
+               "--db", users) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["intent"] == "changes"
+    assert answer["facts"]
+    assert all(f["ref"].startswith("change:") for f in answer["facts"])
+    assert cli("ask", "what changed today?", "--as", "mallory", "--db", users) == 2
+    assert capsys.readouterr().err.startswith("watchfloor:")

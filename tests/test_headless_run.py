@@ -72,7 +72,7 @@ def test_run_stores_signals_in_the_given_database(db_url: str) -> None:
     with Runtime(db_url) as rt:
         assert rt.service.signal_count() == summary["signals"]["total"]
         actions = [e.action for e in rt.service.audit_entries()]
-        assert actions[0] == "scenario.start"
+        assert actions[:2] == ["user.bootstrap", "scenario.start"]
         assert actions[-1] == "scenario.end"
         assert "incident.open" in actions
 

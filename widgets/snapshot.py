@@ -44,7 +44,7 @@ def render_snapshot(scenario: str, at_seconds: float, out_dir: Path, *,
         settings = QSettings(str(Path(tmp) / "snapshot.ini"), QSettings.Format.IniFormat)
         try:
             runtime.service.bootstrap_admin(user)
-            driver = ScenarioDriver(runtime, scenario, seed=seed)
+            driver = ScenarioDriver(runtime, scenario, seed=seed, agents=True)
             runtime.service.record(actor="system", action="scenario.start",
                                    target=driver.scenario.name,
                                    inputs={"seed": driver.player.seed, "mode": "snapshot"})

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console.domain import ChangeEvent, LogRecord, Signal
-from console.estate.actions import ActionResult, apply_action
+from console.estate.actions import ActionRefused, ActionResult, apply_action
 from console.estate.alerts import AlertEvaluator
 from console.estate.faults import FAULT_KINDS, Fault
 from console.estate.logs import emit_logs
@@ -112,7 +112,10 @@ class ScenarioPlayer:
         elif isinstance(entry, LoadEntry):
             self._loads.append(entry)
         elif isinstance(entry, ActionEntry):
-            self.apply_action(entry.kind, entry.service, entry.params)
+            try:
+                self.apply_action(entry.kind, entry.service, entry.params)
+            except ActionRefused as exc:  # the world moved on (an agent acted first)
+                estate.log(entry.service, "WARN", f"scripted {entry.kind} refused: {exc}")
 
     def _benign_change(self, entry: ChangeEntry) -> None:
         estate, svc = self.estate, self.estate.services[entry.service]

@@ -23,13 +23,20 @@ class EstateMetrics:
     def series(self, service: str, metric: str, start: datetime,
                end: datetime) -> list[Point]:
         estate = self._player.estate
+        low = (start - estate.start).total_seconds()
+        high = (end - estate.start).total_seconds()
+        points: list[Point] = []
         with self._player.lock:
             svc = estate.services.get(service)
             if svc is None:
                 return []
-            points = [(estate.start + timedelta(seconds=t), values[metric])
-                      for t, values in svc.history if metric in values]
-        return [(at, value) for at, value in points if start <= at <= end]
+            for t, values in reversed(svc.history):  # newest first: windows are recent
+                if t < low:
+                    break
+                if t <= high and metric in values:
+                    points.append((estate.start + timedelta(seconds=t), values[metric]))
+        points.reverse()
+        return points
 
     def latest(self, service: str) -> Mapping[str, float]:
         with self._player.lock:

@@ -1,0 +1,447 @@
+"""The investigator: ranked, evidenced, calibrated root-cause hypotheses for an incident.
+
+It reads what an operator would: metrics through a `MetricsReader`, the dependency graph
+(caller -> callees, from a CMDB or service mesh), and the stored alerts, changes and log
+templates (console/storage/repos_evidence.py). Never the estate's faults.
+
+One investigation:
+1. candidates: the incident's services, everything they call (a cause travels up the
+   graph) and everything that calls them (a surge travels down; a queue's consumers
+   call the queue);
+2. a cheap screen over every candidate (newest sample, firing alerts, new log templates)
+   picks the suspects, so that history is read only where something moved: a range
+   read costs a Prometheus query, and a frontend-wide incident has twenty services;
+3. each suspect's metrics against its own baseline (agents/investigator_metrics.py);
+4. each (suspect, fault class) scored on its signature, the graph, changes, logs and
+   alerts, and the scores turned into probabilities (agents/investigator_scoring.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
+from agents.investigator_metrics import MetricStat, analyse
+from agents.investigator_scoring import (
+    KNOWN_CLASSES,
+    NULL_SCORE,
+    PRIMARY,
+    TEMPERATURE,
+    W_ALERT,
+    W_CHANGE,
+    W_DEEPER,
+    W_LOG,
+    W_METRIC,
+    Candidate,
+    Part,
+    ServiceView,
+    alert_support,
+    calibrate,
+    change_support,
+    deeper,
+    explained_set,
+    log_support,
+    onset_of,
+    primary_stat,
+    signature,
+)
+from agents.investigator_text import describe_change, describe_metric, hhmmss
+from console.domain import ChangeEvent, Evidence, Hypothesis, IncidentInfo, Signal
+from console.sources.metrics import MetricsReader
+from console.storage.repos_evidence import TemplateStat
+
+
+class EvidenceSource(Protocol):
+    """What the investigator reads from the store (console.storage.repos_evidence)."""
+
+    def fired(self, start: datetime, end: datetime, services: Iterable[str] | None = None,
+              *, limit: int = ...) -> list[Signal]: ...
+
+    def firing(self, at: datetime, services: Iterable[str] | None = None, *,
+               since: datetime | None = None, limit: int = ...) -> list[Signal]: ...
+
+    def changes(self, start: datetime, end: datetime,
+                services: Iterable[str] | None = None) -> list[ChangeEvent]: ...
+
+    def log_templates(self, start: datetime, end: datetime,
+                      services: Iterable[str] | None = None, *,
+                      history_from: datetime | None = None) -> list[TemplateStat]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InvestigatorSettings:
+    baseline: timedelta = timedelta(hours=1)  # the service's normal: this long before...
+    baseline_gap: timedelta = timedelta(minutes=2)  # ...the first alert, less this
+    new_logs: timedelta = timedelta(minutes=30)  # a template first seen since then is new
+    log_history: timedelta = timedelta(hours=3)  # ...unless it was seen in this much before
+    change_history: timedelta = timedelta(hours=2)
+    alert_history: timedelta = timedelta(days=7)  # how far back a still-firing alert began
+    max_suspects: int = 8
+    max_hypotheses: int = 5
+    # A low confidence is no reason to drop a hypothesis: a second, concurrent cause (two
+    # faults at once) keeps its rank even when the single-cause softmax gives it little.
+    min_confidence: float = 0.0
+    temperature: float = TEMPERATURE
+    null_score: float = NULL_SCORE
+
+
+# The newest-sample screen: a metric past its line here is worth reading the history of.
+_SCREEN: dict[str, tuple[str, float]] = {
+    "error_rate": (">", 0.01), "saturation": (">", 0.85), "cpu": (">", 80.0),
+    "memory": (">", 80.0), "disk": (">", 80.0), "pool_usage": (">", 0.8),
+    "queue_depth": (">", 1000.0), "cache_hit_ratio": ("<", 0.8),
+}
+_RESOURCE = frozenset({"cpu", "memory", "disk", "pool_usage", "queue_depth",
+                       "cache_hit_ratio", "instances_ready", "cert_expiry_hours"})
+_CLASS_METRIC = {"memory_leak": "memory", "disk_filling": "disk",
+                 "connection_pool_exhaustion": "pool_usage", "network_partition":
+                 "instances_ready", "cpu_saturation": "cpu", "queue_backlog": "queue_depth",
+                 "slow_dependency": "latency_p99_ms", "cache_stampede": "cache_hit_ratio"}
+_ALERT_READS = {"up": "instances_ready", "latency_p50_ms": "latency_p99_ms"}
+
+
+class Investigator:
+    """Ranks likely causes of an incident; see the module docstring for the method."""
+
+    name = "investigator"
+
+    def __init__(self, metrics: MetricsReader, topology: Mapping[str, Iterable[str]],
+                 fault_classes: Iterable[str], evidence: EvidenceSource,
+                 settings: InvestigatorSettings | None = None) -> None:
+        self.metrics = metrics
+        self.evidence = evidence
+        self.settings = settings or InvestigatorSettings()
+        self.fault_classes = tuple(sorted({f for f in fault_classes if f in KNOWN_CLASSES}))
+        self.callees: dict[str, tuple[str, ...]] = {}
+        callers: dict[str, set[str]] = {}
+        for service, deps in topology.items():
+            self.callees[service] = tuple(sorted(set(deps) - {service}))
+            callers.setdefault(service, set())
+            for dep in self.callees[service]:
+                callers.setdefault(dep, set()).add(service)
+                self.callees.setdefault(dep, ())
+        self.callers = {s: tuple(sorted(c)) for s, c in callers.items()}
+        self.ancestors = {s: _reach(s, self.callers) for s in self.callees}
+        self.descendants = {s: _reach(s, self.callees) for s in self.callees}
+        self.last_duration_ms = 0.0
+
+    # --- one investigation ------------------------------------------------------------
+
+    def investigate(self, incident: IncidentInfo, now: datetime) -> list[Hypothesis]:
+        """Hypotheses for the incident as of `now`, best first; [] when nothing stands out."""
+        started = time.perf_counter()
+        try:
+            return self._investigate(incident, now)
+        finally:
+            self.last_duration_ms = (time.perf_counter() - started) * 1000.0
+
+    def _investigate(self, incident: IncidentInfo, now: datetime) -> list[Hypothesis]:
+        cfg = self.settings
+        first_alert = min(incident.opened_at, now)
+        baseline_end = first_alert - cfg.baseline_gap
+        baseline_start = first_alert - cfg.baseline
+        candidates = self._candidates(incident.services)
+        if not candidates or not self.fault_classes:
+            return []
+        alerts = self._alerts(candidates, first_alert, now)
+        logs = [t for t in self.evidence.log_templates(
+                    first_alert - cfg.new_logs, now, candidates,
+                    history_from=first_alert - cfg.log_history)
+                if t.level in ("WARN", "ERROR") and t.first_seen >= first_alert - cfg.new_logs]
+        latest = {s: dict(self.metrics.latest(s)) for s in candidates}
+        views = self._views(candidates, latest, alerts, logs)
+        for view in views.values():
+            for metric in self._reads(view, views):
+                points = self.metrics.series(view.name, metric, baseline_start, now)
+                if points:
+                    view.sampled[metric] = points[-1][0]
+                stat = analyse(view.name, metric, points, baseline_end, baseline_start)
+                if stat is not None:
+                    view.stats[metric] = stat
+        for change in self.evidence.changes(first_alert - cfg.change_history, now,
+                                            sorted(views)):
+            views[change.service].changes.append(change)
+        ranked = self._score(views, first_alert.timestamp())
+        probabilities = calibrate([c.score for c in ranked], cfg.temperature, cfg.null_score)
+        pairs = _zone_wide(list(zip(ranked, probabilities, strict=True)), views,
+                           self.ancestors)
+        out: list[Hypothesis] = []
+        for cand, p in pairs:
+            if p <= cfg.min_confidence or len(out) >= cfg.max_hypotheses:
+                break
+            out.append(Hypothesis(cand.service, cand.fault_class, float(f"{p:.4g}"),
+                                  tuple(Evidence(x.kind, x.summary, x.ref, round(x.weight, 3))
+                                        for x in cand.parts),
+                                  round(cand.score, 4), cand.kinds))
+        return out
+
+    def _candidates(self, services: Sequence[str]) -> list[str]:
+        known = set(self.callees) | set(self.metrics.services())
+        seeds = [s for s in services if s in known]
+        if not seeds:
+            return sorted(set(services))  # nothing to read about them, but logs may be
+        out = set(seeds)
+        for s in seeds:  # causes below it, surges and consumers above it
+            out |= self.descendants.get(s, frozenset()) | self.ancestors.get(s, frozenset())
+        return sorted(out)
+
+    def _alerts(self, services: list[str], first_alert: datetime,
+                now: datetime) -> dict[str, list[Signal]]:
+        """Alerts firing now, or fired since shortly before the incident (one per series)."""
+        seen: dict[str, Signal] = {}
+        for sig in self.evidence.firing(now, services, since=now - self.settings.alert_history):
+            seen[sig.fingerprint] = sig
+        for sig in self.evidence.fired(first_alert - timedelta(minutes=10), now, services):
+            seen.setdefault(sig.fingerprint, sig)
+        out: dict[str, list[Signal]] = {}
+        for sig in seen.values():
+            out.setdefault(sig.service, []).append(sig)
+        return out
+
+    def _views(self, candidates: list[str], latest: Mapping[str, Mapping[str, float]],
+               alerts: Mapping[str, list[Signal]],
+               logs: list[TemplateStat]) -> dict[str, ServiceView]:
+        """The suspects: candidates whose newest samples, alerts or logs stand out."""
+        flags: dict[str, set[str]] = {s: set() for s in candidates}
+        for s in candidates:
+            for metric, (op, line) in _SCREEN.items():
+                value = latest[s].get(metric)
+                if value is not None and (value > line if op == ">" else 0 < value < line):
+                    flags[s].add(metric)
+            if latest[s].get("cert_expiry_hours", 1e9) < 168:
+                flags[s].add("cert_expiry_hours")
+            for sig in alerts.get(s, ()):
+                metric = alert_metric(sig) or "error_rate"
+                flags[s].add(_ALERT_READS.get(metric, metric))
+        own: dict[str, list[tuple[LogPattern | None, TemplateStat]]] = {}
+        reported: dict[str, list[tuple[LogPattern, str, TemplateStat]]] = {}
+        for stat in logs:
+            if stat.service not in flags:
+                continue
+            pattern = classify_log(" ".join((stat.template, *stat.examples)))
+            if pattern is not None and pattern.locus == "callee":
+                named = mentions((stat.template, *stat.examples),
+                                 self.callees.get(stat.service, ()))
+                for target in named & set(flags):
+                    reported.setdefault(target, []).append((pattern, stat.service, stat))
+                    flags[target].add("error_rate")
+                continue
+            own.setdefault(stat.service, []).append((pattern, stat))
+            fault = pattern.fault_class if pattern is not None else None
+            flags[stat.service].add(_CLASS_METRIC.get(fault or "", "error_rate"))
+        for s in candidates:  # a backed-up queue's consumers are suspects too
+            if "queue_depth" in flags[s]:
+                for caller in self.callers.get(s, ()):
+                    if caller in flags:
+                        flags[caller].add("request_rate")
+        suspects = [s for s in candidates if flags[s]]
+        if len(suspects) > self.settings.max_suspects:
+            suspects = self._rank_suspects(suspects, flags)
+        return {s: ServiceView(s, self.callers.get(s, ()), self.callees.get(s, ()), latest[s],
+                               alerts=list(alerts.get(s, ())), own_logs=own.get(s, []),
+                               reported=reported.get(s, []), flags=flags[s])
+                for s in suspects}
+
+    def _rank_suspects(self, suspects: list[str], flags: Mapping[str, set[str]]) -> list[str]:
+        """The most telling suspects: resource trouble, depth in the graph, the edge."""
+        chosen = set(suspects)
+
+        def rank(s: str) -> tuple[float, str]:
+            resource = len(flags[s] & _RESOURCE)
+            symptom = len(flags[s] - _RESOURCE)
+            deepest = not any(c in chosen for c in self.callees.get(s, ()))
+            edge = not self.callers.get(s) and bool(flags[s] & {"saturation", "cpu"})
+            return (-(2.0 * resource + min(symptom, 2) + 1.5 * deepest + 1.5 * edge), s)
+
+        return sorted(suspects, key=rank)[:self.settings.max_suspects]
+
+    @staticmethod
+    def _reads(view: ServiceView, views: Mapping[str, ServiceView]) -> list[str]:
+        flags = view.flags
+        reads = {"error_rate", "latency_p99_ms"} | flags
+        if (not view.callers or flags & {"cpu", "saturation", "cert_expiry_hours"}
+                or any("queue_depth" in views[q].flags for q in view.callees if q in views)):
+            reads |= {"request_rate", "saturation"}
+        if flags & {"pool_usage", "latency_p99_ms", "cpu"}:
+            reads.add("saturation")
+        return sorted(reads)
+
+    # --- scoring -------------------------------------------------------------------------
+
+    def _score(self, views: Mapping[str, ServiceView], first_alert: float) -> list[Candidate]:
+        signatures = {(s, f): signature(v, f, views) for s, v in views.items()
+                      for f in self.fault_classes}
+        strongest = {s: max((signatures[(s, f)] for f in self.fault_classes), default=0.0)
+                     for s in views}
+        symptoms = {s: v.symptom for s, v in views.items() if v.symptom >= 0.3}
+        total = sum(symptoms.values())
+        out = []
+        for s, view in views.items():
+            for fault in self.fault_classes:
+                cand = self._candidate(view, fault, signatures[(s, fault)], views, strongest,
+                                       symptoms, total, first_alert)
+                if cand.score > 0.05:
+                    out.append(cand)
+        out.sort(key=lambda c: (-c.score, c.service, c.fault_class))
+        return out
+
+    def _candidate(self, view: ServiceView, fault: str, sig: float,
+                   views: Mapping[str, ServiceView], strongest: Mapping[str, float],
+                   symptoms: Mapping[str, float], total: float,
+                   first_alert: float) -> Candidate:
+        cand = Candidate(view.name, fault, sig)
+        gate = min(1.0, sig / 0.3)
+        soft_gate = 0.3 + 0.7 * gate
+        stat = primary_stat(view, fault, views)
+        if sig > 0:
+            covered = explained_set(view, fault, views, self.ancestors, self.descendants)
+            cover = sum(v for s, v in symptoms.items() if s in covered) / total \
+                if total > 0 else 1.0
+            weight = W_METRIC * sig * (0.5 + 0.5 * cover)
+            cand.parts.append(Part("metric", _metric_summary(view, fault, stat),
+                                   _metric_ref(view, fault, stat), weight))
+            explained = sorted(s for s in symptoms if s in covered and s != view.name)
+            if explained:
+                worst = max(explained, key=lambda s: symptoms[s])
+                cand.parts.append(Part(
+                    "topology", f"explains the symptoms of {_names(explained)} "
+                                f"({cover:.0%} of the incident's)", _symptom_ref(views[worst]),
+                    W_METRIC * sig * 0.5 * cover))
+            cand.score += weight
+        onset = onset_of(stat, fault)
+        if onset is None:
+            onset = _golden_onset(view)
+        penalty, worse = deeper(view, fault, views, strongest)
+        support, change = change_support(view, fault, onset, first_alert)
+        # A change counts only on a service that went wrong after it, and not when one of
+        # its own dependencies went at least as wrong (that is where its symptoms came from).
+        weight = W_CHANGE * support * gate * (1.0 - penalty)
+        if change is not None and weight > 0:
+            cand.parts.append(Part("change", describe_change(change, onset), f"change:{change.id}",
+                                   weight))
+            cand.score += weight
+        support, templates = log_support(view, fault)
+        if templates:
+            weight = W_LOG * support * soft_gate
+            for i, t in enumerate(sorted(templates, key=lambda t: -t.lines)[:3]):
+                where = "" if t.service == view.name else f" (written by {t.service})"
+                cand.parts.append(Part(
+                    "log", f"new {t.level} log template on {t.service} since "
+                           f"{hhmmss(t.first_seen)}: '{t.template[:120]}' ({t.lines} lines)"
+                           f"{where}", f"log:{t.service}/{t.template_id}",
+                    weight if i == 0 else 0.0))
+            cand.score += weight
+        support, fired = alert_support(view, fault, views)
+        if fired:
+            weight = W_ALERT * support * soft_gate
+            names: set[str] = set()
+            for sig_ in sorted(fired, key=lambda a: a.at):
+                if sig_.name in names or len(names) >= 3:
+                    continue
+                names.add(sig_.name)
+                cand.parts.append(Part("alert", f"{sig_.name} firing on {sig_.service} since "
+                                                f"{hhmmss(sig_.at)}", f"signal:{sig_.fingerprint}",
+                                       weight if len(names) == 1 else 0.0))
+            cand.score += weight
+        if worse is not None and penalty > 0.05:
+            cand.parts.append(Part("topology", f"its dependency {worse} is as anomalous or more",
+                                   _symptom_ref(views[worse]), -W_DEEPER * penalty))
+            cand.score -= W_DEEPER * penalty
+        return cand
+
+
+def _zone_wide(pairs: list[tuple[Candidate, float]], views: Mapping[str, ServiceView],
+               ancestors: Mapping[str, frozenset[str]]) -> list[tuple[Candidate, float]]:
+    """One partition of a zone is one cause: when three or more services lost instances
+    in the same zone, their partition hypotheses become one (the best placed of them,
+    with the others as evidence) and their probabilities add up."""
+    zones: dict[str, list[int]] = {}
+    for i, (cand, _) in enumerate(pairs):
+        if cand.fault_class != "network_partition":
+            continue
+        for zone in {str(a.labels.get("zone")) for a in views[cand.service].alerts
+                     if alert_metric(a) == "up" and a.labels.get("zone")}:
+            zones.setdefault(zone, []).append(i)
+    merged: set[int] = set()
+    for zone, members in sorted(zones.items(), key=lambda kv: -len(kv[1])):
+        members = [i for i in members if i not in merged]
+        if len(members) < 3:
+            continue
+        keep = max(members, key=lambda i: (pairs[i][0].score,
+                                           len(ancestors.get(pairs[i][0].service, ()))))
+        cand, p = pairs[keep]
+        others = sorted(pairs[i][0].service for i in members if i != keep)
+        down = next(a for a in views[others[0]].alerts if alert_metric(a) == "up")
+        cand.parts.append(Part("alert", f"zone {zone}: {len(members)} services lost instances "
+                                        f"there at once ({_names(others)} and {cand.service})",
+                               f"signal:{down.fingerprint}", 0.0))
+        pairs[keep] = (cand, p + sum(pairs[i][1] for i in members if i != keep))
+        merged |= set(members) - {keep}
+    kept = [pair for i, pair in enumerate(pairs) if i not in merged]
+    kept.sort(key=lambda pair: (-pair[1], -pair[0].score, pair[0].service, pair[0].fault_class))
+    return kept
+
+
+def _rises(fault: str, stat: MetricStat) -> bool:
+    if fault in ("cache_stampede", "network_partition"):
+        return False
+    if fault == "queue_backlog":
+        return stat.metric == "queue_depth"
+    return True
+
+
+def _metric_summary(view: ServiceView, fault: str, stat: MetricStat | None) -> str:
+    if fault == "certificate_expiry":
+        hours = view.latest.get("cert_expiry_hours", 0.0)
+        return (f"the TLS certificate of {view.name} expired {-hours:.1f} h ago" if hours <= 0
+                else f"the TLS certificate of {view.name} expires in {hours:.1f} h")
+    if stat is None:
+        return f"{view.name}: {fault.replace('_', ' ')} signature"
+    return describe_metric(stat, _rises(fault, stat))
+
+
+def _metric_ref(view: ServiceView, fault: str, stat: MetricStat | None) -> str:
+    if stat is not None and fault != "certificate_expiry":
+        return stat.ref(_rises(fault, stat))
+    metric = PRIMARY.get(fault, "error_rate")
+    at = view.sampled.get(metric) or max(view.sampled.values(), default=None)
+    return f"metric:{view.name}/{metric}@{at.isoformat() if at is not None else 'latest'}"
+
+
+def _golden_onset(view: ServiceView) -> float | None:
+    moments = [s.onset_high for m in ("error_rate", "latency_p99_ms")
+               if (s := view.stats.get(m)) is not None and s.onset_high is not None]
+    return min(moments).timestamp() if moments else None
+
+
+def _symptom_ref(view: ServiceView) -> str:
+    """A link to the service's worst move: its loudest golden signal, else anything read."""
+    golden = [s for m in ("error_rate", "latency_p99_ms")
+              if (s := view.stats.get(m)) is not None]
+    if golden:
+        return max(golden, key=lambda s: s.z_high).ref(True)
+    falls = [s for s in view.stats.values() if s.z_low < 0]
+    if falls:
+        return min(falls, key=lambda s: s.z_low / max(1.0, abs(s.z_high))).ref(False)
+    return _metric_ref(view, "certificate_expiry", None)
+
+
+def _names(services: Sequence[str]) -> str:
+    return ", ".join(services[:4]) + (f" and {len(services) - 4} more"
+                                      if len(services) > 4 else "")
+
+
+def _reach(start: str, edges: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    seen: set[str] = set()
+    todo = deque(edges.get(start, ()))
+    while todo:
+        node = todo.popleft()
+        if node not in seen and node != start:
+            seen.add(node)
+            todo.extend(edges.get(node, ()))
+    return frozenset(seen)

@@ -1,0 +1,296 @@
+"""The investigator's reasoning: each fault class's signature on a service, how the
+dependency graph and the timeline weigh it, and the calibration of the raw scores.
+
+For a candidate (service, fault class) the raw score adds four kinds of evidence:
+
+    score = W_METRIC * signature * (1/2 + cover/2)     the metric signature, scaled by the
+                                                       share of the incident's symptoms it
+                                                       explains (the service and its callers)
+          + W_CHANGE * change * gate * (1 - deeper)    a fitting change shortly before onset
+          + W_LOG    * log    * gate'                  new log templates that name the fault
+          + W_ALERT  * alert  * gate'                  firing alerts on the signature metric
+          - W_DEEPER * deeper                          its own dependencies are more anomalous
+
+`gate` ties a change to an anomaly of the same service (a change on a healthy service is
+never blamed, nor one on a service whose own dependency went the more wrong); `gate'`
+lets logs and alerts count a little without metrics (a source may have none) and fully
+with them. The weights are set by hand from what each kind of
+evidence means; only the calibration constants below were fitted (benchmarks/bench_rca.py
+`--fit`). Confidence is a softmax over the candidates with positive evidence and one
+"none of these" candidate, at temperature `TEMPERATURE`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agents.investigator_lexicon import ALERT_CLASSES, CHANGE_AFFINITY, LogPattern, alert_metric
+from agents.investigator_metrics import MetricStat
+from console.domain import ChangeEvent, Signal
+from console.storage.repos_evidence import TemplateStat
+
+W_METRIC = 3.0
+W_CHANGE = 2.0
+W_LOG = 1.2
+W_ALERT = 0.8
+W_DEEPER = 2.0
+# Fitted on the built-in scenarios, seeds 1000-1004 (not the benchmark's seeds): minimum
+# negative log-likelihood of the right answer (or of "none" on an incident with no fault).
+TEMPERATURE = 1.0
+NULL_SCORE = 2.0
+
+CHANGE_LEAD_S = 10 * 60.0  # a change this long before onset is still "shortly before"
+CHANGE_FADE_S = 10 * 60.0  # ...and counts less and less for this long after that
+CHANGE_LAG_S = 60.0  # a change recorded up to a minute after onset (clock skew, sampling)
+
+# The metric whose onset dates each class's anomaly (for the change timing).
+PRIMARY = {
+    "bad_deploy": "error_rate", "config_error": "error_rate", "memory_leak": "memory",
+    "cpu_saturation": "cpu", "slow_dependency": "latency_p99_ms",
+    "connection_pool_exhaustion": "pool_usage", "disk_filling": "disk",
+    "queue_backlog": "request_rate", "certificate_expiry": "cert_expiry_hours",
+    "cache_stampede": "cache_hit_ratio", "network_partition": "instances_ready",
+    "traffic_surge": "request_rate",
+}
+KNOWN_CLASSES = frozenset(PRIMARY)
+_FALLING = {"queue_backlog", "cache_stampede", "network_partition"}
+
+
+@dataclass
+class ServiceView:
+    """Everything the investigator gathered about one service for one incident."""
+
+    name: str
+    callers: tuple[str, ...]
+    callees: tuple[str, ...]
+    latest: Mapping[str, float]
+    stats: dict[str, MetricStat] = field(default_factory=dict)
+    alerts: list[Signal] = field(default_factory=list)
+    own_logs: list[tuple[LogPattern | None, TemplateStat]] = field(default_factory=list)
+    reported: list[tuple[LogPattern, str, TemplateStat]] = field(default_factory=list)
+    changes: list[ChangeEvent] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)  # metrics the screen found worth reading
+    sampled: dict[str, datetime] = field(default_factory=dict)  # newest sample per metric
+
+    def rise(self, metric: str) -> float:
+        stat = self.stats.get(metric)
+        return stat.rise() if stat is not None else 0.0
+
+    def fall(self, metric: str) -> float:
+        stat = self.stats.get(metric)
+        return stat.fall() if stat is not None else 0.0
+
+    @property
+    def symptom(self) -> float:
+        """What its callers feel: errors, latency, or its traffic collapsing."""
+        return max(self.rise("error_rate"), self.rise("latency_p99_ms"),
+                   0.7 * self.fall("request_rate"))
+
+    @property
+    def overload(self) -> float:
+        """How far past its capacity it runs (saturation is a share of capacity)."""
+        stat = self.stats.get("saturation")
+        level = stat.high if stat is not None else self.latest.get("saturation", 0.0)
+        return min(1.0, max(0.0, (level - 0.85) / 0.25))
+
+    def instances_lost(self) -> float:
+        stat = self.stats.get("instances_ready")
+        if stat is None or stat.ceiling <= 0 or stat.z_low > -3.0:
+            return 0.0
+        return min(1.0, (stat.ceiling - stat.low) / stat.ceiling / 0.25)
+
+    def certificate(self) -> float:
+        hours = self.latest.get("cert_expiry_hours")
+        if hours is None or not math.isfinite(hours):
+            return 0.0
+        if hours <= 0:
+            return 1.0
+        if hours < 72:
+            return 0.6 + 0.3 * (1.0 - hours / 72.0)
+        return 0.2 if hours < 168 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One scored piece of evidence before it becomes an `Evidence` (kind, summary, ref)."""
+
+    kind: str
+    summary: str
+    ref: str
+    weight: float
+
+
+@dataclass
+class Candidate:
+    service: str
+    fault_class: str
+    signature: float
+    score: float = 0.0
+    parts: list[Part] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> int:
+        return len({p.kind for p in self.parts if p.weight > 0 and p.kind != "topology"})
+
+
+def signature(view: ServiceView, fault: str, views: Mapping[str, ServiceView]) -> float:
+    """How strongly the service's own metrics show the class's signature, in [0, 1]."""
+    if fault in ("bad_deploy", "config_error"):
+        explained = max(view.instances_lost(), view.rise("pool_usage") * (1 - view.overload),
+                        view.rise("disk"), view.rise("memory"), view.overload,
+                        view.certificate() if view.certificate() >= 1.0 else 0.0)
+        own = max(view.rise("error_rate"), 0.5 * view.rise("latency_p99_ms"))
+        return own * (1.0 - 0.8 * explained)
+    if fault == "memory_leak":
+        return view.rise("memory")
+    if fault == "cpu_saturation":
+        return max(view.rise("cpu"), view.rise("saturation")) * (1 - view.rise("request_rate"))
+    if fault == "slow_dependency":
+        callers = max((views[c].symptom for c in view.callers if c in views), default=0.0)
+        leaf = 1.0 if not view.callees else 0.35
+        return (view.rise("latency_p99_ms") * (1 - view.overload) * leaf
+                * (0.5 + 0.5 * callers))
+    if fault == "connection_pool_exhaustion":
+        return view.rise("pool_usage") * (1 - view.overload)
+    if fault == "disk_filling":
+        return view.rise("disk")
+    if fault == "queue_backlog":
+        backed_up = max((views[q].rise("queue_depth") for q in view.callees if q in views),
+                        default=0.0)
+        return max(backed_up * view.fall("request_rate"), 0.3 * view.rise("queue_depth"))
+    if fault == "certificate_expiry":
+        return view.certificate()
+    if fault == "cache_stampede":
+        return view.fall("cache_hit_ratio")
+    if fault == "network_partition":
+        return view.instances_lost()
+    if fault == "traffic_surge":
+        return view.rise("request_rate") if not view.callers else 0.0
+    return 0.0
+
+
+def primary_stat(view: ServiceView, fault: str,
+                 views: Mapping[str, ServiceView]) -> MetricStat | None:
+    """The metric that shows the class's signature best (what the evidence links to)."""
+    if fault == "queue_backlog":
+        queues = [views[q].stats["queue_depth"] for q in view.callees
+                  if q in views and "queue_depth" in views[q].stats]
+        if view.fall("request_rate") > 0 or not queues:
+            return view.stats.get("request_rate") or view.stats.get("queue_depth")
+        return max(queues, key=lambda s: s.z_high)
+    if fault == "cpu_saturation" and view.rise("saturation") > view.rise("cpu"):
+        return view.stats.get("saturation")
+    if fault in ("bad_deploy", "config_error") and view.rise("error_rate") == 0:
+        return view.stats.get("latency_p99_ms")
+    return view.stats.get(PRIMARY.get(fault, ""))
+
+
+def onset_of(stat: MetricStat | None, fault: str) -> float | None:
+    if stat is None:
+        return None
+    moment = stat.onset_low if fault in _FALLING or (
+        fault == "queue_backlog" and stat.metric == "request_rate") else stat.onset_high
+    return moment.timestamp() if moment is not None else None
+
+
+def change_support(view: ServiceView, fault: str, onset: float | None,
+                   first_alert: float) -> tuple[float, ChangeEvent | None]:
+    """The best change on the service for this class: affinity times timing."""
+    best, which = 0.0, None
+    for change in view.changes:
+        affinity = CHANGE_AFFINITY.get(change.kind, {}).get(fault, 0.0)
+        if affinity <= 0:
+            continue
+        at = change.at.timestamp()
+        if onset is None:  # the move began before the data we have: only "before the alert"
+            timing = 0.5 if first_alert - 3600.0 <= at <= first_alert else 0.0
+        else:
+            lead = onset - at
+            if lead < -CHANGE_LAG_S:
+                timing = 0.0
+            elif lead <= CHANGE_LEAD_S:
+                timing = 1.0
+            else:
+                timing = max(0.0, 1.0 - (lead - CHANGE_LEAD_S) / CHANGE_FADE_S)
+        if affinity * timing > best:
+            best, which = affinity * timing, change
+    return best, which
+
+
+def log_support(view: ServiceView, fault: str) -> tuple[float, list[TemplateStat]]:
+    """New templates of this class on the service itself, or on callers naming it."""
+    best, found = 0.0, []
+    for pattern, stat in view.own_logs:
+        if pattern is not None and pattern.fault_class == fault:
+            best = max(best, pattern.strength)
+            found.append(stat)
+    for pattern, _caller, stat in view.reported:
+        if pattern.fault_class == fault:
+            best = max(best, pattern.strength)
+            found.append(stat)
+    if fault in ("bad_deploy", "config_error") and best == 0.0:
+        generic = [stat for pattern, stat in view.own_logs
+                   if pattern is None and stat.level == "ERROR"]
+        if generic:
+            best, found = 0.3, generic
+    return best, found
+
+
+def alert_support(view: ServiceView, fault: str,
+                  views: Mapping[str, ServiceView]) -> tuple[float, list[Signal]]:
+    found = [a for a in view.alerts if fault in ALERT_CLASSES.get(alert_metric(a), ())]
+    if fault == "queue_backlog":
+        found += [a for q in view.callees if q in views for a in views[q].alerts
+                  if alert_metric(a) == "queue_depth"]
+    if not found:
+        return 0.0, []
+    resource = any(alert_metric(a) not in ("error_rate", "latency_p99_ms", "latency_p50_ms")
+                   for a in found)
+    return (1.0 if resource else 0.5), found
+
+
+def explained_set(view: ServiceView, fault: str, views: Mapping[str, ServiceView],
+                  ancestors: Mapping[str, frozenset[str]],
+                  descendants: Mapping[str, frozenset[str]]) -> set[str]:
+    """The services whose symptoms this cause would explain."""
+    out = {view.name} | ancestors.get(view.name, frozenset())
+    if fault == "traffic_surge":
+        out |= descendants.get(view.name, frozenset())
+    elif fault == "cache_stampede":  # misses land on the datastores beside the cache
+        for caller in view.callers:
+            for sibling in views[caller].callees if caller in views else ():
+                out |= {sibling} | ancestors.get(sibling, frozenset())
+    elif fault == "queue_backlog":
+        for queue in view.callees:
+            out |= {queue} | ancestors.get(queue, frozenset())
+    return out
+
+
+def deeper(view: ServiceView, fault: str, views: Mapping[str, ServiceView],
+           signatures: Mapping[str, float]) -> tuple[float, str | None]:
+    """How anomalous its most anomalous dependency is (a cause's symptoms travel up)."""
+    if fault == "traffic_surge":
+        return 0.0, None
+    worst, name = 0.0, None
+    for callee in view.callees:
+        other = views.get(callee)
+        if other is None or (fault == "queue_backlog" and "queue_depth" in other.stats):
+            continue
+        level = max(other.symptom, signatures.get(callee, 0.0))
+        if level > worst:
+            worst, name = level, callee
+    return worst, name
+
+
+def calibrate(scores: Sequence[float], temperature: float = TEMPERATURE,
+              null_score: float = NULL_SCORE) -> list[float]:
+    """Softmax over the candidates and "none of these" (score `null_score`)."""
+    if not scores:
+        return []
+    top = max(max(scores), null_score)
+    weights = [math.exp((s - top) / temperature) for s in scores]
+    total = sum(weights) + math.exp((null_score - top) / temperature)
+    return [w / total for w in weights]
