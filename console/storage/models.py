@@ -382,3 +382,32 @@ class ReportRow(Base):
     html: Mapped[str] = mapped_column(Text)
     data: Mapped[jsondict]
     created_at: Mapped[utc]
+
+
+class PlaybookDraftRow(Base):
+    """A playbook the playbook agent drafted where no runbook fitted: never run until it
+    passed the policy lint and a dry run and a person signed it off."""
+
+    __tablename__ = "playbook_drafts"
+    id: Mapped[intpk]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    runbook_id: Mapped[name200]
+    fault_class: Mapped[name64]
+    yaml: Mapped[str] = mapped_column(Text)  # the runbook, in the library's YAML format
+    state: Mapped[name64]  # draft | linted | dry_run_passed | signed_off | rejected
+    lint: Mapped[jsondict]
+    dry_run: Mapped[jsondict]
+    signed_off_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[utc]
+    updated_at: Mapped[utc]
+
+
+class EvalRunRow(Base):
+    """One `watchfloor eval`: the agents replayed against scenarios, with the scores."""
+
+    __tablename__ = "eval_runs"
+    id: Mapped[intpk]
+    at: Mapped[utc]
+    scope: Mapped[jsondict]  # scenarios and seeds replayed
+    scores: Mapped[jsondict]  # accuracy, calibration, playbook selection, would-be actions
+    cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
