@@ -84,6 +84,37 @@ class RecommenderLane:
                              "why": [getattr(c, "explanation", "")[:500] for c in choices]})
 
 
+class PlaybookLane:
+    """Level 4: names the library's playbook for the diagnosis, or drafts one for review
+    where none fits (a draft never runs before lint, dry run and a person's sign-off)."""
+
+    name = "playbook"
+    needs_hypotheses = True
+    budget_s = 10.0
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self._drafted: set[tuple[int, str]] = set()  # one draft per incident and cause
+
+    async def work(self, ctx: IncidentContext) -> None:
+        top = ctx.top
+        if top is None:
+            return
+        found = await ctx.tool("playbook.discover", self.agent.discover, top.hypothesis,
+                               ctx.incident.id, about=top.service)
+        if found.runbook_id is not None:
+            await ctx.post(f"playbook {found.runbook_id} answers {found.fault_class}",
+                           data={"runbook": found.runbook_id, "reason": found.reason})
+            return
+        if (ctx.incident.id, top.key) in self._drafted:
+            return
+        self._drafted.add((ctx.incident.id, top.key))
+        draft_id = await ctx.tool("playbook.draft", self.agent.draft, top.hypothesis,
+                                  ctx.incident.id, about=top.service)
+        await ctx.post(f"no playbook fits {found.fault_class}; draft {draft_id} awaits review",
+                       data={"draft": draft_id, "reason": found.reason})
+
+
 class ScribeLane:
     """Keeps the ticket and the stakeholder draft in step with the diagnosis."""
 

@@ -23,9 +23,16 @@ from agents.coordinator import Coordinator
 from agents.correlator_agent import CorrelatorAgent
 from agents.impact import ImpactTracer
 from agents.investigator import Investigator
-from agents.lanes import ImpactLane, InvestigatorLane, RecommenderLane, ScribeLane
+from agents.lanes import (
+    ImpactLane,
+    InvestigatorLane,
+    PlaybookLane,
+    RecommenderLane,
+    ScribeLane,
+)
 from agents.learner import Learner
 from agents.llm import LLM, LLMSettings
+from agents.playbooks import PlaybookAgent
 from agents.recommender import Recommender
 from agents.retriever import Answer, Retriever
 from agents.runtime import Agent, AgentRuntime
@@ -93,6 +100,7 @@ class Runtime:
         self.learner: Learner | None = None
         self.recommender: Recommender | None = None
         self.scribe: Scribe | None = None
+        self.playbooks: PlaybookAgent | None = None
 
     def start_agents(self, metrics: MetricsReader,
                      topology: Mapping[str, Iterable[str]]) -> Coordinator:
@@ -108,13 +116,26 @@ class Runtime:
         self.retriever.metrics = metrics
         self.scribe = Scribe(self.service, self.tickets)
         investigator = Investigator(metrics, topology, fault_classes, EvidenceRepo(self.db))
+        self.playbooks = PlaybookAgent(self.service)
+        self._readopt_playbooks(self.playbooks)
         team: list[Agent] = [InvestigatorLane(investigator),
                              ImpactLane(ImpactTracer(metrics, topology)),
-                             RecommenderLane(self.recommender), ScribeLane(self.scribe)]
+                             RecommenderLane(self.recommender), PlaybookLane(self.playbooks),
+                             ScribeLane(self.scribe)]
         self.coordinator = Coordinator(self.agents, team)
         self._detach += [self.coordinator.attach(self.bus), self.scribe.attach(self.bus),
                          self.bus.subscribe(AuditAppended, self._on_audited)]
         return self.coordinator
+
+    def _readopt_playbooks(self, agent: PlaybookAgent) -> None:
+        """Playbooks a person signed off in an earlier session join the library again."""
+        from console.storage.repos_playbooks import PlaybookDraftRepo
+
+        with self.db.sessions() as session:
+            signed = PlaybookDraftRepo().recent(session, ("signed_off",))
+        for draft in signed:
+            if draft.runbook_id not in self.service.engine.library:
+                agent.adopt(draft.id)
 
     def _on_audited(self, event: AuditAppended) -> None:
         """An execution that settled sends the team back to its incident."""
