@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from console.domain import AuditEntry
@@ -145,7 +145,14 @@ class AuditLog:
                at: datetime | None = None) -> AuditEntry:
         if not actor or not action:
             raise ValueError("an audit record needs an actor and an action")
-        head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True)
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite ignores FOR UPDATE; a write statement first takes its write lock, so
+            # a second appender (another thread, another console) waits here and then
+            # reads the head this one committed, instead of numbering the same seq twice.
+            session.execute(update(SettingRow).where(SettingRow.key == HEAD_KEY)
+                            .values(key=SettingRow.key))
+        head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True,
+                               populate_existing=True)
         head: dict[str, Any] = (dict(head_row.value) if head_row is not None
                                 else {"count": 0, "hash": GENESIS})
         fields: dict[str, Any] = {

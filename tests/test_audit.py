@@ -203,3 +203,35 @@ def test_bad_bundle_files_get_clear_errors(tmp_path: Path, content: str, message
     path.write_text(content)
     with pytest.raises(BundleError, match=message):
         read_bundle(path)
+
+
+def test_appends_from_many_threads_on_sqlite_lose_nothing(tmp_path: Path) -> None:
+    """Agents, sources and operations append from their own threads: each append waits
+    for the one before it, so no record is lost to a duplicate sequence number."""
+    import threading
+
+    from console.runtime import Runtime
+
+    with Runtime(f"sqlite:///{tmp_path / 'race.db'}") as runtime:
+        runtime.service.bootstrap_admin("alice")
+        errors: list[BaseException] = []
+
+        def append(worker: int) -> None:
+            for i in range(30):
+                try:
+                    with runtime.service.db.sessions() as session:
+                        runtime.service.audit.append(session, actor=f"agent:w{worker}",
+                                                     action="test.append", target=str(i))
+                        session.commit()
+                except BaseException as exc:  # collected, then asserted
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        verify = runtime.service.verify_audit()
+        assert verify.ok
+        assert verify.records == 1 + 6 * 30
