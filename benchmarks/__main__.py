@@ -14,7 +14,9 @@ from benchmarks import (
     bench_audit,
     bench_correlation,
     bench_policy,
+    bench_rca,
     bench_simulation,
+    bench_team,
 )
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -23,6 +25,8 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "correlation": bench_correlation.run,
     "policy": bench_policy.run,
     "approval": bench_approval.run,
+    "team": bench_team.run,
+    "rca": bench_rca.run,
 }
 
 
@@ -35,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
     parser.add_argument("--approvals", type=int, default=200, help="approvals (approval)")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per scenario (team, rca)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}

@@ -166,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     k_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
     knowledge_sub.add_parser("list", parents=[db_parent], help="list imported documents")
 
-    from console import cli_exec, rules_cli
+    from console import cli_exec, eval_cli, rules_cli
     from console.itsm import cli as itsm_cli
 
     cli_exec.add_parsers(sub, db_parent)
+    eval_cli.add_parsers(sub, db_parent)
     rules_cli.add_parsers(sub, db_parent)
     itsm_cli.add_parsers(sub, db_parent)
 
@@ -227,14 +228,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_runbooks(args)
     if args.command == "knowledge":
         return _cmd_knowledge(args)
-    from console import cli_exec, rules_cli
+    from console import cli_exec, eval_cli, rules_cli
     from console.itsm import cli as itsm_cli
 
     if args.command in rules_cli.COMMANDS:
         return rules_cli.dispatch(args, None)  # files only, no database
     if args.command == "credentials":
         return itsm_cli.dispatch(args, None)  # the OS keyring only, no database
-    for module in (cli_exec, itsm_cli):
+    for module in (cli_exec, itsm_cli, eval_cli):
         if args.command in module.COMMANDS:
             runtime = _runtime(args.db)
             try:
