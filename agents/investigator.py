@@ -302,17 +302,20 @@ class Investigator:
             covered = explained_set(view, fault, views, self.ancestors, self.descendants)
             cover = sum(v for s, v in symptoms.items() if s in covered) / total \
                 if total > 0 else 1.0
-            weight = W_METRIC * sig * (0.5 + 0.5 * cover)
+            # the signature with its own symptoms, then those of the others it explains
+            # (the parts' weights add up to the score)
+            own = symptoms.get(view.name, 0.0) / total if total > 0 else 1.0
             cand.parts.append(Part("metric", _metric_summary(view, fault, stat),
-                                   _metric_ref(view, fault, stat), weight))
+                                   _metric_ref(view, fault, stat),
+                                   W_METRIC * sig * (0.5 + 0.5 * own)))
             explained = sorted(s for s in symptoms if s in covered and s != view.name)
             if explained:
                 worst = max(explained, key=lambda s: symptoms[s])
                 cand.parts.append(Part(
                     "topology", f"explains the symptoms of {_names(explained)} "
                                 f"({cover:.0%} of the incident's)", _symptom_ref(views[worst]),
-                    W_METRIC * sig * 0.5 * cover))
-            cand.score += weight
+                    W_METRIC * sig * 0.5 * (cover - own)))
+            cand.score += W_METRIC * sig * (0.5 + 0.5 * cover)
         onset = onset_of(stat, fault)
         if onset is None:
             onset = _golden_onset(view)
@@ -376,7 +379,8 @@ def _zone_wide(pairs: list[tuple[Candidate, float]], views: Mapping[str, Service
                                            len(ancestors.get(pairs[i][0].service, ()))))
         cand, p = pairs[keep]
         others = sorted(pairs[i][0].service for i in members if i != keep)
-        down = next(a for a in views[others[0]].alerts if alert_metric(a) == "up")
+        down = next(a for i in members if i != keep for a in views[pairs[i][0].service].alerts
+                    if alert_metric(a) == "up" and a.labels.get("zone") == zone)
         cand.parts.append(Part("alert", f"zone {zone}: {len(members)} services lost instances "
                                         f"there at once ({_names(others)} and {cand.service})",
                                f"signal:{down.fingerprint}", 0.0))

@@ -59,7 +59,7 @@ PRIMARY = {
     "traffic_surge": "request_rate",
 }
 KNOWN_CLASSES = frozenset(PRIMARY)
-_FALLING = {"queue_backlog", "cache_stampede", "network_partition"}
+_FALLING = {"cache_stampede", "network_partition"}  # signatures that are a fall
 
 
 @dataclass
@@ -194,8 +194,8 @@ def primary_stat(view: ServiceView, fault: str,
 def onset_of(stat: MetricStat | None, fault: str) -> float | None:
     if stat is None:
         return None
-    moment = stat.onset_low if fault in _FALLING or (
-        fault == "queue_backlog" and stat.metric == "request_rate") else stat.onset_high
+    falling = fault in _FALLING or (fault == "queue_backlog" and stat.metric == "request_rate")
+    moment = stat.onset_low if falling else stat.onset_high
     return moment.timestamp() if moment is not None else None
 
 

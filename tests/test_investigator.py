@@ -228,7 +228,7 @@ def test_every_evidence_link_resolves(plays: dict[str, Played], scenario: str) -
                 seen += 1
         confidences = [h.confidence for h in ranking]
         assert confidences == sorted(confidences, reverse=True)
-        assert sum(confidences) <= 1.0 + 1e-6
+        assert sum(confidences) <= 1.0 + 1e-3  # each is rounded to 4 significant digits
     assert seen > 0
 
 
