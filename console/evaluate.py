@@ -132,16 +132,9 @@ def topology_of(scenario: str) -> dict[str, list[str]]:
 # --- scoring one run -------------------------------------------------------------------------
 
 def _reach(topology: Mapping[str, Iterable[str]], service: str) -> set[str]:
-    import networkx as nx
+    from console.evaluation import reach
 
-    graph = nx.DiGraph()
-    for caller, deps in topology.items():
-        graph.add_node(caller)
-        graph.add_edges_from((caller, d) for d in deps)
-    if service not in graph:
-        return {service}
-    near = set(nx.single_source_shortest_path_length(graph.to_undirected(), service, cutoff=2))
-    return near | set().union(*(nx.ancestors(graph, s) for s in near))
+    return reach(topology, service)
 
 
 def _key(hypothesis: Mapping[str, Any] | None) -> str | None:

@@ -97,3 +97,16 @@ def score(placements: list[Placement], faults: Sequence[Mapping[str, Any]],
         "incidents_per_fault": [per_fault.get(i, 0) for i in range(len(faults))],
         "faults_without_incident": sum(1 for i in range(len(faults)) if not per_fault.get(i)),
     }
+
+
+def reach(topology: Mapping[str, Iterable[str]], service: str) -> set[str]:
+    """The services a fault on `service` can be seen at: within two hops either way, and
+    every caller of those (the same reach `attribute` scores the correlator with)."""
+    graph = nx.DiGraph()
+    for caller, deps in topology.items():
+        graph.add_node(caller)
+        graph.add_edges_from((caller, d) for d in deps)
+    if service not in graph:
+        return {service}
+    near = set(nx.single_source_shortest_path_length(graph.to_undirected(), service, cutoff=2))
+    return near | set().union(*(nx.ancestors(graph, s) for s in near))
