@@ -44,7 +44,7 @@ from console.storage.repos import IncidentRepo
 from console.storage.repos_retrieval import RetrievalRepo
 
 if TYPE_CHECKING:
-    from console.bus import EventBus
+    from console.bus import Subscriber
     from console.service import WatchfloorService
 
 ACTOR = "agent:scribe"
@@ -212,7 +212,7 @@ class Scribe:
                             f"All alerts cleared at {docs.hhmm(at)}; incident resolved.")
             self._finish_if_settled(case)
 
-    def attach(self, bus: EventBus) -> Callable[[], None]:
+    def attach(self, bus: Subscriber) -> Callable[[], None]:
         """Follow incidents and the execution lifecycle on the bus (until a coordinator
         calls the methods itself); returns a function that detaches."""
 

@@ -14,13 +14,20 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from console.events import Event, HandlerFailed
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None] | None]
+
+
+class Subscriber(Protocol):
+    """What `attach(bus)` methods need: the bus itself, or an OffLoopSubscriber."""
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
+        ...
 
 
 class EventBus:
@@ -36,6 +43,11 @@ class EventBus:
         executor finishing, a validation passing) is handed over, never run there."""
         self._loop = loop
         self._loop_thread = threading.get_ident() if loop is not None else None
+
+    @property
+    def bound(self) -> bool:
+        """True once a running loop (the console's) receives the events."""
+        return self._loop is not None
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
         """Register `handler`; returns a function that unsubscribes it."""
@@ -94,3 +106,37 @@ class EventBus:
         """Wait for the coroutine subscribers started so far (used by tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class OffLoopSubscriber:
+    """Subscribes handlers that may block (a ticket system over HTTP) so that, once a
+    loop is bound (the console), they run one at a time, in order, on one worker thread
+    instead of on the GUI's thread; headless (no loop) they run as usual, in step.
+
+    Pass it where an `attach(bus)` expects the bus: it has `subscribe`."""
+
+    def __init__(self, bus: EventBus, name: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._bus = bus
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
+        def deliver(event: E) -> None:
+            if self._bus.bound:
+                self._pool.submit(self._run, handler, event)
+            else:
+                handler(event)
+
+        return self._bus.subscribe(event_type, deliver)
+
+    def _run(self, handler: Callable[[Any], Any], event: Event) -> None:
+        try:
+            handler(event)
+        except Exception as exc:  # never lost: reported like any handler failure
+            log.exception("handler %r failed on %s", handler, type(event).__name__)
+            self._bus.publish(HandlerFailed(type(event).__name__, repr(handler), repr(exc)))
+
+    def close(self) -> None:
+        """Let what was handed over finish (it may be writing a ticket), then stop."""
+        self._pool.shutdown(wait=True)

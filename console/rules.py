@@ -79,7 +79,7 @@ from console.rules_triggers import (
 from console.storage.models import AuditRow
 
 if TYPE_CHECKING:
-    from console.bus import EventBus
+    from console.bus import Subscriber
     from console.service import WatchfloorService
 
 __all__ = ["RUN_ACTION", "RuleEngine", "RuleError", "load_rules", "load_rules_file",
@@ -117,7 +117,7 @@ class RuleEngine:
         self._incidents = {i.id: i.state for i in service.incidents(limit=1_000_000)}
         self._restore()
 
-    def attach(self, bus: EventBus) -> Callable[[], None]:
+    def attach(self, bus: Subscriber) -> Callable[[], None]:
         """Subscribe to alerts, incidents and the estate's clock; returns an unsubscribe."""
         off = [bus.subscribe(SignalsReceived, self.on_signals),
                bus.subscribe(IncidentsUpdated, self.on_incidents),

@@ -38,7 +38,7 @@ from agents.retriever import Answer, Retriever
 from agents.runtime import Agent, AgentRuntime
 from agents.scribe import Scribe
 from console.actions.estate import EstateExecutor
-from console.bus import EventBus
+from console.bus import EventBus, OffLoopSubscriber
 from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
@@ -89,6 +89,9 @@ class Runtime:
         self.rules: RuleEngine | None = None
         self.rule_error: str | None = None
         self._detach: list[Callable[[], None]] = []
+        # Rules and the scribe call the ticket system, maybe over HTTP: in the console
+        # they do it on one worker thread, in order, never on the GUI's.
+        self.ticket_worker = OffLoopSubscriber(self.bus, "tickets")
         # The agent team (issue 5): questions are answered from the start; the rest of
         # the team starts with an estate to watch (start_agents).
         llm_settings = LLMSettings.from_env()
@@ -123,7 +126,8 @@ class Runtime:
                              RecommenderLane(self.recommender), PlaybookLane(self.playbooks),
                              ScribeLane(self.scribe)]
         self.coordinator = Coordinator(self.agents, team)
-        self._detach += [self.coordinator.attach(self.bus), self.scribe.attach(self.bus),
+        self._detach += [self.coordinator.attach(self.bus),
+                         self.scribe.attach(self.ticket_worker),
                          self.bus.subscribe(AuditAppended, self._on_audited)]
         return self.coordinator
 
@@ -172,7 +176,7 @@ class Runtime:
         if not any(rule.enabled for rule in rules):
             return None
         self.rules = RuleEngine(self.service, rules, tickets=self.tickets)
-        self._detach.append(self.rules.attach(self.bus))
+        self._detach.append(self.rules.attach(self.ticket_worker))
         return self.rules
 
     def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
@@ -193,6 +197,7 @@ class Runtime:
         for detach in self._detach:
             detach()
         self._detach.clear()
+        self.ticket_worker.close()
         self.agents.close()  # cancels what is still running, and waits for it
         if self.llm is not None:
             self.llm.close()

@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -111,7 +112,7 @@ class _Server(ThreadingHTTPServer):
     fake: FakeApi
 
 
-class FakeApi:
+class FakeApi(ABC):
     """Base: the HTTP plumbing, faults and the record of what came in."""
 
     def __init__(self) -> None:
@@ -169,11 +170,13 @@ class FakeApi:
                 return 400, self.error(400, "the request body is not valid JSON"), {}
             return self.handle(request)
 
+    @abstractmethod
     def handle(self, request: Received) -> Answer:
-        raise NotImplementedError
+        """Answer one request the way the real API would."""
 
+    @abstractmethod
     def error(self, status: int, message: str, detail: str = "") -> Any:
-        raise NotImplementedError
+        """The API's own error body."""
 
 
 # --- ServiceNow --------------------------------------------------------------------

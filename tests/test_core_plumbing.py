@@ -163,3 +163,31 @@ def test_an_operator_may_pull_the_kill_switch_but_only_an_admin_may_lift_it(runt
                  if e.action == "autonomy.kill_switch"]
     assert decisions == [("user:olga", "allow"), ("user:olga", "deny"), ("user:abe", "deny"),
                          ("user:alice", "allow")]
+
+
+def test_blocking_handlers_leave_the_console_thread_and_keep_their_order() -> None:
+    """Rules and the scribe may wait on a ticket system over HTTP: in the console they
+    run on one worker, in order; headless they run in step, on the caller's thread."""
+    import asyncio
+    import threading
+
+    from console.bus import EventBus, OffLoopSubscriber
+    from console.events import Notification
+
+    bus = EventBus()
+    worker = OffLoopSubscriber(bus, "test-tickets")
+    seen: list[tuple[str, int]] = []
+    worker.subscribe(Notification, lambda e: seen.append((e.message, threading.get_ident())))
+    bus.publish(Notification("noc", "headless"))
+    assert seen == [("headless", threading.get_ident())]  # no loop: in step
+    loop = asyncio.new_event_loop()
+    try:
+        bus.bind_loop(loop)
+        for n in range(5):
+            bus.publish(Notification("noc", f"console {n}"))
+        worker.close()  # waits for what was handed over
+    finally:
+        bus.bind_loop(None)
+        loop.close()
+    assert [m for m, _ in seen[1:]] == [f"console {n}" for n in range(5)]
+    assert {t for _, t in seen[1:]} != {threading.get_ident()}
