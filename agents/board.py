@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
@@ -201,6 +202,11 @@ class BoardStore:
     def __init__(self, service: WatchfloorService, *, threaded: bool) -> None:
         self.service = service
         self._writer = ThreadPoolExecutor(1, "agent-board") if threaded else None
+        # Events queued while the writer is busy share one transaction (a group commit):
+        # five agents starting at once cost one commit, not five in a row, and the
+        # recommender's path to the operator never queues behind them.
+        self._batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] | None = None
+        self._batch_lock = threading.Lock()
         self._events = AgentEventRepo()
         self._hypotheses = HypothesisRepo()
         self._steering = SteeringRepo()
@@ -210,6 +216,8 @@ class BoardStore:
         the store writes inline)."""
         loop = asyncio.get_running_loop()
         if self._writer is not None:
+            with self._batch_lock:
+                self._batch = None  # events queued after this write are written after it
             return loop.run_in_executor(self._writer, fn, *args)
         future: asyncio.Future[T] = loop.create_future()
         try:
@@ -217,6 +225,40 @@ class BoardStore:
         except Exception as exc:
             future.set_exception(exc)
         return future
+
+    def event(self, incident_id: int, agent: str, kind: str, summary: str, to_agent: str,
+              data: Mapping[str, Any], duration_ms: float | None,
+              audit: Mapping[str, Any] | None,
+              ) -> asyncio.Future[tuple[AgentEvent, AuditEntry | None]]:
+        """Queue one agent event (see `add_event`); events keep the order they were
+        queued in, among themselves and with every other write of this store."""
+        args = (incident_id, agent, kind, summary, to_agent, data, duration_ms, audit)
+        if self._writer is None:
+            return self.call(self.add_event, *args)
+        future: asyncio.Future[tuple[AgentEvent, AuditEntry | None]] = \
+            asyncio.get_running_loop().create_future()
+        with self._batch_lock:
+            batch, start = self._batch, self._batch is None
+            if batch is None:
+                batch = self._batch = []
+            batch.append((args, future))
+        if start:
+            self._writer.submit(self._write_batch, batch)
+        return future
+
+    def _write_batch(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        with self._batch_lock:
+            if self._batch is batch:
+                self._batch = None  # closed: what comes next starts the next batch
+        try:
+            results = self._unit(lambda session: [self._add_event(session, *args)
+                                                  for args, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                _settle_soon(future, exc=exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle_soon(future, result=result)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -248,16 +290,19 @@ class BoardStore:
                   to_agent: str, data: Mapping[str, Any], duration_ms: float | None,
                   audit: Mapping[str, Any] | None) -> tuple[AgentEvent, AuditEntry | None]:
         """One agent event, and with it (same transaction) an audit record when given."""
-        def work(session: Session) -> tuple[AgentEvent, AuditEntry | None]:
-            at = self.service.clock.now()
-            event = self._events.add(session, incident_id=incident_id, agent=agent,
-                                     kind=kind, summary=summary, at=at, to_agent=to_agent,
-                                     data=plain(dict(data)), duration_ms=duration_ms)
-            entry = None if audit is None else self.service.audit.append(
-                session, at=at, **audit)
-            return event, entry
+        return self._unit(lambda session: self._add_event(
+            session, incident_id, agent, kind, summary, to_agent, data, duration_ms, audit))
 
-        return self._unit(work)
+    def _add_event(self, session: Session, incident_id: int, agent: str, kind: str,
+                   summary: str, to_agent: str, data: Mapping[str, Any],
+                   duration_ms: float | None,
+                   audit: Mapping[str, Any] | None) -> tuple[AgentEvent, AuditEntry | None]:
+        at = self.service.clock.now()
+        event = self._events.add(session, incident_id=incident_id, agent=agent,
+                                 kind=kind, summary=summary, at=at, to_agent=to_agent,
+                                 data=plain(dict(data)), duration_ms=duration_ms)
+        entry = None if audit is None else self.service.audit.append(session, at=at, **audit)
+        return event, entry
 
     def save_ranking(self, incident_id: int, agent: str, ranking: Sequence[Hypothesis],
                      run_id: int) -> tuple[list[RankedHypothesis], list[AgentEvent],
@@ -293,6 +338,22 @@ class BoardStore:
             return self._hypotheses.current(session, incident_id)
 
         return self._unit(work)
+
+
+def _settle_soon(future: asyncio.Future[Any], *, result: Any = None,
+                 exc: BaseException | None = None) -> None:
+    """Complete a loop's future from the writer thread (unless the loop is gone)."""
+    def settle() -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    loop = future.get_loop()
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(settle)
 
 
 class ServiceExcluded(Exception):

@@ -51,6 +51,9 @@ class Role:
     needs_hypotheses: bool = False  # starts once the board has hypotheses to act on
     produces_hypotheses: bool = False  # its run is "the investigation"
     budget_s: float | None = None  # None: the runtime's default
+    # Agents of the same plan this one works after: the operator's next action (the
+    # recommendation) comes first, the paperwork about it (ticket, playbook record) next.
+    after: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -66,7 +69,8 @@ class Role:
         return cls(member,
                    bool(getattr(member, "needs_hypotheses", name in CONSUMERS)),
                    bool(getattr(member, "produces_hypotheses", name in PRODUCERS)),
-                   getattr(member, "budget_s", None))
+                   getattr(member, "budget_s", None),
+                   tuple(getattr(member, "after", ())))
 
 
 class Coordinator:
@@ -126,11 +130,14 @@ class Coordinator:
             self._pending.pop(incident.id, None)
         self.runtime.spawn(self._record_plan(board, roles, reason, scope),
                            name=f"coordinator plan for incident {incident.id}")
-        return [self.runtime.start(incident, r.agent, budget_s=r.budget_s,
-                                   needs_hypotheses=r.needs_hypotheses,
-                                   min_revision=floor if r.needs_hypotheses else 0,
-                                   trigger=reason)
-                for r in roles]
+        started: dict[str, AgentRun] = {}
+        for role in sorted(roles, key=lambda r: bool(r.after)):  # who others wait on first
+            started[role.name] = self.runtime.start(
+                incident, role.agent, budget_s=role.budget_s,
+                needs_hypotheses=role.needs_hypotheses,
+                min_revision=floor if role.needs_hypotheses else 0, trigger=reason,
+                after=[started[name] for name in role.after if name in started])
+        return [started[r.name] for r in roles]
 
     def tick(self, now: datetime | None = None) -> list[AgentRun]:
         """Run the re-plans whose debounce window has passed."""

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
-from agents.investigator_metrics import MetricStat, analyse
+from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
     KNOWN_CLASSES,
     NULL_SCORE,
@@ -165,7 +165,8 @@ class Investigator:
                     view.stats[metric] = stat
         for change in self.evidence.changes(first_alert - cfg.change_history, now,
                                             sorted(views)):
-            views[change.service].changes.append(change)
+            if change.service in views:  # a source may answer more than was asked
+                views[change.service].changes.append(change)
         ranked = self._score(views, first_alert.timestamp())
         probabilities = calibrate([c.score for c in ranked], cfg.temperature, cfg.null_score)
         pairs = _zone_wide(list(zip(ranked, probabilities, strict=True)), views,
@@ -280,11 +281,13 @@ class Investigator:
                      for s in views}
         symptoms = {s: v.symptom for s, v in views.items() if v.symptom >= 0.3}
         total = sum(symptoms.values())
+        active = {s for s, v in views.items() if _active_now(v)}
         out = []
         for s, view in views.items():
             for fault in self.fault_classes:
                 cand = self._candidate(view, fault, signatures[(s, fault)], views, strongest,
                                        symptoms, total, first_alert)
+                self._recovered(cand, view, views, active)
                 if cand.score > 0.05:
                     out.append(cand)
         out.sort(key=lambda c: (-c.score, c.service, c.fault_class))
@@ -356,6 +359,58 @@ class Investigator:
                                    _symptom_ref(views[worse]), -W_DEEPER * penalty))
             cand.score -= W_DEEPER * penalty
         return cand
+
+
+    def _recovered(self, cand: Candidate, view: ServiceView,
+                   views: Mapping[str, ServiceView], active: set[str]) -> None:
+        """A cause that is over cannot explain what is still going on elsewhere.
+
+        When the candidate's own signature has gone back to normal (its fix worked, or
+        it passed) while a service it would not explain (one that is not its caller,
+        direct or not) is still anomalous now, the incident has another cause; the
+        candidate keeps RECOVERED_KEEP of its score, and the reason is in its evidence.
+        While nothing else is still wrong, it keeps its score: the callers it explains
+        recover a little after it does, and that lag is no new cause."""
+        if cand.score <= 0:
+            return
+        stat = primary_stat(view, cand.fault_class, views)
+        if stat is None or not _recovered_stat(stat, _rises(cand.fault_class, stat)):
+            return
+        elsewhere = sorted(active - self.ancestors.get(view.name, frozenset()) - {view.name})
+        if not elsewhere:
+            return
+        drop = cand.score * (1.0 - RECOVERED_KEEP)
+        sampled = view.sampled.get(stat.metric, stat.high_at)
+        cand.parts.append(Part(
+            "recovery", f"{stat.metric} of {view.name} is back to normal (now "
+                        f"{stat.current:.4g}, normal {stat.reference:.4g}) while "
+                        f"{_names(elsewhere)} still show trouble it does not explain",
+            f"metric:{view.name}/{stat.metric}@{sampled.isoformat()}",
+            -drop))
+        cand.score -= drop
+
+
+RECOVERED_KEEP = 0.3
+
+
+def _now_z(stat: MetricStat, rises: bool) -> float:
+    """How far the newest samples (not the worst ones) sit outside the normal band."""
+    return ((stat.current - stat.floor) if rises else (stat.ceiling - stat.current)) / stat.scale
+
+
+def _recovered_stat(stat: MetricStat, rises: bool) -> bool:
+    moved = stat.z_high if rises else -stat.z_low
+    return moved >= Z_ANOMALOUS and _now_z(stat, rises) < Z_NORMAL
+
+
+def _active_now(view: ServiceView) -> bool:
+    """Still anomalous in its newest samples: a golden signal up, or instances down."""
+    for metric, rises in (("error_rate", True), ("latency_p99_ms", True),
+                          ("instances_ready", False)):
+        stat = view.stats.get(metric)
+        if stat is not None and _now_z(stat, rises) >= Z_ANOMALOUS:
+            return True
+    return False
 
 
 def _zone_wide(pairs: list[tuple[Candidate, float]], views: Mapping[str, ServiceView],

@@ -90,6 +90,7 @@ class PlaybookLane:
 
     name = "playbook"
     needs_hypotheses = True
+    after = ("recommender",)  # classifying for the record can wait for the fix
     budget_s = 10.0
 
     def __init__(self, agent: Any) -> None:
@@ -120,6 +121,7 @@ class ScribeLane:
 
     name = "scribe"
     needs_hypotheses = True
+    after = ("recommender",)  # so its update can say what is being done about it
     budget_s = 15.0
 
     def __init__(self, scribe: Any) -> None:

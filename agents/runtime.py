@@ -73,6 +73,7 @@ class AgentRun:
     budget_s: float
     needs_hypotheses: bool = False
     min_revision: int = 0
+    after: tuple[AgentRun, ...] = ()  # runs that must end before this one works
     task: asyncio.Task[None] | None = None
     began: bool = False
     # pending | waiting | running, then done | failed | timeout | superseded | cancelled
@@ -150,10 +151,11 @@ class AgentRuntime:
 
     def start(self, incident: IncidentInfo, agent: Agent, *, budget_s: float | None = None,
               needs_hypotheses: bool = False, min_revision: int = 0,
-              trigger: str = "") -> AgentRun:
+              trigger: str = "", after: Iterable[AgentRun] = ()) -> AgentRun:
         """Schedule a run of `agent` on `incident`, superseding its previous run there.
         With `needs_hypotheses` the work starts once the board has hypotheses (from
-        ranking `min_revision` on); the budget (`budget_s`, else the agent's own
+        ranking `min_revision` on), and only after the runs in `after` have ended (done,
+        failed or superseded alike); the budget (`budget_s`, else the agent's own
         `budget_s` attribute, else the default) counts the work only."""
         loop = self._bind()
         board = self.board(incident)
@@ -165,7 +167,7 @@ class AgentRuntime:
             budget_s = getattr(agent, "budget_s", None) or self.default_budget_s
         self._next_id += 1
         run = AgentRun(self._next_id, incident.id, agent.name, trigger, float(budget_s),
-                       needs_hypotheses, min_revision)
+                       needs_hypotheses, min_revision, after=tuple(after))
         board.running.add(run)  # before it starts, so no wait counts it out
         run.task = loop.create_task(self._run(run, agent, board, previous),
                                     name=f"agent {agent.name} on incident {incident.id}")
@@ -274,8 +276,8 @@ class AgentRuntime:
         if run is not None:
             payload.setdefault("run", run.id)
             run.events[kind] += 1
-        written = self._store.call(self._store.add_event, board.id, agent, kind, summary, to,
-                                   payload, duration_ms, audit)
+        written = self._store.event(board.id, agent, kind, summary, to, payload,
+                                    duration_ms, audit)
         try:
             event, entry = await asyncio.shield(written)
         except asyncio.CancelledError:  # stored all the same: announce it when it is
@@ -344,6 +346,10 @@ class AgentRuntime:
             if run.needs_hypotheses:
                 run.outcome = "waiting"
                 await ctx.wait_for_hypotheses()
+            ahead = {r.task for r in run.after if r.task is not None and not r.task.done()}
+            if ahead:
+                run.outcome = "waiting"
+                await asyncio.wait(ahead)
             run.outcome = "running"
             async with asyncio.timeout(run.budget_s) as timer:
                 await agent.work(ctx)

@@ -120,11 +120,18 @@ class OffLoopSubscriber:
 
         self._bus = bus
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        # Headless with the agent team, the driver defers these handlers to the end of
+        # each step (`flush`), as the console's worker thread keeps them off the path
+        # from a signal to a recommendation; unset, they run in step with the event.
+        self.deferred = False
+        self._queue: list[tuple[Callable[[Any], Any], Event]] = []
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
         def deliver(event: E) -> None:
             if self._bus.bound:
                 self._pool.submit(self._run, handler, event)
+            elif self.deferred:
+                self._queue.append((handler, event))
             else:
                 handler(event)
 
@@ -136,6 +143,16 @@ class OffLoopSubscriber:
         except Exception as exc:  # never lost: reported like any handler failure
             log.exception("handler %r failed on %s", handler, type(event).__name__)
             self._bus.publish(HandlerFailed(type(event).__name__, repr(handler), repr(exc)))
+
+    def flush(self) -> int:
+        """Run the deferred handlers in the order their events came (and those their
+        own events add); returns how many ran."""
+        ran = 0
+        while self._queue:
+            handler, event = self._queue.pop(0)
+            self._bus._call(handler, event)  # a failure is recorded as any handler's
+            ran += 1
+        return ran
 
     def close(self) -> None:
         """Let what was handed over finish (it may be writing a ticket), then stop."""

@@ -194,6 +194,7 @@ class Runtime:
             announce()
 
     def close(self) -> None:
+        self.ticket_worker.flush()
         for detach in self._detach:
             detach()
         self._detach.clear()
@@ -279,6 +280,9 @@ class ScenarioDriver:
         self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
         if agents:
             runtime.start_agents(self.metrics, self.player.estate.topology())
+            # Tickets and rules wait for the end of each step, off the agents' path, as
+            # the console's worker thread keeps them (console/bus.py OffLoopSubscriber).
+            runtime.ticket_worker.deferred = True
 
     @property
     def finished(self) -> bool:
@@ -317,10 +321,12 @@ class ScenarioDriver:
         self.publish(self.compute(seconds))
         if not self.runtime.agents.live:  # on the GUI's loop the runs are its tasks
             self.runtime.agents.run_until_idle()  # the team works what this step opened
+        self.runtime.ticket_worker.flush()
         self.runtime.service.engine.poll()
         if self.auto_approver is not None:
             self.approve_pending(self.auto_approver)
         self._review()
+        self.runtime.ticket_worker.flush()
 
     def approve_pending(self, user: str) -> list[int]:
         """A headless stand-in for the person on call (`run --approve all`): approves every

@@ -433,3 +433,65 @@ def test_settings_bound_the_answer(plays: dict[str, Played]) -> None:
     assert len(ranking) == 1
     assert ranking[0].key == "payments/bad_deploy"
     assert inv.last_duration_ms < 2000
+
+
+def _segments(normal: float, *moves: tuple[int, float], noise: float = 0.0,
+              minutes: int = 45) -> list[Point]:
+    """Like `_series`, with a level change at each (minute, value) of `moves`."""
+    out = []
+    for i in range(minutes * 12):
+        level = normal
+        for at, value in moves:
+            if i >= at * 12:
+                level = value
+        moment = T0 - timedelta(minutes=30) + timedelta(seconds=5 * i)
+        out.append((moment, level + noise * math.sin(i * 1.7)))
+    return out
+
+
+FORK = {"web": ["api", "cache"], "api": ["db"], "cache": [], "db": []}
+
+
+def _two_causes(cache_latency: float) -> Investigator:
+    """db broke at T0 (a deploy) and was fixed at T0+5 min; from T0+8 min the cache is
+    slow (when `cache_latency` is high): one incident, two causes, one of them over."""
+    bad = ((30, 0.3), (35, 0.002))  # minutes from T0-30min: T0 and T0+5min
+    web_latency = _segments(80, (38, 80 + cache_latency), noise=3)
+    metrics = FakeMetrics({
+        "web": _healthy(error_rate=_segments(0.002, *bad, noise=0.0003),
+                        latency_p99_ms=web_latency),
+        "api": _healthy(error_rate=_segments(0.002, *bad, noise=0.0003)),
+        "db": _healthy(error_rate=_segments(0.001, *bad, noise=0.0002)),
+        "cache": _healthy(latency_p99_ms=_segments(5, (38, 5 + cache_latency), noise=0.3)),
+    })
+    deploy = ChangeEvent("db", "deploy", "deploy db v1 -> v2", T0 - timedelta(seconds=20),
+                         version_from="v1", version_to="v2")
+    alerts = [Signal("test", SignalKind.ALERT, "HighErrorRate", service, Severity.CRITICAL,
+                     AlertStatus.FIRING, T0 + timedelta(seconds=30), {"service": service},
+                     {"metric": "error_rate"}) for service in ("web", "db")]
+    if cache_latency:
+        alerts.append(Signal("test", SignalKind.ALERT, "HighLatency", "cache",
+                             Severity.WARNING, AlertStatus.FIRING, T0 + timedelta(minutes=9),
+                             {"service": "cache"}, {"metric": "latency_p99_ms"}))
+    return Investigator(metrics, FORK, FAULT_CLASSES, FakeEvidence(alerts, [deploy]))
+
+
+def test_a_cause_that_is_over_yields_to_the_one_still_going_on() -> None:
+    inv = _two_causes(cache_latency=900)
+    ranking = inv.investigate(_incident("web"), T0 + timedelta(minutes=13))
+    assert ranking[0].key == "cache/slow_dependency", [h.key for h in ranking]
+    db = next(h for h in ranking if h.key == "db/bad_deploy")
+    recovery = [e for e in db.evidence if e.kind == "recovery"]
+    assert recovery
+    assert recovery[0].weight < 0
+    assert "back to normal" in recovery[0].summary
+    assert "cache" in recovery[0].summary
+    assert recovery[0].ref.startswith("metric:db/error_rate@")
+
+
+def test_a_fixed_cause_keeps_its_rank_while_only_its_callers_lag() -> None:
+    # Nothing else is wrong: the fixed db is still the best account of the incident.
+    inv = _two_causes(cache_latency=0)
+    ranking = inv.investigate(_incident("web"), T0 + timedelta(minutes=13))
+    assert ranking[0].key == "db/bad_deploy", [h.key for h in ranking]
+    assert all(e.kind != "recovery" for e in ranking[0].evidence)

@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.storage.sqlite_gate import GatedConnection
+
 APP_NAME = "watchfloor"
 DB_ENV = "WATCHFLOOR_DB"
 
@@ -66,8 +68,11 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str | None = None) -> Engine:
     resolved = resolve_url(url)
+    connect_args: dict[str, Any] = {}
+    if make_url(resolved).get_backend_name() == "sqlite":
+        connect_args["factory"] = GatedConnection  # console/storage/sqlite_gate.py
     try:
-        engine = create_engine(resolved, future=True)
+        engine = create_engine(resolved, future=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseUrlError(f"cannot open database {resolved!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
