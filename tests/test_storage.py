@@ -98,3 +98,25 @@ def test_duplicate_change_delivery_is_stored_once(db_url: str) -> None:
     with db.sessions() as s:
         assert ChangeRepo().add_many(s, [change]) == 0
         assert len(ChangeRepo().recent(s)) == 1
+
+
+def test_an_in_memory_url_is_one_database_for_every_thread() -> None:
+    """`sqlite://` keeps nothing, yet the agents' and tickets' worker threads must see the
+    same database as the caller (an in-memory one is one per connection): a headless run
+    on it diagnoses and fixes the fault like one on a file."""
+    from console.runtime import run_headless
+
+    summary = run_headless("bad-deploy", db_url="sqlite://", autonomy=3, approve="all")
+    assert [(a["runbook"], a["target"], a["state"]) for a in summary["actions"]] == [
+        ("rollback-deploy", "payments", "succeeded")]
+    assert summary["audit"]["chain_ok"]
+
+
+def test_an_in_memory_database_leaves_nothing_behind() -> None:
+    from console.storage.db import Database
+
+    db = Database("sqlite://")
+    path = Path(db.engine.url.database or "")
+    assert path.exists()
+    db.dispose()
+    assert not path.exists()

@@ -8,6 +8,7 @@ from Alembic, so a database made by an older Watchfloor is upgraded on start.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,18 @@ class Database:
     """An upgraded engine plus its session factory; one per process and URL."""
 
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
-        self.engine = make_engine(url)
+        # SQLite's in-memory database is one database per connection, so the console's
+        # worker threads (agents, tickets) would each write into a database of their own
+        # and their work would be lost. `sqlite://` (nothing kept) gets a private file
+        # instead, removed at dispose: the same promise, and every thread sees it.
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        resolved = resolve_url(url)
+        parsed = make_url(resolved)
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            self._scratch = tempfile.TemporaryDirectory(prefix="watchfloor-memory-")
+            resolved = parsed.set(database=str(Path(self._scratch.name) / "memory.db")) \
+                .render_as_string(hide_password=False)
+        self.engine = make_engine(resolved)
         if migrate:
             upgrade(self.engine)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
@@ -120,3 +132,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
