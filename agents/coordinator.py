@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agents.board import IncidentBoard
 from agents.runtime import Agent, AgentRun, AgentRuntime
@@ -38,6 +38,10 @@ from console.steering import SteeringChanged
 
 NAME = "coordinator"
 DEBOUNCE_S = 30.0
+# A fix that validated gets this long to show its effect before the team looks again:
+# right after a scale-out or a rollback the estate is still settling (a surge moves on to
+# the next tier for a while), and what looks wrong then is mostly the fix taking hold.
+SETTLE_S = 240.0
 # What the agents of issue 5 are, unless they declare it themselves.
 PRODUCERS = frozenset({"investigator"})
 CONSUMERS = frozenset({"impact_tracer", "impact", "recommender", "scribe"})
@@ -79,13 +83,16 @@ class Coordinator:
     name = NAME
 
     def __init__(self, runtime: AgentRuntime, team: Iterable[Agent | Role], *,
-                 debounce_s: float = DEBOUNCE_S) -> None:
+                 debounce_s: float = DEBOUNCE_S, settle_s: float = SETTLE_S) -> None:
         self.runtime = runtime
         self.roles: tuple[Role, ...] = tuple(Role.of(m) for m in team)
         names = [r.name for r in self.roles]
         if len(set(names)) != len(names):
             raise ValueError(f"two agents of the team share a name: {names}")
         self.debounce_s = debounce_s
+        self.settle_s = settle_s
+        self._hold: dict[int, datetime] = {}  # incident -> no automatic re-plan before
+        self._in_flight: dict[int, set[str]] = {}  # incident -> actions running on it
         self._seen: dict[int, IncidentInfo] = {}
         self._last_plan: dict[int, datetime] = {}
         self._pending: dict[int, str] = {}  # incident -> why it must re-plan after the window
@@ -149,22 +156,58 @@ class Coordinator:
                 del self._pending[incident_id]
                 continue
             last = self._last_plan.get(incident_id)
+            if self._held(incident_id, now):
+                continue
             if last is None or (now - last).total_seconds() >= self.debounce_s:
                 runs += self.plan(incident, reason=reason)
         return runs
 
-    def action_settled(self, incident_id: int, what: str) -> None:
+    def action_started(self, incident_id: int, what: str) -> None:
+        """An action on the incident is running: until it settles, what the team would
+        see is the action at work, so its automatic re-plans wait (steers never do)."""
+        self._in_flight.setdefault(incident_id, set()).add(what)
+
+    def _held(self, incident_id: int, now: datetime) -> bool:
+        if self._in_flight.get(incident_id):
+            return True
+        until = self._hold.get(incident_id)
+        if until is None:
+            return False
+        if now >= until:
+            del self._hold[incident_id]
+            return False
+        return True
+
+    def action_settled(self, incident_id: int, what: str, *, succeeded: bool = False,
+                       action: str = "") -> None:
         """An action on the incident ended (validated, failed, rolled back): the world
-        changed under the diagnosis, so the team looks again (debounced). This is how a
-        second cause behind one incident is found once the first is fixed."""
+        changed under the diagnosis, so the team looks again. This is how a second cause
+        behind one incident is found once the first is fixed. After a fix that
+        `succeeded`, the automatic re-plans of the incident wait `settle_s` (the fix
+        takes hold first); after a failed one, only the debounce. An operator's steer is
+        never held."""
+        running = self._in_flight.get(incident_id, set())
+        running.discard(action)
+        if not running:
+            self._in_flight.pop(incident_id, None)
         incident = self._seen.get(incident_id)
-        if incident is not None and incident.state == "open":
-            self._replan(incident, f"an action settled: {what}")
+        if incident is None or incident.state != "open":
+            return
+        if succeeded and self.settle_s > 0:
+            until = self.runtime.service.clock.now() + timedelta(seconds=self.settle_s)
+            self._hold[incident_id] = until
+            board = self.runtime.board(incident)
+            self.runtime.spawn(self.runtime.record(
+                board, NAME, "status", f"{what}: looking again at {until:%H:%M:%S}, once the "
+                f"fix has taken hold", data={"state": "hold", "until": until.isoformat()}),
+                name=f"coordinator hold for incident {incident_id}")
+        self._replan(incident, f"an action settled: {what}")
 
     def _replan(self, incident: IncidentInfo, reason: str) -> None:
         last = self._last_plan.get(incident.id)
         now = self.runtime.service.clock.now()
-        if last is None or (now - last).total_seconds() >= self.debounce_s:
+        if not self._held(incident.id, now) and (
+                last is None or (now - last).total_seconds() >= self.debounce_s):
             self.plan(incident, reason=reason)
         elif incident.id not in self._pending:
             self._pending[incident.id] = reason

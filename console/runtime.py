@@ -56,6 +56,7 @@ from console.storage.repos_evidence import EvidenceRepo
 
 SCENARIO_EPOCH = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 TREND_EVERY = timedelta(minutes=5)
+STARTED = "execution.intent"  # written before the first step runs
 SETTLED = ("execution.succeeded", "execution.failed", "execution.rolled_back",
            "execution.rollback_failed")
 log = logging.getLogger(__name__)
@@ -63,6 +64,25 @@ log = logging.getLogger(__name__)
 
 def local_user() -> str:
     return os.environ.get("WATCHFLOOR_USER") or getpass.getuser() or "operator"
+
+
+def configured_llm() -> LLMSettings | None:
+    """The model the agents may ask: $WATCHFLOOR_LLM_* first, else what Settings ->
+    Language model saved (console/settings_store.py); None: the built-in path. A settings
+    file that no longer validates is reported and ignored (the agents work without)."""
+    from console.settings_store import SettingsError, SettingsStore
+
+    settings = LLMSettings.from_env()
+    if settings is not None:
+        return settings
+    try:
+        saved = SettingsStore().load().llm
+    except SettingsError as exc:
+        log.warning("the saved language model settings are ignored: %s", exc)
+        return None
+    if not saved.enabled:
+        return None
+    return LLMSettings(base_url=saved.url, model=saved.model, timeout=saved.timeout)
 
 
 class Runtime:
@@ -94,7 +114,7 @@ class Runtime:
         self.ticket_worker = OffLoopSubscriber(self.bus, "tickets")
         # The agent team (issue 5): questions are answered from the start; the rest of
         # the team starts with an estate to watch (start_agents).
-        llm_settings = LLMSettings.from_env()
+        llm_settings = configured_llm()
         self.llm = LLM(llm_settings) if llm_settings is not None else None
         self.retriever = Retriever(self.service, None, self.llm)
         self.agents = AgentRuntime(self.service)
@@ -142,18 +162,25 @@ class Runtime:
                 agent.adopt(draft.id)
 
     def _on_audited(self, event: AuditAppended) -> None:
-        """An execution that settled sends the team back to its incident."""
+        """An execution that starts holds its incident's re-plans; one that settled sends
+        the team back to its incident."""
         entry = event.entry
-        if self.coordinator is None or entry.action not in SETTLED:
+        if self.coordinator is None or entry.action not in (*SETTLED, STARTED):
             return
         kind, _, ident = entry.target.partition(":")
         execution = self.service.engine.execution(int(ident)) if ident.isdigit() else None
         if kind != "execution" or execution is None or execution.recommendation_id is None:
             return
         rec = self.service.engine.recommendation(execution.recommendation_id)
-        if rec is not None and rec.incident_id is not None:
+        if rec is None or rec.incident_id is None:
+            return
+        if entry.action == STARTED:
+            self.coordinator.action_started(rec.incident_id, entry.target)
+        else:
             self.coordinator.action_settled(rec.incident_id,
-                                            f"{execution.runbook_id} {execution.state}")
+                                            f"{execution.runbook_id} {execution.state}",
+                                            succeeded=execution.state == "succeeded",
+                                            action=entry.target)
 
     def ask(self, question: str, *, user: str, incident_id: int | None = None) -> Answer:
         """A question in plain language, answered with a citation for every fact (level 0);

@@ -491,6 +491,45 @@ def test_growth_and_reopening_rerun_the_investigation_at_most_every_30_s(
     assert rt.service.verify_audit().ok
 
 
+def test_a_running_fix_holds_the_replans_and_a_good_one_gets_time_to_take_hold(
+        rt: Runtime, agents: AgentRuntime) -> None:
+    investigator = Investigator([CLEAR_DEPLOY])
+    coordinator = Coordinator(agents, [investigator, Recommender()], settle_s=120)
+    coordinator.attach(rt.bus)
+    incident = open_incident(rt, ("payments",))
+    agents.run_until_idle()
+    assert investigator.runs == 1
+
+    coordinator.action_started(incident.id, "execution:1")
+    rt.clock.advance(60)
+    open_incident(rt, ("payments", "checkout"), incident.id)  # the fix at work, not news
+    agents.run_until_idle()
+    assert investigator.runs == 1
+    coordinator.action_settled(incident.id, "rollback-deploy succeeded", succeeded=True,
+                               action="execution:1")
+    agents.run_until_idle()
+    assert investigator.runs == 1  # it gets settle_s to take hold
+    rt.clock.advance(119)
+    rt.bus.publish(EstateSnapshot(rt.clock.now(), {}))
+    agents.run_until_idle()
+    assert investigator.runs == 1
+    rt.clock.advance(2)  # past the hold: what was kept runs once
+    rt.bus.publish(EstateSnapshot(rt.clock.now(), {}))
+    agents.run_until_idle()
+    assert investigator.runs == 2
+    assert "an action settled: rollback-deploy succeeded" in audits(rt, "agents.plan")[-1].reason
+    holds = [e for e in SteeringOps(rt.service).agent_events(incident.id)
+             if e.agent == "coordinator" and e.data.get("state") == "hold"]
+    assert len(holds) == 1
+
+    coordinator.action_started(incident.id, "execution:2")
+    coordinator.action_settled(incident.id, "restart-service failed", action="execution:2")
+    rt.clock.advance(31)  # a failed fix holds nothing: only the debounce
+    open_incident(rt, ("payments", "checkout", "cart"), incident.id)
+    agents.run_until_idle()
+    assert investigator.runs == 3
+
+
 # --- the async API, on a running loop (as on the GUI's qasync loop) --------------------
 
 
