@@ -197,10 +197,8 @@ class Coordinator:
             until = self.runtime.service.clock.now() + timedelta(seconds=self.settle_s)
             self._hold[incident_id] = until
             board = self.runtime.board(incident)
-            self.runtime.spawn(self.runtime.record(
-                board, NAME, "status", f"{what}: looking again at {until:%H:%M:%S}, once the "
-                f"fix has taken hold", data={"state": "hold", "until": until.isoformat()}),
-                name=f"coordinator hold for incident {incident_id}")
+            self.runtime.spawn(self._record_hold(board, what, until),
+                               name=f"coordinator hold for incident {incident_id}")
         self._replan(incident, f"an action settled: {what}")
 
     def _replan(self, incident: IncidentInfo, reason: str) -> None:
@@ -266,6 +264,11 @@ class Coordinator:
             data={"keys": list(keys), "confidence": [first.confidence, second.confidence],
                   "agents": [first.agent, second.agent], "ranking_by": run.agent,
                   "run": run.id})
+
+    async def _record_hold(self, board: IncidentBoard, what: str, until: datetime) -> None:
+        await self.runtime.record(
+            board, NAME, "status", f"{what}: looking again at {until:%H:%M:%S}, once the "
+            "fix has taken hold", data={"state": "hold", "until": until.isoformat()})
 
     async def _record_plan(self, board: IncidentBoard, roles: Sequence[Role], reason: str,
                            scope: str) -> None:

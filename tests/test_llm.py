@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from agents.llm import LLM, LLMError, LLMSettings
@@ -258,3 +259,26 @@ def test_prompt_injection_in_alert_text_goes_nowhere(world: Runtime,
     assert rec.approvals == ()
     assert service.engine.executions() == []
     assert len(service.audit_entries()) == audit_before
+
+
+def test_the_model_saved_in_settings_is_used_when_the_environment_names_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.runtime import configured_llm
+    from console.settings_store import ConsoleSettings, LlmSettings, SettingsStore
+
+    monkeypatch.delenv("WATCHFLOOR_LLM_URL", raising=False)
+    assert configured_llm() is None  # nothing saved: the built-in path
+    store = SettingsStore()
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    saved = ConsoleSettings(llm=LlmSettings(enabled=True, url="http://127.0.0.1:9",
+                                            model="tiny", timeout=3.0))
+    store.path.write_text(yaml.safe_dump(saved.model_dump()), encoding="utf-8")
+    settings = configured_llm()
+    assert settings is not None
+    assert (settings.base_url, settings.model, settings.timeout) == (
+        "http://127.0.0.1:9", "tiny", 3.0)
+    monkeypatch.setenv("WATCHFLOOR_LLM_URL", "http://127.0.0.1:10")
+    assert configured_llm().base_url == "http://127.0.0.1:10"  # the environment wins
+    store.path.write_text("llm: {enabled: yes, timeout: -1}\n", encoding="utf-8")
+    monkeypatch.delenv("WATCHFLOOR_LLM_URL")
+    assert configured_llm() is None  # a broken file is reported and ignored
