@@ -287,6 +287,29 @@ class AgentRuntime:
         self._announce(board, event, entry)
         return event
 
+    def record_soon(self, board: IncidentBoard, agent: str, kind: str, summary: str, *,
+                    data: Mapping[str, Any] | None = None, run: AgentRun | None = None) -> None:
+        """Store and announce one agent event without waiting for the write: a note that
+        nothing depends on (a run starting) must not hold up the work it announces. It
+        keeps its place in the order of events all the same (the store writes in order)."""
+        payload = dict(data or {})
+        if run is not None:
+            payload.setdefault("run", run.id)
+            run.events[kind] += 1
+        written = self._store.event(board.id, agent, kind, summary, "", payload, None, None)
+
+        def done(future: asyncio.Future[tuple[AgentEvent, AuditEntry | None]]) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is not None:
+                self._fail(f"agent:{agent}", exc if isinstance(exc, Exception)
+                           else RuntimeError(repr(exc)))
+                return
+            self._announce(board, *future.result())
+
+        written.add_done_callback(done)
+
     def _announce(self, board: IncidentBoard, event: AgentEvent,
                   entry: AuditEntry | None) -> None:
         board.add_event(event)
@@ -341,8 +364,8 @@ class AgentRuntime:
             if previous is not None and previous.task is not None:
                 await asyncio.wait({previous.task})
             await board.ensure_loaded(self._store)
-            await self.record(board, run.agent, "status", f"{run.agent} started",
-                              data={"state": "started", "trigger": run.trigger}, run=run)
+            self.record_soon(board, run.agent, "status", f"{run.agent} started",
+                             data={"state": "started", "trigger": run.trigger}, run=run)
             if run.needs_hypotheses:
                 run.outcome = "waiting"
                 await ctx.wait_for_hypotheses()

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,23 +21,41 @@ import qasync
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from console.assessment_service import AssessmentService
 from console.clock import SimClock
 from console.estate import ScenarioError
+from console.kpis import Kpis
+from console.notify_rules import NotifyRules
 from console.runtime import Runtime, ScenarioDriver, local_user
+from console.settings_store import SettingsStore
 from console.sources.clients import AlertmanagerPoller
 from console.sources.polling import poll_forever
 from console.sources.webhook import WebhookReceiver
+from widgets.assess_wizard import AssessWizard
+from widgets.audit_browser import AuditBrowser
 from widgets.bridge import BusBridge
+from widgets.coordination_pane import CoordinationPane
+from widgets.history_model import ExecutionTableModel
+from widgets.history_pane import HistoryPane
+from widgets.incident_models import IncidentTableModel
+from widgets.incidents_pane import IncidentsPane
 from widgets.main_window import MainWindow
 from widgets.metrics_pane import MetricHistory, MetricsPane
 from widgets.models import AuditTableModel, SignalTableModel
+from widgets.notifications import DesktopNotifier
+from widgets.ops import Worker
+from widgets.outcomes_pane import OutcomesPane
+from widgets.recommendation_model import RecommendationTableModel
+from widgets.recommendations_pane import RecommendationsPane
 from widgets.service_model import ServiceTableModel
+from widgets.settings_dialog import SettingsDialog
 from widgets.status_bar import ConsoleStatusBar
 from widgets.tables import AuditPane, ServicesPane, SignalsPane
 
 log = logging.getLogger(__name__)
 APP_NAME = ORG_NAME = "Watchfloor"
 SIGNAL_ROWS = 5000
+CAUSES_READ = 20  # incidents whose board is read at start (the newest)
 
 
 def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
@@ -59,6 +78,21 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         metrics = {name: estate.metrics(name) for name in estate.services}
         service_model.update_metrics(metrics)
         history.record(estate.now.timestamp(), metrics)
+    # In the console the bus hands worker-thread events back to the loop, so the panes'
+    # reads and operations run off the GUI thread; headless (tests, snapshots) and on an
+    # in-memory database (one per thread) they run inline.
+    in_memory = runtime.db.engine.url.database in (None, "", ":memory:")
+    worker = Worker(offload=runtime.bus.bound and not in_memory)
+    engine, steering = service.engine, runtime.steering
+    incidents = service.incidents()
+    causes = {}
+    for info in incidents[:CAUSES_READ]:
+        usable = [h for h in steering.hypotheses(info.id) if h.state in ("pinned", "live")]
+        if usable:
+            causes[info.id] = (usable[0].key, usable[0].confidence, usable[0].state)
+    incident_model = IncidentTableModel(incidents, causes=causes, bridge=bridge)
+    recommendation_model = RecommendationTableModel(engine.recommendations())
+    execution_model = ExecutionTableModel(engine.executions())
     scenario = driver.scenario.name if driver is not None else ""
     status_bar = ConsoleStatusBar(service=service, clock=runtime.clock, bridge=bridge,
                                   user=user, scenario_name=scenario,
@@ -68,11 +102,59 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         services=ServicesPane(service_model), signals=SignalsPane(signal_model),
         metrics=MetricsPane(history, service_model.thresholds), audit=AuditPane(audit_model),
         status_bar=status_bar,
+        incidents=IncidentsPane(incident_model, service=service, steering=steering,
+                                bridge=bridge, history=history, worker=worker),
+        recommendations=RecommendationsPane(recommendation_model, engine=engine, user=user,
+                                            bridge=bridge, worker=worker),
+        history=HistoryPane(execution_model, engine=engine, user=user, bridge=bridge,
+                            worker=worker),
+        coordination=CoordinationPane(steering=steering, user=user, bridge=bridge,
+                                      worker=worker),
+        outcomes=OutcomesPane(Kpis(service), bridge),
+        audit_browser=AuditBrowser.for_service(service, bridge),
+        # The dialogs are made when first asked for, over the same service and user.
+        make_settings=lambda parent: SettingsDialog(service, SettingsStore(), user=user,
+                                                    parent=parent),
+        make_assessment=lambda parent: AssessWizard(AssessmentService(service), user,
+                                                    parent=parent),
+        worker=worker,
         title=f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor")
     # The models and the history live as long as the window (parented to it).
-    for obj in (signal_model, service_model, history, audit_model):
+    for obj in (signal_model, service_model, history, audit_model, incident_model,
+                recommendation_model, execution_model):
         obj.setParent(window)
+    # What is already there when the console opens is in the panes, not announced.
+    pending = engine.recommendations(("pending",))
+    rules = NotifyRules(user, service.role_of(user))
+    rules.prime(incidents, pending, runtime.clock.now())
+    window.attach_notifier(DesktopNotifier(
+        rules=rules, bridge=bridge, pending=lambda: service.engine.recommendations(("pending",)),
+        sink=status_bar.notify, now=runtime.clock.now, role_of=service.role_of,
+        parent=window))
     return window
+
+
+def run_snapshot(scenario: str, at_seconds: float, out_dir: Path, *, seed: int | None = None,
+                 theme: str = "dark", panes: bool = True) -> list[Path]:
+    """`watchfloor snapshot`: PNGs of the window and each pane at a moment of a scenario,
+    rendered offscreen (no display needed)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from widgets.snapshot import render_snapshot
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    if isinstance(app, QApplication):
+        app.setStyle("Fusion")
+    return render_snapshot(scenario, at_seconds, out_dir, seed=seed, theme=theme,
+                           panes=panes)
+
+
+def run_review(bundle_path: Path) -> int:
+    """`watchfloor review FILE`: the read-only, offline review window of a bundle."""
+    from widgets.audit_review import run_review_app
+
+    return run_review_app(bundle_path)
 
 
 async def main(db_url: str | None, scenario: str, speed: float, *,

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from console.storage.db import DatabaseUrlError
 
@@ -113,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("scenarios", parents=[db_parent], help="list the built-in scenarios")
+    snap = sub.add_parser(
+        "snapshot", parents=[db_parent],
+        help="save PNGs of the console window and each pane at a moment of a scenario",
+        description="Play the scenario (with the agent team) on a private database to "
+                    "SIM_SECONDS and save the main window as screenshot.png and each pane "
+                    "as pane-NAME.png in DIR, rendered offscreen (no display needed).")
+    snap.add_argument("--scenario", required=True, metavar="NAME|FILE")
+    snap.add_argument("--at", type=_non_negative, required=True, metavar="SIM_SECONDS")
+    snap.add_argument("--out", type=Path, required=True, metavar="DIR")
+    snap.add_argument("--seed", type=int, default=None)
+    snap.add_argument("--theme", choices=["dark", "light"], default="dark")
+    snap.add_argument("--window-only", action="store_true", help="no per-pane PNGs")
 
     audit = sub.add_parser("audit", help="verify or export the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -166,13 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     k_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
     knowledge_sub.add_parser("list", parents=[db_parent], help="list imported documents")
 
-    from console import cli_exec, eval_cli, rules_cli
+    from console import (
+        assess_cli,
+        cli_exec,
+        eval_cli,
+        review_cli,
+        rules_cli,
+    )
     from console.itsm import cli as itsm_cli
 
     cli_exec.add_parsers(sub, db_parent)
     eval_cli.add_parsers(sub, db_parent)
     rules_cli.add_parsers(sub, db_parent)
     itsm_cli.add_parsers(sub, db_parent)
+    review_cli.add_parser(sub, db_parent)
+    assess_cli.add_parser(sub)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -203,10 +224,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 mappings = load_mappings(args.webhook_mappings)
             except ScenarioError as exc:
                 raise UsageError(str(exc)) from None
+        sources = _saved_sources()  # Settings -> Sources; flags and environment win
         return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
                        listen=args.listen, token=args.webhook_token, mappings=mappings,
-                       alertmanager=args.alertmanager,
-                       prometheus=args.prometheus or _prometheus_from_env())
+                       alertmanager=args.alertmanager or sources.alertmanager_url,
+                       prometheus=args.prometheus or _prometheus_from_env()
+                       or sources.prometheus_url)
     if args.command == "run":
         from console.estate import ScenarioError
 
@@ -214,6 +237,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_run(args)
         except ScenarioError as exc:
             raise UsageError(str(exc)) from exc
+    if args.command == "snapshot":
+        from console.estate import ScenarioError, load_scenario
+
+        try:
+            load_scenario(args.scenario)  # a bad name or file: exit 2 before any window
+        except ScenarioError as exc:
+            raise UsageError(str(exc)) from None
+        from console.app import run_snapshot  # the GUI root, only when asked for
+
+        for path in run_snapshot(args.scenario, args.at, args.out, seed=args.seed,
+                                 theme=args.theme, panes=not args.window_only):
+            print(path)
+        return 0
     if args.command == "scenarios":
         from console.estate import builtin_scenarios, load_scenario
 
@@ -228,9 +264,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_runbooks(args)
     if args.command == "knowledge":
         return _cmd_knowledge(args)
-    from console import cli_exec, eval_cli, rules_cli
+    from console import (
+        assess_cli,
+        cli_exec,
+        eval_cli,
+        review_cli,
+        rules_cli,
+    )
     from console.itsm import cli as itsm_cli
 
+    if args.command == assess_cli.COMMAND:
+        return assess_cli.handle(args)  # opens its own runtime from --db
+    if args.command in review_cli.COMMANDS:
+        return review_cli.dispatch(args)  # a bundle file only, no database
     if args.command in rules_cli.COMMANDS:
         return rules_cli.dispatch(args, None)  # files only, no database
     if args.command == "credentials":
@@ -391,6 +437,25 @@ def _cmd_admin(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         runtime.close()
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _saved_sources() -> Any:
+    from console.settings_store import SettingsError, SettingsStore
+
+    try:
+        return SettingsStore().load().sources
+    except SettingsError as exc:
+        raise UsageError(f"settings: {exc}") from None
 
 
 def _prometheus_from_env() -> str | None:

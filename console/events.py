@@ -21,11 +21,12 @@ class OpChanges:
     settings: bool = False
     users: bool = False
     tickets: bool = False
+    assessments: bool = False
     ids: tuple[str, ...] = ()
 
     def any(self) -> bool:
         return any((self.incidents, self.signals, self.recommendations, self.executions,
-                    self.audit, self.settings, self.users, self.tickets))
+                    self.audit, self.settings, self.users, self.tickets, self.assessments))
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,6 +306,27 @@ class ExecutionEngine:
         with self.service.db.sessions() as session:
             return self._recs.get(session, rec_id, self.service.clock.now())
 
+    def standing(self, rec_id: int) -> tuple[Decision, bool | None] | None:
+        """Read only, for the approval queue: what policy says of a recommendation now
+        (with the approvals it holds), and whether its preview still matches what would
+        run (None when this process cannot recompute it). Nothing is written or voided;
+        `approve` checks both again itself."""
+        with self.service.db.sessions() as session:
+            row = self._recs.row(session, rec_id)
+            if row is None:
+                return None
+            decision = self._decide(session, row, self.service.clock.now(),
+                                    self.service.policy())
+            steps = [e["step"] for e in row.preview.get("steps", [])]
+            current: bool | None = None
+            if self.can_run({"steps": steps}):
+                try:
+                    current = self.plan(row.runbook_id or "", row.params).hash == row.preview_hash
+                except ExecutionError:
+                    current = False
+            session.rollback()
+        return decision, current
+
     def executions(self, states: tuple[str, ...] | None = None) -> list[Execution]:
         with self.service.db.sessions() as session:
             return self._execs.recent(session, states)

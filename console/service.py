@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ from console.clock import Clock
 from console.domain import (
     AuditEntry,
     ChangeEvent,
+    Execution,
     IncidentInfo,
     IncidentUpdate,
     LogRecord,
+    Recommendation,
     Signal,
     TimelineNote,
 )
@@ -54,6 +57,7 @@ from console.storage.repos import (
     UserRepo,
 )
 from console.storage.repos_exec import RecommendationRepo
+from console.storage.repos_retrieval import RetrievalRepo
 
 MAX_LEVEL = 5
 
@@ -67,6 +71,22 @@ class Status:
     def effective_ceiling(self) -> int:
         """The kill switch drops every agent to level 0 at once."""
         return 0 if self.kill_switch else self.autonomy_ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentActivity:
+    """What the console's incident timeline shows of one incident, read in one unit of
+    work so its parts agree: the stored notes, the signals and changes of its services
+    from a while before it opened, its recommendations, their runs, and the audit
+    records about those (approvals, rejections, steps, validations, rollbacks)."""
+
+    incident: IncidentInfo
+    notes: tuple[TimelineNote, ...]
+    signals: tuple[Signal, ...]  # oldest first
+    changes: tuple[ChangeEvent, ...]
+    recommendations: tuple[Recommendation, ...]
+    executions: tuple[Execution, ...]
+    audit: tuple[AuditEntry, ...]  # chain order
 
 
 class WatchfloorService:
@@ -341,6 +361,31 @@ class WatchfloorService:
     def incident_timeline(self, incident_id: int) -> list[TimelineNote]:
         with self.db.sessions() as session:
             return self._incidents.timeline(session, incident_id)
+
+    def incident_activity(self, incident_id: int, *, lead_s: float = 1800.0,
+                          limit: int = 1000) -> IncidentActivity | None:
+        """Read only: everything about one incident a timeline shows (None when there is
+        no such incident). Signals and changes count from `lead_s` before it opened, so
+        the deploy that caused it is on its timeline too."""
+        repo = RetrievalRepo()
+        with self.db.sessions() as session:
+            info = repo.incident(session, incident_id)
+            if info is None:
+                return None
+            now = self.clock.now()
+            start = info.opened_at - timedelta(seconds=lead_s)
+            end = max(now, info.resolved_at or now)
+            recs = repo.recommendations(session, now, incident_id=incident_id, limit=limit)
+            runs = repo.executions(session, incident_id=incident_id, limit=limit)
+            targets = [f"recommendation:{r.id}" for r in recs] + \
+                [f"execution:{e.id}" for e in runs]
+            return IncidentActivity(
+                info, tuple(self._incidents.timeline(session, incident_id)),
+                tuple(repo.signals_between(session, start, end, services=info.services,
+                                           limit=limit)),
+                tuple(repo.changes_between(session, start, end, services=info.services,
+                                           limit=limit)),
+                tuple(recs), tuple(runs), tuple(repo.audit_for(session, targets, limit)))
 
     # --- audit --------------------------------------------------------------------
 

@@ -244,9 +244,12 @@ def test_a_fresh_settings_file_gives_the_default_layout(open_window: OpenWindow)
 def test_every_dock_has_an_object_name(open_window: OpenWindow) -> None:
     window = open_window()
     names = {dock.objectName() for dock in window.docks.values()}
-    assert names == {"servicesDock", "signalsDock", "metricsDock", "auditDock"}
+    assert names == {"servicesDock", "signalsDock", "metricsDock", "auditDock",
+                     "incidentsDock", "recommendationsDock", "historyDock",
+                     "coordinationDock", "outcomesDock", "auditBrowserDock"}
     assert {dock.windowTitle() for dock in window.docks.values()} == {
-        "Services", "Signals", "Metrics", "Audit"}
+        "Services", "Signals", "Metrics", "Audit", "Incidents", "Recommendations",
+        "Action history", "Agents", "Outcomes", "Audit browser"}
 
 
 @pytest.mark.parametrize("name", [

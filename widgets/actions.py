@@ -17,9 +17,14 @@ class ActionSpec:
     shortcuts: tuple[str, ...] = ()
     tip: str = ""
     checkable: bool = False
+    scope: str = ""
+    """A pane's dock id: the shortcut works only while that pane has the focus (a bare
+    letter like A must not approve anything while the operator types elsewhere)."""
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_bundle", "Open audit &bundle\u2026", "&File", ("Ctrl+O",),
+               "Review an exported audit bundle, read-only, in a window of its own"),
     ActionSpec("quit", "&Quit", "&File", ("Ctrl+Q",), "Close the console"),
     ActionSpec("toggle_theme", "Toggle &theme", "&View", ("Ctrl+T",),
                "Switch between the dark and the light theme"),
@@ -27,11 +32,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Double the simulated clock's speed"),
     ActionSpec("slower", "&Slower", "&Simulation", ("Ctrl+-",),
                "Halve the simulated clock's speed"),
+    ActionSpec("approve", "&Approve the selected recommendation", "&Operations", ("A",),
+               "Approve exactly the preview shown (A in the recommendation queue)",
+               scope="recommendations"),
+    ActionSpec("reject", "&Reject the selected recommendation\u2026", "&Operations", ("R",),
+               "Reject with a reason (R in the recommendation queue)",
+               scope="recommendations"),
+    ActionSpec("rollback", "Roll &back the selected action\u2026", "&Operations", (),
+               "Undo the action selected in the history (asks first)"),
     ActionSpec("kill_switch", "&Kill switch", "&Autonomy", ("Ctrl+Shift+K",),
                "Drop every agent to autonomy level 0 at once (or lift that)", checkable=True),
+    ActionSpec("settings", "&Settings\u2026", "&Tools", ("Ctrl+,",),
+               "Sources, language model, policy and users (changes need the admin role)"),
+    ActionSpec("assess", "&Maturity assessment\u2026", "&Tools", (),
+               "Place this team on the maturity model, from answers and recorded evidence"),
 )
 
-MENU_ORDER = ("&File", "&View", "&Simulation", "&Autonomy")
+MENU_ORDER = ("&File", "&View", "&Simulation", "&Operations", "&Autonomy", "&Tools")
 
 
 def build_actions(parent: QWidget, specs: Sequence[ActionSpec],

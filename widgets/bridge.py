@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
+from agents.board import AgentEventPosted, HypothesesUpdated
 from console.bus import EventBus
 from console.events import (
     AuditAppended,
@@ -20,6 +21,7 @@ from console.events import (
     EstateSnapshot,
     Event,
     HandlerFailed,
+    IncidentsUpdated,
     LogsReceived,
     OperationDenied,
     OperationDone,
@@ -27,6 +29,7 @@ from console.events import (
     SignalsReceived,
     SourceHealthChanged,
 )
+from console.steering import SteeringChanged
 
 
 class BusBridge(QObject):
@@ -44,6 +47,11 @@ class BusBridge(QObject):
     - ``scenarioFinished(ScenarioFinished)``: the scenario played to its end.
     - ``handlerFailed(HandlerFailed)``: a bus subscriber raised; shown, never lost.
     - ``sourceHealth(SourceHealthChanged)``: a signal source went degraded or recovered.
+    - ``incidentsUpdated(IncidentsUpdated)``: incidents opened, grew, resolved, reopened.
+    - ``agentEventPosted(AgentEventPosted)``: an agent's message, status, tool call,
+      hypothesis or error, as stored.
+    - ``hypothesesUpdated(HypothesesUpdated)``: an incident's board of hypotheses changed.
+    - ``steeringChanged(SteeringChanged)``: an operator pinned or excluded something.
 
     `close()` unsubscribes from the bus; call it before the bridge's owner goes away.
     """
@@ -58,6 +66,10 @@ class BusBridge(QObject):
     scenarioFinished = Signal(object)
     handlerFailed = Signal(object)
     sourceHealth = Signal(object)
+    incidentsUpdated = Signal(object)
+    agentEventPosted = Signal(object)
+    hypothesesUpdated = Signal(object)
+    steeringChanged = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +84,10 @@ class BusBridge(QObject):
             ScenarioFinished: self.scenarioFinished,
             HandlerFailed: self.handlerFailed,
             SourceHealthChanged: self.sourceHealth,
+            IncidentsUpdated: self.incidentsUpdated,
+            AgentEventPosted: self.agentEventPosted,
+            HypothesesUpdated: self.hypothesesUpdated,
+            SteeringChanged: self.steeringChanged,
         }
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(event_type, signal.emit) for event_type, signal in routes.items()

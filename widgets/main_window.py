@@ -3,14 +3,37 @@ keeps the layout and theme in QSettings. It holds no business logic of its own."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QMainWindow,
+    QScrollArea,
+    QTabBar,
+    QWidget,
+)
 
+from console.audit_bundle_read import BundleError
 from console.clock import SimClock
 from widgets.actions import ACTIONS, build_actions, fill_menus
+from widgets.assess_wizard import AssessWizard
+from widgets.audit_browser import AuditBrowser
+from widgets.audit_review import open_review_window
 from widgets.bridge import BusBridge
+from widgets.coordination_pane import CoordinationPane
+from widgets.history_pane import HistoryPane
+from widgets.incidents_pane import IncidentsPane
 from widgets.metrics_pane import MetricsPane
+from widgets.notifications import DesktopNotifier
+from widgets.ops import Worker
+from widgets.outcomes_pane import OutcomesPane
+from widgets.recommendations_pane import RecommendationsPane
+from widgets.settings_dialog import SettingsDialog
 from widgets.status_bar import ConsoleStatusBar
 from widgets.tables import AuditPane, ServicesPane, SignalsPane
 from widgets.theme import (
@@ -22,9 +45,11 @@ from widgets.theme import (
     next_theme,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = 3  # 2: incidents, recommendations, history and coordination docks;
+# 3: outcomes and audit browser docks
 SPEED_MIN, SPEED_MAX = 0.25, 1000.0
 GEOMETRY_KEY, STATE_KEY, THEME_KEY = "mainWindow/geometry", "mainWindow/state", "ui/theme"
+BUNDLE_FILTER = "Audit bundles (*.json);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -34,8 +59,13 @@ class MainWindow(QMainWindow):
 
     def __init__(self, *, bridge: BusBridge, clock: SimClock, settings: QSettings,
                  services: ServicesPane, signals: SignalsPane, metrics: MetricsPane,
-                 audit: AuditPane, status_bar: ConsoleStatusBar, title: str = "Watchfloor",
-                 parent: QWidget | None = None) -> None:
+                 audit: AuditPane, status_bar: ConsoleStatusBar, incidents: IncidentsPane,
+                 recommendations: RecommendationsPane, history: HistoryPane,
+                 coordination: CoordinationPane, outcomes: OutcomesPane,
+                 audit_browser: AuditBrowser,
+                 make_settings: Callable[[QWidget], SettingsDialog],
+                 make_assessment: Callable[[QWidget], AssessWizard], worker: Worker,
+                 title: str = "Watchfloor", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle(title)
@@ -45,6 +75,19 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.services_pane, self.signals_pane = services, signals
         self.metrics_pane, self.audit_pane = metrics, audit
+        self.incidents_pane, self.recommendations_pane = incidents, recommendations
+        self.history_pane, self.coordination_pane = history, coordination
+        self.outcomes_pane, self.audit_browser = outcomes, audit_browser
+        # The tools' windows: made on first use, kept (and reused) while the window lives.
+        self._make_settings, self._make_assessment = make_settings, make_assessment
+        self.settings_dialog: SettingsDialog | None = None
+        self.assess_wizard: AssessWizard | None = None
+        self.bundle_dialog: QFileDialog | None = None
+        self.review_windows: list[QMainWindow] = []
+        self.notifier: DesktopNotifier | None = None
+        self.worker = worker
+        worker.setParent(self)
+        worker.failed.connect(self._on_worker_failed)
         self.status = status_bar
         self.setStatusBar(status_bar)
         self.setDockNestingEnabled(True)
@@ -52,24 +95,53 @@ class MainWindow(QMainWindow):
                             | QMainWindow.DockOption.AllowNestedDocks
                             | QMainWindow.DockOption.AllowTabbedDocks)
         self.docks = {
+            "incidents": self._dock("incidentsDock", "Incidents", incidents),
+            "recommendations": self._dock("recommendationsDock", "Recommendations",
+                                          recommendations),
+            "history": self._dock("historyDock", "Action history", history),
+            "coordination": self._dock("coordinationDock", "Agents", coordination),
             "services": self._dock("servicesDock", "Services", services),
             "signals": self._dock("signalsDock", "Signals", signals),
             "metrics": self._dock("metricsDock", "Metrics", metrics),
             "audit": self._dock("auditDock", "Audit", audit),
+            "outcomes": self._dock("outcomesDock", "Outcomes", outcomes, scroll=True),
+            "audit_browser": self._dock("auditBrowserDock", "Audit browser", audit_browser,
+                                        scroll=True),
         }
         self._default_layout()
         services.serviceSelected.connect(metrics.show_service)
         if services.selected_service is not None:
             metrics.show_service(services.selected_service)
+        incidents.incidentSelected.connect(coordination.show_incident)
+        if incidents.selected_incident is not None:
+            coordination.show_incident(incidents.selected_incident)
+        for pane in (recommendations, coordination):
+            pane.linkActivated.connect(self.open_link)
+        audit_browser.recordFollowed.connect(self._on_audit_browser_record_followed)
+        audit_browser.failed.connect(self._on_worker_failed)
 
         self.actions_by_id = build_actions(self, ACTIONS, {
             "quit": self.close,
+            "open_bundle": self.choose_bundle,
+            "settings": self.open_settings,
+            "assess": self.open_assessment,
             "toggle_theme": self.toggle_theme,
             "faster": self.faster,
             "slower": self.slower,
             "kill_switch": self._on_action_kill_switch,
+            "approve": recommendations.approve_selected,
+            "reject": recommendations.reject_selected,
+            "rollback": history.rollback_selected,
         })
+        for spec in ACTIONS:
+            if spec.scope:
+                action = self.actions_by_id[spec.id]
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.docks[spec.scope].widget().addAction(action)
         self.menus = fill_menus(self.menuBar(), ACTIONS, self.actions_by_id)
+        recommendations.selectionChanged.connect(self._on_operations_changed)
+        history.selectionChanged.connect(self._on_operations_changed)
+        self._on_operations_changed()
         view_menu = self.menus["&View"]
         view_menu.addSeparator()
         for dock in self.docks.values():
@@ -84,27 +156,59 @@ class MainWindow(QMainWindow):
 
     # --- layout ----------------------------------------------------------------------
 
-    def _dock(self, name: str, title: str, pane: QWidget) -> QDockWidget:
+    def _dock(self, name: str, title: str, pane: QWidget, *,
+              scroll: bool = False) -> QDockWidget:
+        """`scroll`: the pane scrolls when the dock is smaller than the pane's minimum
+        (the outcomes' plots, the audit browser's filters), so a pane tabbed away does not
+        keep the window from fitting a small screen."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)  # saveState/restoreState find docks by objectName
-        dock.setWidget(pane)
+        if scroll:
+            area = QScrollArea(dock)
+            area.setObjectName(f"{name}Scroll")
+            area.setFrameShape(QFrame.Shape.NoFrame)
+            area.setWidgetResizable(True)
+            area.setWidget(pane)
+            dock.setWidget(area)
+        else:
+            dock.setWidget(pane)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         return dock
 
     def _default_layout(self) -> None:
-        """Services over signals on the left (wide), metrics over audit on the right."""
+        """What a night needs in front: incidents over the action history on the left
+        (wide), the recommendation queue over the agents on the right; services,
+        signals, metrics and audit are a tab away, each behind the pane it explains (the
+        outcomes behind the incidents, the audit browser behind the audit)."""
         d = self.docks
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["services"])
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["metrics"])
-        self.splitDockWidget(d["services"], d["signals"], Qt.Orientation.Vertical)
-        self.splitDockWidget(d["metrics"], d["audit"], Qt.Orientation.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["incidents"])
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["recommendations"])
+        self.splitDockWidget(d["incidents"], d["history"], Qt.Orientation.Vertical)
+        self.splitDockWidget(d["recommendations"], d["coordination"], Qt.Orientation.Vertical)
+        for front, behind in (("incidents", "services"), ("history", "signals"),
+                              ("recommendations", "metrics"), ("coordination", "audit"),
+                              ("incidents", "outcomes"), ("coordination", "audit_browser")):
+            self.tabifyDockWidget(d[front], d[behind])
+        for front in ("incidents", "history", "recommendations", "coordination"):
+            d[front].raise_()
         self.resize(1600, 1000)
-        self.resizeDocks([d["services"], d["metrics"]], [930, 670], Qt.Orientation.Horizontal)
-        # Enough height for the demo estate's 20 services without a scroll bar.
-        self.resizeDocks([d["services"], d["signals"]], [500, 430], Qt.Orientation.Vertical)
-        self.resizeDocks([d["metrics"], d["audit"]], [560, 370], Qt.Orientation.Vertical)
+        self.resizeDocks([d["incidents"], d["recommendations"]], [860, 740],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([d["incidents"], d["history"]], [590, 340], Qt.Orientation.Vertical)
+        self.resizeDocks([d["recommendations"], d["coordination"]], [500, 430],
+                         Qt.Orientation.Vertical)
+        self._apply_state(self.saveState(STATE_VERSION))
+
+    def _apply_state(self, state: QByteArray) -> bool:
+        """`restoreState`, working around Qt 6.12 leaving the tab bars of an earlier dock
+        arrangement visible (stale copies, some at odd places) once docks are tabified:
+        those are hidden first, and the layout makes the ones it uses anew."""
+        for bar in self.findChildren(QTabBar):
+            if bar.parent() is self:
+                bar.hide()
+        return self.restoreState(state, STATE_VERSION)
 
     def save_layout(self) -> None:
         self.settings.setValue(GEOMETRY_KEY, self.saveGeometry())
@@ -120,11 +224,31 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             restored = self.restoreGeometry(geometry)
         if isinstance(state, QByteArray) and not state.isEmpty():
-            restored = self.restoreState(state, STATE_VERSION) and restored
+            restored = self._apply_state(state) and restored
+            if restored and isinstance(geometry, QByteArray):
+                # Docks the state hides may have kept the first restore from shrinking
+                # the window to its saved size (their minimums): once more, now.
+                self.restoreGeometry(geometry)
         return restored
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
+        for window in list(self.review_windows):
+            window.close()  # each waits for its own verification
+        self.review_windows.clear()
+        for dialog in (self.settings_dialog, self.assess_wizard, self.bundle_dialog):
+            if dialog is not None:
+                dialog.close()
+        # Wait for the reads and saves in flight before the window and its children go.
+        self.outcomes_pane.shutdown()
+        self.audit_browser.shutdown()
+        if self.settings_dialog is not None:
+            self.settings_dialog.shutdown()
+        if self.assess_wizard is not None:
+            self.assess_wizard.shutdown()
+        if self.notifier is not None:
+            self.notifier.shutdown()
+        self.worker.close()
         self.bridge.close()
         super().closeEvent(event)
         self.closed.emit()
@@ -136,6 +260,10 @@ class MainWindow(QMainWindow):
         self.metrics_pane.set_colors(PLOT_COLORS[name])
         for pane in (self.services_pane, self.signals_pane, self.audit_pane):
             pane.model.set_colors(STATE_COLORS[name])
+        for new_pane in (self.incidents_pane, self.recommendations_pane, self.history_pane,
+                         self.coordination_pane):
+            new_pane.set_theme(name)
+        self.outcomes_pane.set_colors(PLOT_COLORS[name], STATE_COLORS[name])
         self.theme = name
 
     def toggle_theme(self) -> None:
@@ -155,6 +283,110 @@ class MainWindow(QMainWindow):
     def notify(self, message: str, *, error: bool = False) -> None:
         """The window's notification sink (failed tasks, denials, scenario end)."""
         self.status.notify(message, error=error)
+
+    def show_dock(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
+    def open_link(self, ref: str) -> None:
+        """Follow a record link from a pane: incidents, recommendations and runs open in
+        their panes; any other record is named in the status bar."""
+        kind, _, ident = ref.partition(":")
+        found = False
+        if ident.isdigit():
+            if kind == "incident":
+                self.incidents_pane.select_incident(int(ident))
+                found, dock = True, "incidents"
+            elif kind == "recommendation":
+                found = self.recommendations_pane.select_recommendation(int(ident))
+                dock = "recommendations"
+            elif kind == "execution":
+                found = self.history_pane.select_execution(int(ident))
+                dock = "history"
+            if found:
+                self.show_dock(dock)
+        if not found:
+            self.notify(f"record {ref}")
+
+    def attach_notifier(self, notifier: DesktopNotifier) -> None:
+        """The desktop notifier: a clicked notice opens its record; shut down on close."""
+        self.notifier = notifier
+        notifier.setParent(self)
+        notifier.noticeClicked.connect(self._on_notifier_notice_clicked)
+
+    # --- tools -----------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        """The settings dialog, non-modal; one instance, brought to the front again."""
+        if self.settings_dialog is None:
+            self.settings_dialog = self._make_settings(self)
+        self._present(self.settings_dialog)
+
+    def open_assessment(self) -> None:
+        """The maturity wizard, non-modal. The open one is brought to the front; once
+        finished or cancelled (its worker is then shut down) the next is a fresh one."""
+        wizard = self.assess_wizard
+        if wizard is not None and not wizard.isVisible():
+            wizard.shutdown()
+            wizard.deleteLater()
+            wizard = None
+        if wizard is None:
+            wizard = self.assess_wizard = self._make_assessment(self)
+        self._present(wizard)
+
+    @staticmethod
+    def _present(window: QWidget) -> None:
+        """Show a tool's window, or bring it back to the front when already open."""
+        if window.isVisible():
+            window.raise_()
+        window.show()
+        window.activateWindow()
+
+    def choose_bundle(self) -> None:
+        """Ask for an exported audit bundle (never blocking the console), then review it."""
+        if self.bundle_dialog is None:
+            dialog = QFileDialog(self, "Open audit bundle", "", BUNDLE_FILTER)
+            dialog.setObjectName("bundleDialog")
+            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+            dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+            dialog.fileSelected.connect(self._on_bundle_dialog_file_selected)
+            self.bundle_dialog = dialog
+        self.bundle_dialog.open()
+
+    def open_bundle(self, path: Path) -> QMainWindow | None:
+        """The read-only review window of the bundle at `path` (None, and the reason in
+        the status bar, when it is not a bundle). Each stays open until closed."""
+        try:
+            window = open_review_window(path, self)
+        except BundleError as exc:
+            self.notify(str(exc), error=True)
+            return None
+        for closed in [w for w in self.review_windows if not w.isVisible()]:
+            self.review_windows.remove(closed)
+            closed.deleteLater()
+        self.review_windows.append(window)
+        window.show()
+        return window
+
+    def _on_bundle_dialog_file_selected(self, path: str) -> None:
+        if path:
+            self.open_bundle(Path(path))
+
+    def _on_audit_browser_record_followed(self, kind: str, ident: str) -> None:
+        self.open_link(f"{kind}:{ident}")
+
+    def _on_notifier_notice_clicked(self, kind: str, ident: str) -> None:
+        self.open_link(f"{kind}:{ident}")
+
+    def _on_operations_changed(self) -> None:
+        can = self.recommendations_pane.can_decide
+        self.actions_by_id["approve"].setEnabled(can)
+        self.actions_by_id["reject"].setEnabled(can)
+        self.actions_by_id["rollback"].setEnabled(self.history_pane.can_roll_back)
+
+    def _on_worker_failed(self, message: str) -> None:
+        self.notify(message, error=True)
 
     def _on_action_kill_switch(self) -> None:
         self.status.request_kill_switch(not self.status.kill_switch_on)

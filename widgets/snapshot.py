@@ -13,25 +13,39 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication
 
 from console.runtime import Runtime, ScenarioDriver
 
 STEP_SECONDS = 15.0
+SETTLE_SECONDS = 0.6  # the panes read in batches a few hundred ms apart
+
+
+def settle(app: QCoreApplication, seconds: float = SETTLE_SECONDS) -> None:
+    """Let the panes finish the reads the last steps asked for (their batching timers
+    fire on real time, which a snapshot otherwise skips)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
 
 
 def render_snapshot(scenario: str, at_seconds: float, out_dir: Path, *,
-                    db_url: str = "sqlite://", seed: int | None = None,
+                    db_url: str | None = None, seed: int | None = None,
                     size: tuple[int, int] = (1600, 1000), user: str = "operator",
                     panes: bool = True, theme: str = "dark") -> list[Path]:
     """Play `scenario` to `at_seconds` and save the window (and each pane) as PNGs.
 
     Needs a QApplication. Uses a private database and a throw-away QSettings file, so
-    the snapshot neither reads nor changes the operator's own layout.
+    the snapshot neither reads nor changes the operator's own layout. The private
+    database is a file, not SQLite's in-memory one: that is one database per thread,
+    and the agents write from worker threads.
     """
     from console.app import build_window  # the composition root wires the panes
 
@@ -39,8 +53,8 @@ def render_snapshot(scenario: str, at_seconds: float, out_dir: Path, *,
     if app is None:
         raise RuntimeError("render_snapshot needs a QApplication")
     out_dir.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(db_url)
     with tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime(db_url or f"sqlite:///{Path(tmp) / 'snapshot.db'}")
         settings = QSettings(str(Path(tmp) / "snapshot.ini"), QSettings.Format.IniFormat)
         try:
             runtime.service.bootstrap_admin(user)
@@ -57,11 +71,18 @@ def render_snapshot(scenario: str, at_seconds: float, out_dir: Path, *,
                 while driver.elapsed < at_seconds and not driver.finished:
                     driver.step(min(STEP_SECONDS, at_seconds - driver.elapsed))
                     app.processEvents()
-                app.processEvents()
+                # The outcomes pane recomputes its KPIs on a real-time debounce, which
+                # the fast steps above outrun: ask for the moment's report now.
+                window.outcomes_pane.refresh()
+                settle(app)
                 saved = [out_dir / "screenshot.png"]
                 window.grab().save(str(saved[0]))
                 if panes:
+                    # Every pane, the new ones included; a dock tabbed behind another is
+                    # brought to the front first, so it is laid out at its real size.
                     for name, dock in window.docks.items():
+                        dock.raise_()
+                        settle(app, 0.05)
                         path = out_dir / f"pane-{name}.png"
                         dock.widget().grab().save(str(path))
                         saved.append(path)

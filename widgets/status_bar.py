@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QStatusBar, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from console.clock import SimClock
 from console.domain import AlertStatus
@@ -66,6 +66,9 @@ class ConsoleStatusBar(QStatusBar):
         self._sources: dict[str, tuple[str, str]] = {}
         self.notice_label = QLabel(self)
         self.notice_label.setObjectName("noticeLabel")
+        # A long notice is clipped (the tooltip has it whole), never widening the window.
+        self.notice_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         self._notice_timer = QTimer(self)
         self._notice_timer.setSingleShot(True)
         self._notice_timer.timeout.connect(self._on_notice_timer_timeout)

@@ -227,14 +227,21 @@ class UserRow(Base):
 
 
 class AssessmentRow(Base):
+    """One maturity self-assessment (console/assessment.py): the placement, the answers,
+    the evidence it was checked against and why; kept to show the trend over time."""
+
     __tablename__ = "assessments"
     id: Mapped[intpk]
-    at: Mapped[utc]
+    at: Mapped[utc] = mapped_column(index=True)
     assessor: Mapped[name200]
     level: Mapped[int] = mapped_column(Integer)
     answers: Mapped[jsondict]
     evidence: Mapped[jsondict]
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    claimed_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    evidence_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the rest of the placement: traps shown, next steps, per-level checks, shadow replay
+    details: Mapped[jsondict]
 
 
 class SettingRow(Base):

@@ -1,0 +1,437 @@
+"""The recommendation queue: what the agents propose, with its preview and the policy's
+answer, and one click (or A / R) to approve or reject it.
+
+Approving and rejecting are the engine's operations, run on the `Worker`; the pane shows
+the preview it approves (the approval is bound to that preview's hash) and what came of
+it. Whether an approval suffices, who may give it and whether four eyes are needed is the
+policy engine's to say (`ExecutionEngine.standing`), never the pane's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import (
+    QItemSelection,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    QUrl,
+)
+from PySide6.QtCore import Signal as QtSignal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.execution import ExecutionEngine
+from widgets.bridge import BusBridge
+from widgets.delegates import ConfidenceDelegate
+from widgets.models import SORT_ROLE
+from widgets.ops import Worker, describe_error
+from widgets.recommendation_model import OPEN, RecommendationTableModel, Standing
+from widgets.recommendation_view import document_css, recommendation_html
+from widgets.tables import make_table
+from widgets.theme import DEFAULT_THEME, STATE_COLORS
+
+RELOAD_MS = 150  # a burst of lifecycle events makes one read
+STANDING_MS = 5000  # how often open previews are checked for staleness
+
+
+class RecommendationFilterProxy(QSortFilterProxyModel):
+    """Free text over every column, and optionally the open recommendations only."""
+
+    def __init__(self, model: RecommendationTableModel, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.recommendations = model
+        self.open_only = False
+        self.setSourceModel(model)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterKeyColumn(-1)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_open_only(self, on: bool) -> None:
+        self.open_only = on
+        self.invalidate()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
+        if self.open_only and self.recommendations.recommendation_at(row).state not in OPEN:
+            return False
+        return super().filterAcceptsRow(row, parent)
+
+
+class RejectDialog(QDialog):
+    """Asks for the reason of a rejection (the engine refuses one without); opened with
+    `open()`, so nothing waits in a nested event loop. Emits ``reasonGiven(int, str)``."""
+
+    reasonGiven = QtSignal(int, str)
+
+    def __init__(self, rec_id: int, title: str, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("rejectDialog")
+        self.setWindowTitle(f"Reject recommendation {rec_id}")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.rec_id = rec_id
+        self.reason = QLineEdit(self)
+        self.reason.setObjectName("rejectReason")
+        self.reason.setPlaceholderText("Why not? (kept in the audit log)")
+        self.reason.setMinimumWidth(420)
+        buttons = QDialogButtonBox(self)
+        self.confirm = buttons.addButton("Reject", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.confirm.setObjectName("rejectConfirm")
+        self.confirm.setEnabled(False)
+        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setObjectName("rejectCancel")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.reason.textChanged.connect(self._on_reason_changed)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"Reject \u201c{title}\u201d?", self))
+        layout.addWidget(self.reason)
+        layout.addWidget(buttons)
+
+    def _on_reason_changed(self, text: str) -> None:
+        self.confirm.setEnabled(bool(text.strip()))
+
+    def accept(self) -> None:
+        if not self.reason.text().strip():
+            return
+        self.reasonGiven.emit(self.rec_id, self.reason.text().strip())
+        super().accept()
+
+
+class RecommendationsPane(QWidget):
+    """Emits ``linkActivated(str)`` with a record link the operator clicked (evidence),
+    and ``selectionChanged()`` when the selected recommendation or what may be done with
+    it changed (the window enables its A / R actions from `can_decide`)."""
+
+    linkActivated = QtSignal(str)
+    selectionChanged = QtSignal()
+
+    def __init__(self, model: RecommendationTableModel, *, engine: ExecutionEngine,
+                 user: str, bridge: BusBridge, worker: Worker,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recommendationsPane")
+        self.model = model
+        self._engine, self._user, self._worker = engine, user, worker
+        self._colors = STATE_COLORS[DEFAULT_THEME]
+        self._busy = False
+        self._wanted: set[int] = set()
+        self._reads = self._applied = 0  # reads may finish out of order off the GUI thread
+        self.dialog: RejectDialog | None = None
+        self.pinned = False
+        self._following = False
+
+        self.proxy = RecommendationFilterProxy(model, self)
+        self.open_only = QCheckBox("Waiting only", self)
+        self.open_only.setObjectName("recommendationOpenOnly")
+        self.open_only.toggled.connect(self._on_open_only_toggled)
+        self.filter = QLineEdit(self)
+        self.filter.setObjectName("recommendationFilter")
+        self.filter.setPlaceholderText("Filter recommendations\u2026")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._on_filter_changed)
+        self.table = make_table("recommendationsTable", self.proxy,
+                                ("88", "00:00:00", "", "0.00 \u2588\u2588\u2588",
+                                 "medium", "needs approver \u00b7 4 eyes", "executing"), self)
+        self.table.horizontalHeader().setSectionResizeMode(
+            RecommendationTableModel.WHAT, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(False)
+        self.delegate = ConfidenceDelegate(self.table)
+        self.table.setItemDelegateForColumn(RecommendationTableModel.CONFIDENCE, self.delegate)
+        self.details = QTextBrowser(self)
+        self.details.setObjectName("recommendationDetails")
+        self.details.setOpenLinks(False)
+        self.details.anchorClicked.connect(self._on_details_anchor_clicked)
+        self.approve_button = QPushButton("Approve  (A)", self)
+        self.approve_button.setObjectName("approveButton")
+        self.approve_button.setToolTip("Approve exactly the preview shown (A)")
+        self.approve_button.clicked.connect(self.approve_selected)
+        self.reject_button = QPushButton("Reject\u2026  (R)", self)
+        self.reject_button.setObjectName("rejectButton")
+        self.reject_button.setToolTip("Reject with a reason (R)")
+        self.reject_button.clicked.connect(self.reject_selected)
+        self.message = QLabel(self)
+        self.message.setObjectName("recommendationMessage")
+        self.message.setWordWrap(True)
+        self._layout()
+
+        self._reload = QTimer(self)
+        self._reload.setSingleShot(True)
+        self._reload.setInterval(RELOAD_MS)
+        self._reload.timeout.connect(self._on_reload_timeout)
+        self._standing_timer = QTimer(self)
+        self._standing_timer.setInterval(STANDING_MS)
+        self._standing_timer.timeout.connect(self._on_standing_timeout)
+        self._standing_timer.start()
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
+        self.table.pressed.connect(self._on_table_pressed)
+        model.dataChanged.connect(self._on_model_data_changed)
+        for sig in (self.proxy.rowsInserted, self.proxy.layoutChanged):
+            sig.connect(self._follow_first_waiting)
+        bridge.operationDone.connect(self._on_bridge_operation_done)
+        self.reload(model.open_ids())
+        self._follow_first_waiting()
+        self.set_theme(DEFAULT_THEME)
+
+    def _layout(self) -> None:
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 4, 4, 0)
+        top.setSpacing(12)
+        top.addWidget(self.filter, 1)
+        top.addWidget(self.open_only)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(4, 0, 4, 4)
+        buttons.setSpacing(8)
+        buttons.addWidget(self.approve_button)
+        buttons.addWidget(self.reject_button)
+        buttons.addWidget(self.message, 1)
+        lower = QWidget(self)
+        lower_layout = QVBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.setSpacing(4)
+        lower_layout.addLayout(buttons)
+        lower_layout.addWidget(self.details, 1)
+        upper = QWidget(self)
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.setSpacing(4)
+        upper_layout.addLayout(top)
+        upper_layout.addWidget(self.table)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("recommendationsSplitter")
+        self.splitter.addWidget(upper)
+        self.splitter.addWidget(lower)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        # A small explicit minimum: a narrow window squeezes (or collapses) the parts
+        # instead of refusing to shrink below the sum of their minimums.
+        self.splitter.setMinimumSize(160, 72)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def set_theme(self, name: str) -> None:
+        self._colors = STATE_COLORS[name]
+        self.model.set_colors(self._colors)
+        self.delegate.set_colors(self._colors)
+        self.details.document().setDefaultStyleSheet(document_css(self._colors))
+        self._show_selected()
+
+    # --- selection -----------------------------------------------------------------
+
+    @property
+    def selected(self) -> Any:
+        """The selected recommendation (a domain object), or None."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.recommendation_at(self.proxy.mapToSource(rows[0]).row())
+
+    def select_recommendation(self, rec_id: int) -> bool:
+        source = self.model.row_of(rec_id)
+        if source < 0:
+            return False
+        row = self.proxy.mapFromSource(self.model.index(source, 0)).row()
+        if row < 0:
+            return False
+        self.pinned = True
+        self.table.selectRow(row)
+        return True
+
+    @property
+    def can_decide(self) -> bool:
+        rec = self.selected
+        return rec is not None and rec.state == "pending" and not self._busy
+
+    def _on_table_pressed(self, _index: QModelIndex) -> None:
+        self.pinned = True
+
+    def _on_table_selection_changed(self, _s: QItemSelection, _d: QItemSelection) -> None:
+        if not self._following:
+            self.pinned = True
+        self.message.clear()
+        self._show_selected()
+
+    def _follow_first_waiting(self, *_args: object) -> None:
+        """Until the operator picks one, the newest recommendation waiting is selected."""
+        if self.pinned:
+            return
+        for row in range(self.proxy.rowCount()):
+            source = self.proxy.mapToSource(self.proxy.index(row, 0)).row()
+            if self.model.recommendation_at(source).state == "pending":
+                if not self.table.selectionModel().isRowSelected(row, QModelIndex()):
+                    self._following = True
+                    try:
+                        self.table.selectRow(row)
+                    finally:
+                        self._following = False
+                return
+
+    def _on_model_data_changed(self, top: QModelIndex, bottom: QModelIndex,
+                               _roles: object = ()) -> None:
+        rec = self.selected
+        if rec is not None and top.row() <= self.model.row_of(rec.id) <= bottom.row():
+            self._show_selected()
+        self._follow_first_waiting()
+
+    def _show_selected(self) -> None:
+        rec = self.selected
+        if rec is None:
+            self.details.setHtml(f"<p style='color:{self._colors.dimmed}'>No recommendation "
+                                 "selected. When the agents propose a remediation it waits "
+                                 "here with its preview.</p>")
+        else:
+            scroll = self.details.verticalScrollBar().value()
+            self.details.setHtml(recommendation_html(rec, self.model.standing_of(rec.id),
+                                                     self._user, self._colors))
+            self.details.verticalScrollBar().setValue(scroll)
+        enabled = self.can_decide
+        self.approve_button.setEnabled(enabled)
+        self.reject_button.setEnabled(enabled)
+        self.selectionChanged.emit()
+
+    def _on_details_anchor_clicked(self, url: QUrl) -> None:
+        self.linkActivated.emit(url.toString())
+
+    # --- reading -------------------------------------------------------------------
+
+    def reload(self, ids: Iterable[int] = ()) -> None:
+        """Read the open recommendations again, and `ids` (debounced)."""
+        self._wanted.update(ids)
+        if not self._reload.isActive():
+            self._reload.start()  # not restarted: a steady stream must not starve it
+
+    def _on_reload_timeout(self) -> None:
+        wanted = sorted(self._wanted | set(self.model.open_ids()))
+        self._wanted.clear()
+        engine = self._engine
+
+        def read() -> tuple[list[Any], dict[int, Standing]]:
+            recs = {r.id: r for r in engine.recommendations(OPEN)}
+            for rec_id in wanted:
+                if rec_id not in recs and (rec := engine.recommendation(rec_id)) is not None:
+                    recs[rec_id] = rec
+            standing = {}
+            for rec in recs.values():
+                if rec.state in ("pending", "queued"):
+                    answer = engine.standing(rec.id)
+                    if answer is not None:
+                        standing[rec.id] = Standing.of(*answer)
+            return list(recs.values()), standing
+
+        self._reads += 1
+        number = self._reads
+        self._worker.submit("reading the recommendation queue", read,
+                            on_done=lambda result: self._apply(number, *result))
+
+    def _apply(self, read: int, recs: list[Any], standing: dict[int, Standing]) -> None:
+        if read < self._applied:
+            return  # a newer read has been shown already; this one is older news
+        self._applied = read
+        self.model.update(recs, standing)
+
+    def _on_standing_timeout(self) -> None:
+        if any(self.model.recommendation_at(r).state == "pending"
+               for r in range(self.model.rowCount())) and not self._reload.isActive():
+            self.reload()
+
+    def _on_bridge_operation_done(self, event: Any) -> None:
+        changes = event.changes
+        if changes.recommendations or changes.executions:
+            self.reload(int(i) for i in changes.ids if str(i).isdigit())
+
+    def _on_open_only_toggled(self, on: bool) -> None:
+        self.proxy.set_open_only(on)
+
+    def _on_filter_changed(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text.strip())
+
+    # --- operations ----------------------------------------------------------------
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self._show_selected()
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setProperty("level", "error" if error else "info")
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+
+    def approve_selected(self) -> None:
+        """Approve the selected recommendation as previewed (A)."""
+        rec = self.selected
+        if rec is None or not self.can_decide:
+            return
+        engine, user, preview = self._engine, self._user, rec.preview_hash
+        self.pinned = True  # the selection stays put: a second A never approves another
+        self._set_busy(True)
+        self._say(f"Approving #{rec.id}\u2026")
+
+        def done(result: Any) -> None:
+            self._set_busy(False)
+            if result.get("execution") is not None:
+                self._say(f"Approved #{rec.id}: running as execution {result['execution']}")
+            elif result.get("state") == "queued":
+                self._say(f"Approved #{rec.id}: queued for the console that can run it")
+            else:
+                reasons = "; ".join(result.get("reasons", [])) or result.get("decision", "")
+                self._say(f"Approval of #{rec.id} recorded; policy still says: {reasons}")
+            self.reload([rec.id])
+
+        self._worker.submit(f"approving recommendation {rec.id}",
+                            lambda: engine.approve(rec.id, as_user=user, preview_hash=preview),
+                            on_done=done, on_error=lambda exc: self._failed(rec.id, exc))
+
+    def reject_selected(self) -> None:
+        """Ask for a reason, then reject (R); the dialog is not waited on."""
+        rec = self.selected
+        if rec is None or not self.can_decide:
+            return
+        self.pinned = True
+        if self.dialog is not None:
+            self.dialog.close()
+        self.dialog = RejectDialog(rec.id, self.model.index(self.model.row_of(rec.id),
+                                                            RecommendationTableModel.WHAT)
+                                   .data(), self)
+        self.dialog.reasonGiven.connect(self._on_dialog_reason_given)
+        self.dialog.finished.connect(self._on_dialog_finished)
+        self.dialog.open()
+
+    def _on_dialog_finished(self, _result: int) -> None:
+        self.dialog = None
+
+    def _on_dialog_reason_given(self, rec_id: int, reason: str) -> None:
+        engine, user = self._engine, self._user
+        self._set_busy(True)
+        self._say(f"Rejecting #{rec_id}\u2026")
+
+        def done(_result: Any) -> None:
+            self._set_busy(False)
+            self._say(f"Rejected #{rec_id}: {reason}")
+            self.reload([rec_id])
+
+        self._worker.submit(f"rejecting recommendation {rec_id}",
+                            lambda: engine.reject(rec_id, as_user=user, reason=reason),
+                            on_done=done, on_error=lambda exc: self._failed(rec_id, exc))
+
+    def _failed(self, rec_id: int, exc: BaseException) -> None:
+        self._set_busy(False)
+        self._say(f"#{rec_id} not changed: {describe_error(exc)}", error=True)
+        self.reload([rec_id])
+
