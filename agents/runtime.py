@@ -117,6 +117,7 @@ class AgentRuntime:
         self._private: asyncio.AbstractEventLoop | None = None
         self._next_id = 0
         self._closed = False
+        self._closed_cleanly = False  # aclose() ran to its end
 
     # --- boards and runs ------------------------------------------------------------
 
@@ -222,9 +223,12 @@ class AgentRuntime:
         self.cancel(reason="cancelled")
         await self.idle()
         self._store.close()
+        self._closed_cleanly = True
 
     def close(self) -> None:
         """Headless close; on a live loop it only cancels (await aclose() there)."""
+        if self._closed_cleanly:
+            return  # aclose() already did it all
         if self._loop is not None and self._loop is not self._private \
                 and self._loop.is_running():
             self._closed = True

@@ -25,6 +25,8 @@ if [ "$mode" = test ]; then
   # the credential tests keep secrets in a real Secret Service: gnome-keyring-daemon on
   # a private D-Bus session bus that the tests start and stop
   apt_packages+=(gnome-keyring dbus-daemon)
+  # one test opens the real window on a virtual X display and checks Qt stays quiet
+  apt_packages+=(xvfb xauth)
 fi
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_packages+=(python3-venv)
