@@ -17,8 +17,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import (
     QItemSelection,
     QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -38,6 +36,7 @@ from PySide6.QtWidgets import (
 from console.service import WatchfloorService
 from console.steering import SteeringOps
 from widgets.bridge import BusBridge
+from widgets.filtering import RowFilterProxy
 from widgets.incident_models import (
     KINDS,
     IncidentTableModel,
@@ -59,46 +58,32 @@ MARK_NEAR_S = 120.0  # marks closer than this put their labels at different heig
 MARK_TONES = {"change": "blue", "approval": "green", "action": "blue", "validation": "green"}
 
 
-class IncidentFilterProxy(QSortFilterProxyModel):
+class IncidentFilterProxy(RowFilterProxy):
     """Free text over every column, and optionally open incidents only."""
 
     def __init__(self, model: IncidentTableModel, parent: QWidget) -> None:
-        super().__init__(parent)
+        super().__init__(model, parent)
         self.incidents = model
         self.open_only = False
-        self.setSourceModel(model)
-        self.setFilterKeyColumn(-1)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def set_open_only(self, on: bool) -> None:
         self.open_only = on
-        self.invalidate()
-
-    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if self.open_only and self.incidents.incident_at(row).state != "open":
-            return False
-        return super().filterAcceptsRow(row, parent)
+        self.keep_only((lambda row: self.incidents.incident_at(row).state == "open")
+                       if on else None)
 
 
-class TimelineFilterProxy(QSortFilterProxyModel):
+class TimelineFilterProxy(RowFilterProxy):
     """Free text over every column, and one kind (or all)."""
 
     def __init__(self, model: TimelineModel, parent: QWidget) -> None:
-        super().__init__(parent)
+        super().__init__(model, parent)
         self.timeline = model
         self.kind = ""
-        self.setSourceModel(model)
-        self.setFilterKeyColumn(-1)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def set_kind(self, kind: str) -> None:
         self.kind = kind
-        self.invalidate()
-
-    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if self.kind and self.timeline.entry_at(row).kind != self.kind:
-            return False
-        return super().filterAcceptsRow(row, parent)
+        self.keep_only((lambda row: self.timeline.entry_at(row).kind == kind) if kind
+                       else None)
 
 
 class IncidentsPane(QWidget):

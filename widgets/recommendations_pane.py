@@ -15,8 +15,6 @@ from typing import Any
 from PySide6.QtCore import (
     QItemSelection,
     QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     QUrl,
@@ -40,6 +38,7 @@ from PySide6.QtWidgets import (
 from console.execution import ExecutionEngine
 from widgets.bridge import BusBridge
 from widgets.delegates import ConfidenceDelegate
+from widgets.filtering import RowFilterProxy
 from widgets.models import SORT_ROLE
 from widgets.ops import Worker, describe_error
 from widgets.recommendation_model import OPEN, RecommendationTableModel, Standing
@@ -51,26 +50,18 @@ RELOAD_MS = 150  # a burst of lifecycle events makes one read
 STANDING_MS = 5000  # how often open previews are checked for staleness
 
 
-class RecommendationFilterProxy(QSortFilterProxyModel):
+class RecommendationFilterProxy(RowFilterProxy):
     """Free text over every column, and optionally the open recommendations only."""
 
     def __init__(self, model: RecommendationTableModel, parent: QWidget) -> None:
-        super().__init__(parent)
+        super().__init__(model, parent, sort_role=SORT_ROLE)
         self.recommendations = model
         self.open_only = False
-        self.setSourceModel(model)
-        self.setSortRole(SORT_ROLE)
-        self.setFilterKeyColumn(-1)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def set_open_only(self, on: bool) -> None:
         self.open_only = on
-        self.invalidate()
-
-    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if self.open_only and self.recommendations.recommendation_at(row).state not in OPEN:
-            return False
-        return super().filterAcceptsRow(row, parent)
+        self.keep_only((lambda row: self.recommendations.recommendation_at(row).state in OPEN)
+                       if on else None)
 
 
 class RejectDialog(QDialog):
