@@ -82,6 +82,10 @@ class InvestigatorSettings:
     change_history: timedelta = timedelta(hours=2)
     alert_history: timedelta = timedelta(days=7)  # how far back a still-firing alert began
     max_suspects: int = 8
+    # False: every candidate is a suspect and every metric it reports is read. For a
+    # source whose range reads cost nothing (a recording in memory), where the newest
+    # sample's fixed lines say little about a system with its own normal.
+    screen: bool = True
     max_hypotheses: int = 5
     # A low confidence is no reason to drop a hypothesis: a second, concurrent cause (two
     # faults at once) keeps its rank even when the single-cause softmax gives it little.
@@ -240,8 +244,11 @@ class Investigator:
                 for caller in self.callers.get(s, ()):
                     if caller in flags:
                         flags[caller].add("request_rate")
+        if not self.settings.screen:
+            for s in candidates:
+                flags[s] |= set(latest[s])
         suspects = [s for s in candidates if flags[s]]
-        if len(suspects) > self.settings.max_suspects:
+        if self.settings.screen and len(suspects) > self.settings.max_suspects:
             suspects = self._rank_suspects(suspects, flags)
         return {s: ServiceView(s, self.callers.get(s, ()), self.callees.get(s, ()), latest[s],
                                alerts=list(alerts.get(s, ())), own_logs=own.get(s, []),

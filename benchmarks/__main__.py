@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
     parser.add_argument("--approvals", type=int, default=200, help="approvals (approval)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per scenario (team, rca)")
+    parser.add_argument("--dataset", default=None, metavar="DIR",
+                        help="recorded incidents with known causes (rca): PetShop, Nezha or "
+                             "Watchfloor recordings; scores the investigator beside baselines")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}

@@ -21,6 +21,12 @@ within two hops of the faulty service or calls such a service, as console/evalua
 attributes alerts. Incidents with no fault (quiet-day's lunchtime bump) are reported on
 their own: their top confidence should be low.
 
+With `--dataset DIR` it scores recorded incidents instead (PetShop issues, Nezha cases or
+Watchfloor recordings under DIR, each with its known root cause): AC@1, AC@3 and Avg@5
+(the mean of AC@1..AC@5) of the investigator's ranking of services (its hypotheses'
+services in order, first appearance), beside two baselines that read the same data
+(benchmarks/rca_baselines.py), overall and per dataset scenario.
+
 `--fit` refits the calibration constants (temperature, "none" score) on seeds disjoint
 from the benchmark's and prints them; they live in agents/investigator_scoring.py.
 """
@@ -307,8 +313,80 @@ def fit(runs: Sequence[IncidentRun]) -> dict[str, Any]:
             "checks": sum(len(c) for c in incidents) - 1}
 
 
+METHODS = ("watchfloor", "zscore", "correlation")
+
+
+def _accuracy(positions: Sequence[int | None]) -> dict[str, float | int]:
+    n = len(positions)
+    at = [sum(1 for p in positions if p is not None and p <= k) / n if n else 0.0
+          for k in range(1, 6)]
+    return {"cases": n, "ac_at_1": round(at[0], 4), "ac_at_3": round(at[2], 4),
+            "avg_at_5": round(statistics.fmean(at), 4)}
+
+
+def rank_recording(recording: Any) -> dict[str, list[str]]:
+    """Each method's ranking of services for one recording, best first."""
+    from agents.investigator import Investigator, InvestigatorSettings
+    from benchmarks.rca_baselines import correlation_ranking, zscore_ranking
+    from console.investigate_cli import investigate, settings_for
+
+    incident, found = investigate(recording, Investigator, InvestigatorSettings,
+                                  max_hypotheses=1000)
+    ours: list[str] = []
+    for h in found:
+        if h.service not in ours:
+            ours.append(h.service)
+    baseline_end = incident.opened_at - settings_for(recording, incident.opened_at,
+                                                     InvestigatorSettings).baseline_gap
+    return {"watchfloor": ours,
+            "zscore": zscore_ranking(recording, incident.opened_at, baseline_end),
+            "correlation": correlation_ranking(recording, incident.opened_at, baseline_end)}
+
+
+def run_datasets(root: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from console.recording import RecordingError
+    from console.recording_adapters import dataset_cases, open_recording
+
+    started = time.perf_counter()
+    cases = dataset_cases(Path(root))
+    if not cases:
+        raise SystemExit(f"{root}: no recorded incidents found")
+    positions: dict[str, dict[str, list[int | None]]] = {}
+    unreadable: list[str] = []
+    rows = []
+    for case in cases:
+        try:
+            recording = open_recording(case)
+        except RecordingError as exc:
+            unreadable.append(str(exc))
+            continue
+        if recording.truth is None:
+            continue
+        truth = set(recording.truth.services)
+        ranked = rank_recording(recording)
+        scenario = "/".join(recording.name.split("/")[:2])
+        row: dict[str, Any] = {"case": recording.name, "truth": sorted(truth)}
+        for method in METHODS:
+            pos = next((i for i, s in enumerate(ranked[method], 1) if s in truth), None)
+            positions.setdefault(scenario, {}).setdefault(method, []).append(pos)
+            positions.setdefault("all", {}).setdefault(method, []).append(pos)
+            row[method] = {"rank": pos, "top3": ranked[method][:3]}
+        rows.append(row)
+    per = {name: {method: _accuracy(by[method]) for method in METHODS}
+           for name, by in sorted(positions.items()) if name != "all"}
+    return {"dataset": str(root),
+            "overall": {m: _accuracy(positions.get("all", {}).get(m, [])) for m in METHODS},
+            "per_scenario": per, "cases": rows, "unreadable": unreadable,
+            "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from agents.investigator import InvestigatorSettings
+
+    if getattr(args, "dataset", None):
+        return run_datasets(args.dataset)
 
     count = int(getattr(args, "seeds", 3) or 3)
     names = [*fault_scenarios(), "quiet-day"]
@@ -331,6 +409,7 @@ def _main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_rca")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--dataset", default=None, metavar="DIR")
     print(json.dumps(run(parser.parse_args()), indent=1))
 
 

@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         assess_cli,
         cli_exec,
         eval_cli,
+        investigate_cli,
+        record_cli,
         review_cli,
         rules_cli,
     )
@@ -194,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     itsm_cli.add_parsers(sub, db_parent)
     review_cli.add_parser(sub, db_parent)
     assess_cli.add_parser(sub)
+    record_cli.add_parser(sub)
+    investigate_cli.add_parser(sub)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -268,11 +272,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         assess_cli,
         cli_exec,
         eval_cli,
+        investigate_cli,
+        record_cli,
         review_cli,
         rules_cli,
     )
     from console.itsm import cli as itsm_cli
 
+    if args.command in record_cli.COMMANDS:
+        return record_cli.dispatch(args)  # Prometheus and files only, no database
+    if args.command in investigate_cli.COMMANDS:  # a recording only, no database
+        from agents.investigator import Investigator, InvestigatorSettings
+
+        return investigate_cli.dispatch(args, Investigator, InvestigatorSettings)
     if args.command == assess_cli.COMMAND:
         return assess_cli.handle(args)  # opens its own runtime from --db
     if args.command in review_cli.COMMANDS:

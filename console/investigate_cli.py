@@ -1,0 +1,138 @@
+"""`watchfloor investigate --recording DIR [--json]`: the investigator, unchanged, on a
+recorded incident (console/recording.py) instead of a live estate.
+
+The agents are not imported here (the core does not reach into agents/): the command
+line's composition root hands the investigator's class and settings in, as the runtime
+does for the live console. The recording decides only what a live source would: what
+the history holds. The baseline is everything the recording holds before the symptom,
+and every candidate is read (a recording costs nothing to read; see
+`InvestigatorSettings.screen`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from console.recording import Recording, RecordingError
+
+COMMANDS = ("investigate",)
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MIN_HISTORY = 6  # samples a series needs before the symptom (the investigator's minimum)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        value = datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected unix seconds or ISO 8601, got "
+                                             f"{text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone (e.g. ...Z)")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    inv = sub.add_parser(
+        "investigate", help="rank the likely root causes of a recorded incident",
+        description="Run the investigator on a recorded incident window (README, "
+                    "\"Recorded incidents\"; the PetShop and Nezha dataset layouts are read "
+                    "too) and print its ranked candidates with evidence and confidence. "
+                    "Nothing is stored. Exit 2 on a recording that cannot be read.")
+    inv.add_argument("--recording", type=Path, required=True, metavar="DIR")
+    inv.add_argument("--service", action="append", default=None, metavar="NAME",
+                     help="the service in trouble (default: the manifest's symptom)")
+    inv.add_argument("--at", type=_moment, default=None, metavar="T",
+                     help="when the trouble was first seen (default: the manifest's)")
+    inv.add_argument("--top", type=int, default=5, help="hypotheses to show (default 5)")
+    inv.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def settings_for(recording: Recording, opened_at: datetime, settings_class: Any,
+                 max_hypotheses: int = 5) -> Any:
+    """The investigator's settings for a recording: its whole history before the symptom
+    is the baseline, which ends two samples before it at most (live, two minutes); a log
+    template is new when first seen after the baseline ended (what the baseline holds
+    is the service's normal, and the recording holds nothing older to tell)."""
+    default = settings_class()
+    step = timedelta(seconds=recording.step)
+    history = recording.history_before(opened_at) + step
+    gap = min(default.baseline_gap, 2 * step)
+    return dataclasses.replace(default, baseline=max(default.baseline, history),
+                               baseline_gap=gap, new_logs=gap, screen=False,
+                               max_hypotheses=max_hypotheses)
+
+
+def investigate(recording: Recording, investigator_class: Any, settings_class: Any, *,
+                services: Sequence[str] | None = None, at: datetime | None = None,
+                max_hypotheses: int = 5) -> tuple[Any, list[Any]]:
+    """(incident, hypotheses best first) for a recording."""
+    from console.actions.runbooks import load_library
+    from console.recording_evidence import RecordedEvidence
+
+    incident = recording.incident(services, at)
+    classes = sorted({f for book in load_library().values() for f in book.applies_to.faults})
+    investigator = investigator_class(
+        recording.metrics(), recording.topology, classes, RecordedEvidence(recording),
+        settings_for(recording, incident.opened_at, settings_class, max_hypotheses))
+    return incident, investigator.investigate(incident, recording.end)
+
+
+def dispatch(args: argparse.Namespace, investigator_class: Any, settings_class: Any) -> int:
+    from console.recording_adapters import open_recording
+
+    try:
+        recording = open_recording(args.recording)
+        incident, found = investigate(recording, investigator_class, settings_class,
+                                      services=args.service, at=args.at,
+                                      max_hypotheses=max(1, args.top))
+    except RecordingError as exc:
+        sys.stderr.write(f"watchfloor: {exc}\n")
+        return EXIT_BAD_INPUT
+    if args.json:
+        sys.stdout.write(json.dumps(report(recording, incident, found)) + "\n")
+        return EXIT_OK
+    out = [f"recording {recording.name}: {recording.start.isoformat()} .. "
+           f"{recording.end.isoformat()}, {len(recording.services())} services, step "
+           f"{recording.step:g}s",
+           f"symptom: {', '.join(incident.services)} since {incident.opened_at.isoformat()}"]
+    out += [f"note: {note}" for note in recording.notes]
+    if not found:
+        before = recording.samples_before(incident.opened_at)
+        out.append("no likely cause: " + (
+            f"the recording holds at most {before} sample(s) of a series before the "
+            "symptom, too few to know any service's normal (give it a baseline)"
+            if before < MIN_HISTORY else
+            "nothing the recording holds stands out from its own normal before the symptom"))
+    for rank, h in enumerate(found, 1):
+        out.append(f"{rank}. {h.service} / {h.fault_class}  confidence {h.confidence:.2f}  "
+                   f"(score {h.score:.2f}, {h.signals} kind(s) of evidence)")
+        out += [f"     - [{e.kind}] {e.summary}  <{e.ref}>" for e in h.evidence]
+    sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
+def report(recording: Recording, incident: Any, found: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "schema": "watchfloor.investigation/1",
+        "recording": recording.name,
+        "window": {"start": recording.start.isoformat(), "end": recording.end.isoformat(),
+                   "step": recording.step},
+        "symptom": {"services": list(incident.services),
+                    "at": incident.opened_at.isoformat()},
+        "notes": list(recording.notes),
+        "candidates": [{"service": h.service, "fault_class": h.fault_class,
+                        "confidence": h.confidence, "score": h.score, "signals": h.signals,
+                        "evidence": [{"kind": e.kind, "summary": e.summary, "ref": e.ref,
+                                      "weight": e.weight} for e in h.evidence]}
+                       for h in found],
+    }
