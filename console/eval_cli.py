@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -43,6 +44,12 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                     help="the runs' autonomy, ceiling and every action class (default 3)")
     ev.add_argument("--approve", choices=["all", "none"], default="all",
                     help="all (default): a person on call approves every recommendation")
+    ev.add_argument("--recording", action="append", dest="recordings", default=None,
+                    type=Path, metavar="DIR",
+                    help="also score the investigator on a recorded incident with its "
+                         "truth (a recording, a PetShop or Nezha case, or a folder of them); "
+                         "repeatable. Without --scenario, only the recordings are scored. "
+                         "Recordings kept in <user data dir>/recordings are always included")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -58,9 +65,25 @@ def dispatch(args: argparse.Namespace, runtime: Any) -> int:
     def progress(name: str, seed: int) -> None:
         sys.stderr.write(f"replaying {name} (seed {seed})\n")
 
-    report = evaluate(runtime.service, args.scenarios, seeds=args.seeds,
-                      autonomy=args.autonomy, approve=args.approve,
-                      progress=None if args.json or not sys.stderr.isatty() else progress)
+    from console.evaluate import saved_recordings
+    from console.recording_adapters import dataset_cases
+
+    folders: list[Path] = []
+    for given in args.recordings or ():
+        if not given.exists():
+            sys.stderr.write(f"watchfloor: {given}: no such recording\n")
+            return EXIT_BAD_INPUT
+        folders += dataset_cases(given) or [given]
+    folders += [p for p in saved_recordings() if p not in folders]
+    try:
+        report = evaluate(runtime.service, args.scenarios, seeds=args.seeds,
+                          autonomy=args.autonomy, approve=args.approve,
+                          progress=None if args.json or not sys.stderr.isatty() else progress,
+                          recordings=folders, investigator=runtime.investigator_classes(),
+                          replay_scenarios=not args.recordings or bool(args.scenarios))
+    except EvalError as exc:
+        sys.stderr.write(f"watchfloor: {exc}\n")
+        return EXIT_BAD_INPUT
     if args.json:
         sys.stdout.write(json.dumps(report) + "\n")
     else:

@@ -32,11 +32,13 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from console.storage.db import data_dir
 from console.storage.models import EvalRunRow
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ EXCLUDED_BY_DEFAULT = ("storm",)  # thousands of alerts for two hours: benchmark
 QUIET_DAY = "quiet-day"
 AFTERMATH_S = 900.0
 BINS = 10
+RECORDINGS_DIR = "recordings"  # under the user data directory: the operator's saved ones
 SEED_STRIDE = 7919  # seeds after the scenario's own (as benchmarks/bench_rca.py derives them)
 
 # fault kind -> the runbooks that fix it (the README's fault table, "fixed by")
@@ -324,7 +327,9 @@ def aggregate(runs: Sequence[RunScore]) -> dict[str, Any]:
         "mean_time_to_detect_s": _mean(c["time_to_detect_s"] for c in scored),
         "mean_time_to_diagnose_s": _mean(c["time_to_diagnose_s"] for c in scored),
         "mean_time_to_resolve_s": _mean(c["time_to_resolve_s"] for c in scored),
-        "unresolved_incidents": sum(1 for c in scored if c["time_to_resolve_s"] is None),
+        "unresolved_incidents": sum(1 for c in scored if c["time_to_resolve_s"] is None
+                                    and c.get("kind") != "recording"),
+        "recordings": sum(1 for r in runs if r.scenario.startswith("recording:")),
         "quiet_day_actions": sum(len(r.actions) for r in quiet) if quiet else None,
         "audit_ok": all(r.chain_ok for r in runs),
         "per_scenario": [_row(r) for r in runs],
@@ -353,6 +358,50 @@ def replay(scenarios: Sequence[str], *, seeds: int = 1, autonomy: int | None = 3
             summary = run_headless(name, seed=seed, autonomy=autonomy, approve=approve)
             runs.append(score_run(summary, topology))
     return scope, runs
+
+
+def score_recording(folder: Path, investigator_class: Any, settings_class: Any) -> RunScore:
+    """Investigate one saved recording (or a PetShop / Nezha case) and score the ranking
+    against its `truth`: a case like an incident's, without actions or times (a recording
+    is telemetry after the fact). RecordingError when it cannot be read."""
+    from console.investigate_cli import investigate
+    from console.recording_adapters import open_recording
+
+    recording = open_recording(folder)
+    incident, found = investigate(recording, investigator_class, settings_class,
+                                  max_hypotheses=50)
+    truth = recording.truth
+    if truth is not None and truth.fault_class is None:
+        found = [h for i, h in enumerate(found)  # only the service is known: rank services
+                 if all(g.service != h.service for g in found[:i])]
+    ranked = [f"{h.service}/{h.fault_class}" for h in found]
+
+    def right(key: str | None) -> bool:
+        if key is None or truth is None:
+            return False
+        service, _, fault = key.partition("/")
+        return service in truth.services and (truth.fault_class in (None, fault))
+
+    out = RunScore(f"recording:{recording.name}", 0, faults=1 if truth else 0)
+    top = ranked[0] if ranked else None
+    faults = [f"{s}/{truth.fault_class or '*'}" for s in truth.services] if truth else []
+    out.cases.append({
+        "scenario": out.scenario, "seed": 0, "incident": None, "kind": "recording",
+        "services": list(incident.services), "faults": faults, "top1": top,
+        "confidence": float(found[0].confidence) if found else 0.0, "top3": ranked[:3],
+        "correct_top1": right(top) if truth else None,
+        "correct_top3": any(right(k) for k in ranked[:3]) if truth else None,
+        "first_runbook": None, "playbook_ok": None, "time_to_detect_s": None,
+        "time_to_diagnose_s": None, "time_to_resolve_s": None})
+    return out
+
+
+def saved_recordings() -> list[Path]:
+    """Recordings the operator keeps in `<user data dir>/recordings/` (each a folder)."""
+    from console.recording_adapters import dataset_cases
+
+    root = data_dir() / RECORDINGS_DIR
+    return dataset_cases(root) if root.is_dir() else []
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -411,9 +460,28 @@ def store(service: WatchfloorService, scope: Mapping[str, Any],
 
 def evaluate(service: WatchfloorService, scenarios: Sequence[str] | None = None, *,
              seeds: int = 1, autonomy: int | None = 3, approve: str = "all",
-             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Replay, score, store and audit (EvalError on a bad scope, before anything runs)."""
+             progress: Callable[[str, int], None] | None = None,
+             recordings: Sequence[Path] = (), investigator: tuple[Any, Any] | None = None,
+             replay_scenarios: bool = True) -> dict[str, Any]:
+    """Replay, score, store and audit (EvalError on a bad scope, before anything runs).
+    `recordings` are investigated with `investigator` (its class and settings class, as
+    the composition root gives them) and scored beside the scenarios."""
     names = check_scope(scenarios, seeds, autonomy)
-    scope, runs = replay(names, seeds=seeds, autonomy=autonomy, approve=approve,
-                         progress=progress)
-    return store(service, scope, runs)
+    if recordings and investigator is None:
+        raise EvalError("recordings need the investigator to replay them")
+    from console.recording import RecordingError
+
+    scored: list[RunScore] = []
+    for folder in recordings:  # all read before any scenario runs: a bad one stops it all
+        try:
+            scored.append(score_recording(folder, *investigator))  # type: ignore[misc]
+        except RecordingError as exc:
+            raise EvalError(str(exc)) from None
+    if replay_scenarios:
+        scope, runs = replay(names, seeds=seeds, autonomy=autonomy, approve=approve,
+                             progress=progress)
+    else:
+        scope, runs = {"scenarios": [], "seeds": {}, "autonomy": autonomy,
+                       "approve": approve}, []
+    scope["recordings"] = [str(p) for p in recordings]
+    return store(service, scope, [*runs, *scored])

@@ -22,7 +22,7 @@ from typing import Any
 from agents.coordinator import Coordinator
 from agents.correlator_agent import CorrelatorAgent
 from agents.impact import ImpactTracer
-from agents.investigator import Investigator
+from agents.investigator import Investigator, InvestigatorSettings
 from agents.lanes import (
     ImpactLane,
     InvestigatorLane,
@@ -181,6 +181,12 @@ class Runtime:
                                             f"{execution.runbook_id} {execution.state}",
                                             succeeded=execution.state == "succeeded",
                                             action=entry.target)
+
+    @staticmethod
+    def investigator_classes() -> tuple[type[Investigator], type[InvestigatorSettings]]:
+        """The live investigator and its settings, for the core's offline uses (a
+        recording investigated or evaluated), which may not import the agents."""
+        return Investigator, InvestigatorSettings
 
     def ask(self, question: str, *, user: str, incident_id: int | None = None) -> Answer:
         """A question in plain language, answered with a citation for every fact (level 0);

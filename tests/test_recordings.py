@@ -381,3 +381,40 @@ def test_the_dataset_benchmark_ranks_three_methods(tmp_path: Path) -> None:
     assert ours["cases"] == 3
     assert ours["ac_at_1"] == 1.0
     assert 0 <= result["overall"]["zscore"]["avg_at_5"] <= 1
+
+
+# --- recordings in `watchfloor eval` ---------------------------------------------------
+
+
+def test_eval_scores_saved_recordings_and_given_ones_against_their_truth(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from console.storage.db import data_dir
+
+    saved = data_dir() / "recordings"  # the operator's own: always included
+    write(saved / "payments-night", telemetry(fault="payments"),
+          manifest={"truth": {"services": ["payments"]}})
+    given = write(tmp_path / "wrong-truth", telemetry(fault="payments"),
+                  manifest={"truth": {"services": ["frontend"], "fault_class": "bad_deploy"}})
+    db = f"sqlite:///{tmp_path / 'eval.db'}"
+    capsys.readouterr()
+    assert main(["eval", "--recording", str(given), "--json", "--db", db]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scope"]["scenarios"] == []  # only recordings: no scenario replayed
+    cases = {c["scenario"]: c for c in report["cases"]}
+    assert cases["recording:payments-night"]["correct_top1"] is True
+    assert cases["recording:payments-night"]["top1"].startswith("payments/")
+    assert cases["recording:wrong-truth"]["correct_top1"] is False
+    assert report["scores"]["recordings"] == 2
+    assert report["scores"]["accuracy"]["top1"] == 0.5
+    assert report["scores"]["unresolved_incidents"] == 0  # a recording resolves nothing
+
+
+def test_eval_refuses_a_recording_it_cannot_read(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    db = f"sqlite:///{tmp_path / 'eval.db'}"
+    assert main(["eval", "--recording", str(bad), "--db", db]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+    assert main(["eval", "--recording", str(tmp_path / "absent"), "--db", db]) == 2
