@@ -51,6 +51,7 @@ from agents.investigator_scoring import (
     signature,
 )
 from agents.investigator_text import describe_change, describe_metric, hhmmss
+from agents.learner import SOURCE as FORECAST_SOURCE
 from console.domain import ChangeEvent, Evidence, Hypothesis, IncidentInfo, Signal
 from console.sources.metrics import MetricsReader
 from console.storage.repos_evidence import TemplateStat
@@ -361,6 +362,15 @@ class Investigator:
                                                 f"{hhmmss(sig_.at)}", f"signal:{sig_.fingerprint}",
                                        weight if len(names) == 1 else 0.0))
             cand.score += weight
+        for warning in _forecasts(view, fault)[:1]:
+            # The learner's projection that this service's metric will cross its line
+            # soon is a fit over the last 45 minutes, not a momentary blip: it supports
+            # the class whose signature that metric is, as a change shortly before would.
+            weight = W_TREND * soft_gate
+            cand.parts.append(Part("trend", f"{warning.name} on {warning.service}: "
+                                   f"{warning.annotations.get('summary', '')}"[:300],
+                                   f"signal:{warning.fingerprint}", weight))
+            cand.score += weight
         if worse is not None and penalty > 0.05:
             cand.parts.append(Part("topology", f"its dependency {worse} is as anomalous or more",
                                    _symptom_ref(views[worse]), -W_DEEPER * penalty))
@@ -398,6 +408,14 @@ class Investigator:
 
 
 RECOVERED_KEEP = 0.3
+W_TREND = W_CHANGE
+
+
+def _forecasts(view: ServiceView, fault: str) -> list[Signal]:
+    """The learner's early warnings on this service about the class's primary metric."""
+    metric = PRIMARY.get(fault)
+    return [a for a in view.alerts if a.source == FORECAST_SOURCE and metric is not None
+            and str(a.labels.get("metric", "")) == metric]
 
 
 def _now_z(stat: MetricStat, rises: bool) -> float:
