@@ -13,6 +13,7 @@ from benchmarks import (
     bench_approval,
     bench_audit,
     bench_correlation,
+    bench_gui,
     bench_policy,
     bench_rca,
     bench_simulation,
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "approval": bench_approval.run,
     "team": bench_team.run,
     "rca": bench_rca.run,
+    "gui": bench_gui.run,
 }
 
 

@@ -31,6 +31,7 @@ from console.settings_store import SettingsStore
 from console.sources.clients import AlertmanagerPoller
 from console.sources.polling import poll_forever
 from console.sources.webhook import WebhookReceiver
+from widgets.ask_pane import AskPane
 from widgets.assess_wizard import AssessWizard
 from widgets.audit_browser import AuditBrowser
 from widgets.bridge import BusBridge
@@ -112,6 +113,8 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
                                       worker=worker),
         outcomes=OutcomesPane(Kpis(service), bridge),
         audit_browser=AuditBrowser.for_service(service, bridge),
+        ask=AskPane(ask=runtime.ask, suggest=runtime.retriever.suggest, user=user,
+                    worker=worker),
         # The dialogs are made when first asked for, over the same service and user.
         make_settings=lambda parent: SettingsDialog(service, SettingsStore(), user=user,
                                                     parent=parent),

@@ -246,10 +246,10 @@ def test_every_dock_has_an_object_name(open_window: OpenWindow) -> None:
     names = {dock.objectName() for dock in window.docks.values()}
     assert names == {"servicesDock", "signalsDock", "metricsDock", "auditDock",
                      "incidentsDock", "recommendationsDock", "historyDock",
-                     "coordinationDock", "outcomesDock", "auditBrowserDock"}
+                     "coordinationDock", "outcomesDock", "auditBrowserDock", "askDock"}
     assert {dock.windowTitle() for dock in window.docks.values()} == {
         "Services", "Signals", "Metrics", "Audit", "Incidents", "Recommendations",
-        "Action history", "Agents", "Outcomes", "Audit browser"}
+        "Action history", "Agents", "Outcomes", "Audit browser", "Ask"}
 
 
 @pytest.mark.parametrize("name", [

@@ -30,7 +30,7 @@ def test_snapshot_writes_the_window_and_every_pane(qapp: Any, tmp_path: Path,
     printed = capsys.readouterr().out.split()
     names = sorted(Path(p).name for p in printed)
     assert "screenshot.png" in names
-    for pane in ("incidents", "recommendations", "history", "coordination", "audit"):
+    for pane in ("incidents", "recommendations", "history", "coordination", "audit", "ask"):
         assert f"pane-{pane}.png" in names
     for path in printed:
         assert _distinct_colours(Path(path)) > 8, f"{path} looks blank"

@@ -28,6 +28,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("quit", "&Quit", "&File", ("Ctrl+Q",), "Close the console"),
     ActionSpec("toggle_theme", "Toggle &theme", "&View", ("Ctrl+T",),
                "Switch between the dark and the light theme"),
+    ActionSpec("focus_ask", "&Ask a question", "&View", ("Ctrl+L",),
+               "Bring the ask box to the front and type a question in plain language"),
     ActionSpec("faster", "&Faster", "&Simulation", ("Ctrl+=", "Ctrl++"),
                "Double the simulated clock's speed"),
     ActionSpec("slower", "&Slower", "&Simulation", ("Ctrl+-",),

@@ -349,19 +349,32 @@ class TimelineModel(TableModel):
         """Insert the rows not shown yet, each where it belongs in time; returns them."""
         if incident_id != self.incident_id:
             return []
-        added = []
-        for entry in sorted(entries, key=_order):
-            if entry.key in self._keys:
-                continue
-            order = _order(entry)
-            pos = bisect.bisect_right(self._order, order)
-            self.beginInsertRows(QModelIndex(), pos, pos)
-            self._rows.insert(pos, entry)
-            self._order.insert(pos, order)
-            self._keys.add(entry.key)
+        # A read returns the whole timeline again: only the unseen rows are sorted, and
+        # each run of them that lands in one place is one insert (a read after a burst
+        # adds hundreds at the end; row by row, the views relaid out for each).
+        unseen: dict[str, TimelineEntry] = {}
+        for entry in entries:
+            if entry.key not in self._keys:
+                unseen.setdefault(entry.key, entry)
+        new = sorted(((_order(e), e) for e in unseen.values()), key=lambda pair: pair[0])
+        start = 0
+        while start < len(new):
+            pos = bisect.bisect_right(self._order, new[start][0])
+            end = start + 1
+            if pos < len(self._order):
+                limit = self._order[pos]
+                while end < len(new) and new[end][0] < limit:
+                    end += 1
+            else:
+                end = len(new)
+            run = new[start:end]
+            self.beginInsertRows(QModelIndex(), pos, pos + len(run) - 1)
+            self._rows[pos:pos] = [e for _o, e in run]
+            self._order[pos:pos] = [o for o, _e in run]
+            self._keys.update(e.key for _o, e in run)
             self.endInsertRows()
-            added.append(entry)
-        return added
+            start = end
+        return [e for _o, e in new]
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not self._valid(index):

@@ -398,9 +398,14 @@ class IncidentsPane(QWidget):
         self._marks.clear()
 
     def _add_marks(self, entries: Sequence[TimelineEntry]) -> None:
+        """A line per new marked entry; the x range is fitted again only when one was
+        added (an agent's step has no mark, and refitting per step cost the storm's loop
+        tens of ms each time)."""
+        added = False
         for entry in entries:
             if not entry.mark or entry.key in self._marks:
                 continue
+            added = True
             at = entry.at.timestamp()
             near = sum(1 for other in self._marks.values()
                        if abs(other.value() - at) < MARK_NEAR_S)
@@ -411,7 +416,8 @@ class IncidentsPane(QWidget):
             self._style_mark(line, entry)
             self.plot.addItem(line, ignoreBounds=True)
             self._marks[entry.key] = line
-        self._fit_x()
+        if added:
+            self._fit_x()
 
     def _style_mark(self, line: pg.InfiniteLine, entry: TimelineEntry) -> None:
         color = self._tone(entry.tone or MARK_TONES.get(entry.kind, ""))

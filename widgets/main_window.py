@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from console.audit_bundle_read import BundleError
 from console.clock import SimClock
 from widgets.actions import ACTIONS, build_actions, fill_menus
+from widgets.ask_pane import AskPane
 from widgets.assess_wizard import AssessWizard
 from widgets.audit_browser import AuditBrowser
 from widgets.audit_review import open_review_window
@@ -45,8 +46,8 @@ from widgets.theme import (
     next_theme,
 )
 
-STATE_VERSION = 3  # 2: incidents, recommendations, history and coordination docks;
-# 3: outcomes and audit browser docks
+STATE_VERSION = 4  # 2: incidents, recommendations, history and coordination docks;
+# 3: outcomes and audit browser docks; 4: the ask dock
 SPEED_MIN, SPEED_MAX = 0.25, 1000.0
 GEOMETRY_KEY, STATE_KEY, THEME_KEY = "mainWindow/geometry", "mainWindow/state", "ui/theme"
 BUNDLE_FILTER = "Audit bundles (*.json);;All files (*)"
@@ -62,7 +63,7 @@ class MainWindow(QMainWindow):
                  audit: AuditPane, status_bar: ConsoleStatusBar, incidents: IncidentsPane,
                  recommendations: RecommendationsPane, history: HistoryPane,
                  coordination: CoordinationPane, outcomes: OutcomesPane,
-                 audit_browser: AuditBrowser,
+                 audit_browser: AuditBrowser, ask: AskPane,
                  make_settings: Callable[[QWidget], SettingsDialog],
                  make_assessment: Callable[[QWidget], AssessWizard], worker: Worker,
                  title: str = "Watchfloor", parent: QWidget | None = None) -> None:
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.incidents_pane, self.recommendations_pane = incidents, recommendations
         self.history_pane, self.coordination_pane = history, coordination
         self.outcomes_pane, self.audit_browser = outcomes, audit_browser
+        self.ask_pane = ask
         # The tools' windows: made on first use, kept (and reused) while the window lives.
         self._make_settings, self._make_assessment = make_settings, make_assessment
         self.settings_dialog: SettingsDialog | None = None
@@ -100,6 +102,7 @@ class MainWindow(QMainWindow):
                                           recommendations),
             "history": self._dock("historyDock", "Action history", history),
             "coordination": self._dock("coordinationDock", "Agents", coordination),
+            "ask": self._dock("askDock", "Ask", ask, scroll=True),
             "services": self._dock("servicesDock", "Services", services),
             "signals": self._dock("signalsDock", "Signals", signals),
             "metrics": self._dock("metricsDock", "Metrics", metrics),
@@ -112,10 +115,11 @@ class MainWindow(QMainWindow):
         services.serviceSelected.connect(metrics.show_service)
         if services.selected_service is not None:
             metrics.show_service(services.selected_service)
-        incidents.incidentSelected.connect(coordination.show_incident)
-        if incidents.selected_incident is not None:
-            coordination.show_incident(incidents.selected_incident)
-        for pane in (recommendations, coordination):
+        for follower in (coordination, ask):
+            incidents.incidentSelected.connect(follower.show_incident)
+            if incidents.selected_incident is not None:
+                follower.show_incident(incidents.selected_incident)
+        for pane in (recommendations, coordination, ask):
             pane.linkActivated.connect(self.open_link)
         audit_browser.recordFollowed.connect(self._on_audit_browser_record_followed)
         audit_browser.failed.connect(self._on_worker_failed)
@@ -126,6 +130,7 @@ class MainWindow(QMainWindow):
             "settings": self.open_settings,
             "assess": self.open_assessment,
             "toggle_theme": self.toggle_theme,
+            "focus_ask": self.focus_ask,
             "faster": self.faster,
             "slower": self.slower,
             "kill_switch": self._on_action_kill_switch,
@@ -159,8 +164,8 @@ class MainWindow(QMainWindow):
     def _dock(self, name: str, title: str, pane: QWidget, *,
               scroll: bool = False) -> QDockWidget:
         """`scroll`: the pane scrolls when the dock is smaller than the pane's minimum
-        (the outcomes' plots, the audit browser's filters), so a pane tabbed away does not
-        keep the window from fitting a small screen."""
+        (the outcomes' plots, the audit browser's filters, the ask box), so a pane tabbed
+        away does not keep the window from fitting a small screen."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)  # saveState/restoreState find docks by objectName
         if scroll:
@@ -181,7 +186,8 @@ class MainWindow(QMainWindow):
         """What a night needs in front: incidents over the action history on the left
         (wide), the recommendation queue over the agents on the right; services,
         signals, metrics and audit are a tab away, each behind the pane it explains (the
-        outcomes behind the incidents, the audit browser behind the audit)."""
+        outcomes behind the incidents, the audit browser behind the audit, the ask box
+        behind the agents)."""
         d = self.docks
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["incidents"])
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["recommendations"])
@@ -189,7 +195,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["recommendations"], d["coordination"], Qt.Orientation.Vertical)
         for front, behind in (("incidents", "services"), ("history", "signals"),
                               ("recommendations", "metrics"), ("coordination", "audit"),
-                              ("incidents", "outcomes"), ("coordination", "audit_browser")):
+                              ("incidents", "outcomes"), ("coordination", "audit_browser"),
+                              ("coordination", "ask")):
             self.tabifyDockWidget(d[front], d[behind])
         for front in ("incidents", "history", "recommendations", "coordination"):
             d[front].raise_()
@@ -261,7 +268,7 @@ class MainWindow(QMainWindow):
         for pane in (self.services_pane, self.signals_pane, self.audit_pane):
             pane.model.set_colors(STATE_COLORS[name])
         for new_pane in (self.incidents_pane, self.recommendations_pane, self.history_pane,
-                         self.coordination_pane):
+                         self.coordination_pane, self.ask_pane):
             new_pane.set_theme(name)
         self.outcomes_pane.set_colors(PLOT_COLORS[name], STATE_COLORS[name])
         self.theme = name
@@ -288,6 +295,11 @@ class MainWindow(QMainWindow):
         dock = self.docks[name]
         dock.show()
         dock.raise_()
+
+    def focus_ask(self) -> None:
+        """Bring the ask box to the front with its question selected (Ctrl+L)."""
+        self.show_dock("ask")
+        self.ask_pane.focus_input()
 
     def open_link(self, ref: str) -> None:
         """Follow a record link from a pane: incidents, recommendations and runs open in
