@@ -193,7 +193,7 @@ class Coordinator:
         incident = self._seen.get(incident_id)
         if incident is None or incident.state != "open":
             return
-        if succeeded and self.settle_s > 0:
+        if succeeded and self.settle_s > 0 and not self.runtime.closed:
             until = self.runtime.service.clock.now() + timedelta(seconds=self.settle_s)
             self._hold[incident_id] = until
             board = self.runtime.board(incident)

@@ -14,25 +14,22 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import qasync
 from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
-from console.assessment_service import AssessmentService
 from console.clock import SimClock
 from console.estate import ScenarioError
 from console.kpis import Kpis
 from console.notify_rules import NotifyRules
 from console.runtime import Runtime, ScenarioDriver, local_user
-from console.settings_store import SettingsStore
 from console.sources.clients import AlertmanagerPoller
 from console.sources.polling import poll_forever
 from console.sources.webhook import WebhookReceiver
 from widgets.ask_pane import AskPane
-from widgets.assess_wizard import AssessWizard
 from widgets.audit_browser import AuditBrowser
 from widgets.bridge import BusBridge
 from widgets.coordination_pane import CoordinationPane
@@ -49,9 +46,12 @@ from widgets.outcomes_pane import OutcomesPane
 from widgets.recommendation_model import RecommendationTableModel
 from widgets.recommendations_pane import RecommendationsPane
 from widgets.service_model import ServiceTableModel
-from widgets.settings_dialog import SettingsDialog
 from widgets.status_bar import ConsoleStatusBar
 from widgets.tables import AuditPane, ServicesPane, SignalsPane
+
+if TYPE_CHECKING:
+    from widgets.assess_wizard import AssessWizard
+    from widgets.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 APP_NAME = ORG_NAME = "Watchfloor"
@@ -116,10 +116,8 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         ask=AskPane(ask=runtime.ask, suggest=runtime.retriever.suggest, user=user,
                     worker=worker),
         # The dialogs are made when first asked for, over the same service and user.
-        make_settings=lambda parent: SettingsDialog(service, SettingsStore(), user=user,
-                                                    parent=parent),
-        make_assessment=lambda parent: AssessWizard(AssessmentService(service), user,
-                                                    parent=parent),
+        make_settings=lambda parent: _settings_dialog(service, user, parent),
+        make_assessment=lambda parent: _assess_wizard(service, user, parent),
         worker=worker,
         title=f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor")
     # The models and the history live as long as the window (parented to it).
@@ -135,6 +133,25 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         sink=status_bar.notify, now=runtime.clock.now, role_of=service.role_of,
         parent=window))
     return window
+
+
+# The settings dialog and the assessment wizard (and what only they use) are imported
+# when first opened: most sessions never open them, and the first window waits for
+# every import made before it.
+
+
+def _settings_dialog(service: Any, user: str, parent: QWidget) -> SettingsDialog:
+    from console.settings_store import SettingsStore
+    from widgets.settings_dialog import SettingsDialog
+
+    return SettingsDialog(service, SettingsStore(), user=user, parent=parent)
+
+
+def _assess_wizard(service: Any, user: str, parent: QWidget) -> AssessWizard:
+    from console.assessment_service import AssessmentService
+    from widgets.assess_wizard import AssessWizard
+
+    return AssessWizard(AssessmentService(service), user, parent=parent)
 
 
 def run_snapshot(scenario: str, at_seconds: float, out_dir: Path, *, seed: int | None = None,

@@ -87,6 +87,15 @@ class IncidentActivity:
     recommendations: tuple[Recommendation, ...]
     executions: tuple[Execution, ...]
     audit: tuple[AuditEntry, ...]  # chain order
+    # The stored id of each of `notes` (empty when not known), and the id they were read
+    # after (0: `notes` is the whole timeline; otherwise only what followed that note).
+    note_ids: tuple[int, ...] = ()
+    notes_after: int = 0
+
+    @property
+    def last_note_id(self) -> int:
+        """The id to read after next time (`notes_after` when no note was new)."""
+        return self.note_ids[-1] if self.note_ids else self.notes_after
 
 
 class WatchfloorService:
@@ -363,10 +372,14 @@ class WatchfloorService:
             return self._incidents.timeline(session, incident_id)
 
     def incident_activity(self, incident_id: int, *, lead_s: float = 1800.0,
-                          limit: int = 1000) -> IncidentActivity | None:
+                          limit: int = 1000,
+                          after_note_id: int = 0) -> IncidentActivity | None:
         """Read only: everything about one incident a timeline shows (None when there is
         no such incident). Signals and changes count from `lead_s` before it opened, so
-        the deploy that caused it is on its timeline too."""
+        the deploy that caused it is on its timeline too. With `after_note_id`, only the
+        stored notes after that one are read (a reader that holds the earlier ones asks
+        for what is new; the timeline grows without bound, the other parts are capped
+        by `limit`)."""
         repo = RetrievalRepo()
         with self.db.sessions() as session:
             info = repo.incident(session, incident_id)
@@ -379,13 +392,15 @@ class WatchfloorService:
             runs = repo.executions(session, incident_id=incident_id, limit=limit)
             targets = [f"recommendation:{r.id}" for r in recs] + \
                 [f"execution:{e.id}" for e in runs]
+            notes = self._incidents.timeline_after(session, incident_id, after_note_id)
             return IncidentActivity(
-                info, tuple(self._incidents.timeline(session, incident_id)),
+                info, tuple(note for _id, note in notes),
                 tuple(repo.signals_between(session, start, end, services=info.services,
                                            limit=limit)),
                 tuple(repo.changes_between(session, start, end, services=info.services,
                                            limit=limit)),
-                tuple(recs), tuple(runs), tuple(repo.audit_for(session, targets, limit)))
+                tuple(recs), tuple(runs), tuple(repo.audit_for(session, targets, limit)),
+                tuple(note_id for note_id, _note in notes), after_note_id)
 
     # --- audit --------------------------------------------------------------------
 

@@ -191,3 +191,37 @@ def test_blocking_handlers_leave_the_console_thread_and_keep_their_order() -> No
         loop.close()
     assert [m for m, _ in seen[1:]] == [f"console {n}" for n in range(5)]
     assert {t for _, t in seen[1:]} != {threading.get_ident()}
+
+
+def test_incident_activity_reads_only_the_notes_after_the_last_one_seen(
+        runtime: Runtime) -> None:
+    from console.domain import IncidentUpdate, Severity, TimelineNote
+
+    service = runtime.service
+    opened = runtime.clock.now()
+
+    def save(incident_id: int | None, first: int, count: int) -> int:
+        notes = tuple(TimelineNote(opened + timedelta(seconds=n), "note", f"note {n}")
+                      for n in range(first, first + count))
+        saved = service.save_incidents([IncidentUpdate(
+            key=1, id=incident_id, title="t", severity=Severity.WARNING, state="open",
+            services=("checkout",), opened_at=opened, resolved_at=None, notes=notes)],
+            actor="agent:correlator")
+        return saved[0].id
+
+    incident_id = save(None, 0, 3)
+    whole = service.incident_activity(incident_id)
+    assert whole is not None
+    assert [n.summary for n in whole.notes] == ["note 0", "note 1", "note 2"]
+    assert len(whole.note_ids) == 3
+    assert whole.notes_after == 0
+    save(incident_id, 3, 2)
+    newer = service.incident_activity(incident_id, after_note_id=whole.last_note_id)
+    assert newer is not None
+    assert [n.summary for n in newer.notes] == ["note 3", "note 4"]
+    nothing = service.incident_activity(incident_id, after_note_id=newer.last_note_id)
+    assert nothing is not None
+    assert nothing.notes == ()
+    assert nothing.last_note_id == newer.last_note_id
+    # The whole-timeline read is still there.
+    assert len(service.incident_timeline(incident_id)) == 5

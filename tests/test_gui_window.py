@@ -261,3 +261,44 @@ def test_what_a_person_looks_at_or_clicks_has_a_stable_object_name(
     found = window.findChildren(QWidget, name)
     assert len(found) == 1, f"{name}: {found}"
     assert found[0].isVisible()
+
+
+def test_incidents_pane_reads_only_the_notes_it_has_not_shown(
+        runtime: Any, open_window: OpenWindow, qtbot: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.domain import IncidentUpdate, TimelineNote
+
+    window = open_window()
+    service = runtime.service
+    opened = runtime.clock.now()
+    asked: list[int] = []
+    read = service.incident_activity
+
+    def spy(incident_id: int, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("after_note_id", 0))
+        return read(incident_id, **kwargs)
+
+    monkeypatch.setattr(service, "incident_activity", spy)
+
+    def save(incident_id: int | None, first: int, count: int) -> int:
+        notes = tuple(TimelineNote(opened + timedelta(seconds=n), "note", f"note {n}")
+                      for n in range(first, first + count))
+        saved = service.save_incidents([IncidentUpdate(
+            key=1, id=incident_id, title="t", severity=Severity.CRITICAL, state="open",
+            services=("checkout",), opened_at=opened, resolved_at=None, notes=notes)],
+            actor="agent:correlator")
+        service.announce_incidents(saved)
+        return saved[0].id
+
+    def notes_shown() -> list[str]:
+        return [e.summary for e in window.incidents_pane.timeline.entries() if e.kind == "note"]
+
+    incident_id = save(None, 0, 3)
+    qtbot.waitUntil(lambda: len(notes_shown()) == 3, timeout=5000)
+    assert asked[0] == 0  # a newly selected incident is read whole
+    seen = window.incidents_pane.timeline.last_note_id
+    assert seen > 0
+    save(incident_id, 3, 2)
+    qtbot.waitUntil(lambda: len(notes_shown()) == 5, timeout=5000)
+    assert asked[-1] >= seen  # later reads ask only for what followed
+    assert notes_shown() == [f"note {n}" for n in range(5)]

@@ -28,6 +28,9 @@ AXIS_HEIGHT = 22
 MIN_LANE = 15.0  # below this a lane shows its name only
 MIN_STEP = 14.0
 MAX_STEP = 36.0
+MAX_MARKS = 240  # the newest this many at most, however wide the widget
+_KIND_COLORS = {"status": "dimmed", "tool_call": "blue", "hypothesis": "amber",
+                "message": "green", "error": "red", "steer": "blue"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,7 @@ class AgentLanes(QWidget):
 
     # --- painting ----------------------------------------------------------------------
 
-    def paintEvent(self, _event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pc, sc = self.plot_colors, self.state_colors
@@ -166,44 +169,56 @@ class AgentLanes(QWidget):
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, doing)
         width = max(right - left, 10)
         step = min(max(width / max(len(self.events), 1), MIN_STEP), MAX_STEP)
-        visible = self.events[-max(int(width // step), 1):]
+        visible = self.events[-min(max(int(width // step), 1), MAX_MARKS):]
         self._marks = []
         axis_y = 4 + len(self._lanes) * lane_h
         painter.setFont(small)
+        # Worked out once per paint, not per mark: where each lane is, the pens, and
+        # which part of the widget needs painting (a mark outside it is not drawn).
+        lane_y = {agent: 4 + (n + 0.5) * lane_h for n, agent in enumerate(self._lanes)}
+        pens: dict[str, tuple[QPen, QColor]] = {}
+        exposed = event.rect()
+        x_min, x_max = exposed.left() - MAX_STEP, exposed.right() + MAX_STEP
+        dimmed = QColor(sc.dimmed)
         last_label_x = -1e9
-        last_second = ""
-        for i, event in enumerate(visible):
+        last_second: tuple[int, int, int] | None = None
+        for i, agent_event in enumerate(visible):
             x = left + step * (i + 0.5)
-            y = self._lane_y(event.agent)
-            self._marks.append(_Mark(x, y, event))
-            second = event.at.strftime("%H:%M:%S")
+            y = lane_y[agent_event.agent]
+            self._marks.append(_Mark(x, y, agent_event))
+            at = agent_event.at
+            second = (at.hour, at.minute, at.second)
             if second != last_second and x - last_label_x > 64:
-                painter.setPen(QColor(sc.dimmed))
-                painter.drawLine(QPointF(x, axis_y), QPointF(x, axis_y + 4))
-                painter.drawText(QRectF(x - 30, axis_y + 4, 60, AXIS_HEIGHT - 4),
-                                 Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-                                 second)
+                if x_min <= x <= x_max:
+                    painter.setPen(dimmed)
+                    painter.drawLine(QPointF(x, axis_y), QPointF(x, axis_y + 4))
+                    painter.drawText(QRectF(x - 30, axis_y + 4, 60, AXIS_HEIGHT - 4),
+                                     Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                                     f"{second[0]:02d}:{second[1]:02d}:{second[2]:02d}")
                 last_label_x = x
             last_second = second
-            self._paint_mark(painter, event, x, y, lane_h)
+            if x_min <= x <= x_max:
+                self._paint_mark(painter, agent_event, x, y, lane_h, lane_y, pens)
 
     def _paint_mark(self, painter: QPainter, event: AgentEvent, x: float, y: float,
-                    lane_h: float) -> None:
+                    lane_h: float, lane_y: dict[str, float],
+                    pens: dict[str, tuple[QPen, QColor]]) -> None:
         sc = self.state_colors
         r = max(min(lane_h * 0.2, 6.0), 3.0)
-        color = {"status": sc.dimmed, "tool_call": sc.blue, "hypothesis": sc.amber,
-                 "message": sc.green, "error": sc.red, "steer": sc.blue}.get(event.kind,
-                                                                              sc.dimmed)
+        color = getattr(sc, _KIND_COLORS.get(event.kind, "dimmed"))
         if event.kind == "tool_call" and event.data.get("ok") is False:
             color = sc.red
         if event.kind == "status" and event.summary.endswith(" done"):
             color = sc.green
-        pen = QPen(QColor(color))
-        pen.setWidthF(1.6)
-        painter.setPen(pen)
-        painter.setBrush(QColor(color))
-        if event.kind == "message" and event.to_agent in self._lanes:
-            target = self._lane_y(event.to_agent)
+        drawing = pens.get(color)
+        if drawing is None:
+            pen = QPen(QColor(color))
+            pen.setWidthF(1.6)
+            drawing = pens[color] = (pen, QColor(color))
+        painter.setPen(drawing[0])
+        painter.setBrush(drawing[1])
+        if event.kind == "message" and event.to_agent in lane_y:
+            target = lane_y[event.to_agent]
             painter.drawLine(QPointF(x, y), QPointF(x, target))
             head = QPainterPath()
             sign = 1 if target > y else -1

@@ -16,6 +16,7 @@ incident is the only reset.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -274,11 +275,17 @@ def timeline_entries(activity: IncidentActivity,
         out.append(TimelineEntry(f"chg:{chg.id}", chg.at, "change", chg.author,
                                  f"{chg.kind} of {chg.service}{version}: {chg.description}",
                                  f"change:{chg.id}", "", "blue", chg.kind.replace("_", " ")))
-    for n, note in enumerate(activity.notes):
-        kind = note.kind if note.kind in KINDS else "note"
-        reason = str(note.data.get("reason", ""))
+    # A note's key is its stored id where the read said it (an incremental read starts
+    # after the notes already shown), its place in the timeline otherwise.
+    ids = activity.note_ids if len(activity.note_ids) == len(activity.notes) \
+        else range(len(activity.notes))
+    # The kind, agent and reason repeat across a long timeline: one string each, not one
+    # per row.
+    for n, note in zip(ids, activity.notes, strict=True):
+        kind = sys.intern(note.kind) if note.kind in KINDS else "note"
+        reason = sys.intern(str(note.data.get("reason", "")))
         out.append(TimelineEntry(f"note:{n}", note.at, kind,
-                                 str(note.data.get("agent", "")), note.summary,
+                                 sys.intern(str(note.data.get("agent", ""))), note.summary,
                                  f"signal:{note.ref}" if note.ref else "", reason))
     titles = {f"recommendation:{r.id}": str(r.preview.get("summary") or r.runbook_id)
               for r in activity.recommendations}
@@ -327,7 +334,8 @@ class TimelineModel(TableModel):
         self.incident_id: int | None = None
         self._rows: list[TimelineEntry] = []
         self._keys: set[str] = set()
-        self._order: list[tuple[float, int, int, str]] = []
+        # The id of the last stored note merged: the next read asks only for later ones.
+        self.last_note_id = 0
 
     def entry_at(self, row: int) -> TimelineEntry:
         return self._rows[row]
@@ -340,16 +348,20 @@ class TimelineModel(TableModel):
         """Another incident: the one reset this model does (not an event)."""
         self.beginResetModel()
         self.incident_id = incident_id
+        self.last_note_id = 0
         self._rows = sorted(entries, key=_order)
         self._keys = {e.key for e in self._rows}
-        self._order = [_order(e) for e in self._rows]
         self.endResetModel()
 
-    def merge(self, incident_id: int, entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
-        """Insert the rows not shown yet, each where it belongs in time; returns them."""
+    def merge(self, incident_id: int, entries: Iterable[TimelineEntry],
+              last_note_id: int = 0) -> list[TimelineEntry]:
+        """Insert the rows not shown yet, each where it belongs in time; returns them.
+        `last_note_id` is the id of the last stored note the read covered."""
         if incident_id != self.incident_id:
             return []
-        # A read returns the whole timeline again: only the unseen rows are sorted, and
+        self.last_note_id = max(self.last_note_id, last_note_id)
+        # A read returns rows already shown (its signals, changes and records again, the
+        # notes only after `last_note_id`): only the unseen rows are sorted, and
         # each run of them that lands in one place is one insert (a read after a burst
         # adds hundreds at the end; row by row, the views relaid out for each).
         unseen: dict[str, TimelineEntry] = {}
@@ -359,10 +371,12 @@ class TimelineModel(TableModel):
         new = sorted(((_order(e), e) for e in unseen.values()), key=lambda pair: pair[0])
         start = 0
         while start < len(new):
-            pos = bisect.bisect_right(self._order, new[start][0])
+            # Each row's place is worked out when looked for, not kept per row (a long
+            # timeline's order keys cost as much memory as its rows).
+            pos = bisect.bisect_right(self._rows, new[start][0], key=_order)
             end = start + 1
-            if pos < len(self._order):
-                limit = self._order[pos]
+            if pos < len(self._rows):
+                limit = _order(self._rows[pos])
                 while end < len(new) and new[end][0] < limit:
                     end += 1
             else:
@@ -370,7 +384,6 @@ class TimelineModel(TableModel):
             run = new[start:end]
             self.beginInsertRows(QModelIndex(), pos, pos + len(run) - 1)
             self._rows[pos:pos] = [e for _o, e in run]
-            self._order[pos:pos] = [o for o, _e in run]
             self._keys.update(e.key for _o, e in run)
             self.endInsertRows()
             start = end

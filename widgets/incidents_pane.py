@@ -303,21 +303,26 @@ class IncidentsPane(QWidget):
             self._load(self.timeline.incident_id)
 
     def _load(self, incident_id: int) -> None:
+        """Read what is new of the incident: the whole timeline on its first read (the
+        model was just reset), only the notes after the last one merged afterwards."""
         service, steering = self._service, self._steering
+        after = self.timeline.last_note_id if incident_id == self.timeline.incident_id else 0
 
-        def read() -> list[TimelineEntry]:
-            activity = service.incident_activity(incident_id)
+        def read() -> tuple[list[TimelineEntry], int]:
+            activity = service.incident_activity(incident_id, after_note_id=after)
             if activity is None:
-                return []
-            return timeline_entries(activity, steering.agent_events(incident_id))
+                return [], after
+            entries = timeline_entries(activity, steering.agent_events(incident_id))
+            return entries, activity.last_note_id
 
         self._worker.submit(f"reading incident {incident_id}", read,
-                            on_done=lambda entries: self._merge(incident_id, entries))
+                            on_done=lambda done: self._merge(incident_id, *done))
 
-    def _merge(self, incident_id: int, entries: Sequence[TimelineEntry]) -> None:
+    def _merge(self, incident_id: int, entries: Sequence[TimelineEntry],
+               last_note_id: int = 0) -> None:
         view = self.timeline_table
         at_bottom = view.verticalScrollBar().value() >= view.verticalScrollBar().maximum() - 2
-        added = self.timeline.merge(incident_id, entries)
+        added = self.timeline.merge(incident_id, entries, last_note_id)
         if added:
             self._add_marks(added)
             if at_bottom:

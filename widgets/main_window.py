@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent
@@ -22,9 +23,7 @@ from console.audit_bundle_read import BundleError
 from console.clock import SimClock
 from widgets.actions import ACTIONS, build_actions, fill_menus
 from widgets.ask_pane import AskPane
-from widgets.assess_wizard import AssessWizard
 from widgets.audit_browser import AuditBrowser
-from widgets.audit_review import open_review_window
 from widgets.bridge import BusBridge
 from widgets.coordination_pane import CoordinationPane
 from widgets.history_pane import HistoryPane
@@ -34,7 +33,6 @@ from widgets.notifications import DesktopNotifier
 from widgets.ops import Worker
 from widgets.outcomes_pane import OutcomesPane
 from widgets.recommendations_pane import RecommendationsPane
-from widgets.settings_dialog import SettingsDialog
 from widgets.status_bar import ConsoleStatusBar
 from widgets.tables import AuditPane, ServicesPane, SignalsPane
 from widgets.theme import (
@@ -45,6 +43,10 @@ from widgets.theme import (
     load_stylesheet,
     next_theme,
 )
+
+if TYPE_CHECKING:  # made on first use (the first window waits for every import)
+    from widgets.assess_wizard import AssessWizard
+    from widgets.settings_dialog import SettingsDialog
 
 STATE_VERSION = 4  # 2: incidents, recommendations, history and coordination docks;
 # 3: outcomes and audit browser docks; 4: the ask dock
@@ -369,6 +371,8 @@ class MainWindow(QMainWindow):
     def open_bundle(self, path: Path) -> QMainWindow | None:
         """The read-only review window of the bundle at `path` (None, and the reason in
         the status bar, when it is not a bundle). Each stays open until closed."""
+        from widgets.audit_review import open_review_window
+
         try:
             window = open_review_window(path, self)
         except BundleError as exc:

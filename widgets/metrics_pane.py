@@ -44,6 +44,7 @@ class MetricHistory(QObject):
         super().__init__(parent)
         self.max_points = max_points
         self._series: dict[str, deque[Point]] = {}
+        self._revision: dict[str, int] = {}  # per service, counts its recorded points
         if bridge is not None:
             bridge.estateSnapshot.connect(self._on_bridge_snapshot)
 
@@ -54,7 +55,12 @@ class MetricHistory(QObject):
                 series = self._series[service] = deque(maxlen=self.max_points)
             series.append(Point(t, float(values.get("error_rate", np.nan)),
                                 float(values.get("latency_p99_ms", np.nan))))
+            self._revision[service] = self._revision.get(service, 0) + 1
         self.updated.emit()
+
+    def revision(self, service: str) -> int:
+        """Changes whenever a point is recorded for `service` (0: none yet)."""
+        return self._revision.get(service, 0)
 
     def _on_bridge_snapshot(self, event: EstateSnapshot) -> None:
         self.record(event.at.timestamp(), event.metrics)
@@ -83,6 +89,7 @@ class MetricsPane(QWidget):
         self.history = history
         self.thresholds = thresholds or HealthThresholds()
         self.service: str | None = None
+        self._drawn: tuple[str, int] | None = None  # the service and revision on screen
         self.title = QLabel("Select a service to see its history", self)
         self.title.setObjectName("metricsTitle")
         self.error_plot = self._plot("errorPlot", "Error rate", "%")
@@ -154,8 +161,14 @@ class MetricsPane(QWidget):
         plot.setYRange(0, top, padding=0)
 
     def _redraw(self) -> None:
+        """Draw the selected service's history; nothing to do when what is on screen is
+        already its latest (the same service selected again, a snapshot without it)."""
         if self.service is None:
             return
+        drawn = (self.service, self.history.revision(self.service))
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         t, errors, p99 = self.history.series(self.service)
         self.error_curve.setData(t, errors)
         self.latency_curve.setData(t, p99)

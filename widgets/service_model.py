@@ -15,6 +15,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt
+from PySide6.QtCore import Signal as QtSignal
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
 from widgets.models import (
@@ -131,7 +132,12 @@ class ServiceTableModel(TableModel):
     Rows appear the first time a snapshot names a service; after that a snapshot or an
     alert emits `dataChanged` only for rows whose displayed values or health changed.
     Display texts and health are computed once per update, not per paint.
+
+    Emits ``updated()`` once after each snapshot or batch of alerts has been applied
+    (after its `dataChanged`s), so a view re-sorts once per update, not once per row.
     """
+
+    updated = QtSignal()
 
     COLUMNS = (
         _Column("Service", None),
@@ -189,11 +195,16 @@ class ServiceTableModel(TableModel):
                 row = self._rows[self._row_of[name]]
                 row.metrics = dict(values)
                 self._refresh(row)
+        self.updated.emit()
 
     def update_alerts(self, signals: Iterable[Signal]) -> None:
+        changed = False
         for name in self.alerts.apply(signals):
             if name in self._row_of:
                 self._refresh(self._rows[self._row_of[name]])
+                changed = True
+        if changed:
+            self.updated.emit()
 
     def _on_bridge_snapshot(self, event: Any) -> None:
         self.update_metrics(event.metrics)

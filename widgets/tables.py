@@ -8,6 +8,7 @@ the database or the bus itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -16,6 +17,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QFontMetrics
@@ -115,6 +117,10 @@ class SignalFilterProxy(QSortFilterProxyModel):
         return super().filterAcceptsRow(source_row, source_parent)
 
 
+RESORT_MS = 1000  # rows of one health class are put back in order at most this often
+_SORTED, _ROWS_OUT_OF_ORDER, _CLASS_OUT_OF_ORDER = range(3)
+
+
 class ServicesPane(QWidget):
     """The estate's services, worst health first.
 
@@ -133,6 +139,13 @@ class ServicesPane(QWidget):
         self.pinned = False
         self._following = False
         self.proxy = sorting_proxy(model, self)
+        # Sorted by the pane, once per update and only when the order is wrong: resorting
+        # on every row's change moved the selection and redrew the metrics plot each time.
+        self.proxy.setDynamicSortFilter(False)
+        self._resort = QTimer(self)
+        self._resort.setSingleShot(True)
+        self._resort.setInterval(RESORT_MS)
+        self._resort.timeout.connect(self._sort)
         self.table = make_table("servicesTable", self.proxy,
                                 ("recommendations", "\u25cf critical", "88,888", "100.00",
                                  "88,888", "100", "100", "100", "100", "88"), self)
@@ -147,6 +160,7 @@ class ServicesPane(QWidget):
         self.table.pressed.connect(self._on_table_pressed)
         for sig in (self.proxy.rowsInserted, self.proxy.layoutChanged):
             sig.connect(self._follow_worst)
+        model.updated.connect(self._on_model_updated)
         self._follow_worst()
 
     def select_service(self, name: str) -> None:
@@ -171,6 +185,43 @@ class ServicesPane(QWidget):
 
     def _on_table_pressed(self, _index: QModelIndex) -> None:
         self.pinned = True  # also when the pressed row was already the selected one
+
+    def _on_model_updated(self) -> None:
+        """Re-sort at once when a row's health class is out of place (the worst must be
+        on top now); when only rows of the same class swapped (their error rates moved),
+        at most once per RESORT_MS."""
+        disorder = self._disorder()
+        if disorder == _SORTED:
+            self._resort.stop()
+        elif disorder == _CLASS_OUT_OF_ORDER:
+            self._sort()
+        elif not self._resort.isActive():
+            self._resort.start()
+
+    def _disorder(self) -> int:
+        column, order = self.proxy.sortColumn(), self.proxy.sortOrder()
+        if column < 0:
+            return _SORTED
+        keys = [self.proxy.index(row, column).data(SORT_ROLE)
+                for row in range(self.proxy.rowCount())]
+        if order == Qt.SortOrder.DescendingOrder:
+            keys.reverse()
+        health = column == ServiceTableModel.HEALTH
+        found = _SORTED
+        for a, b in pairwise(keys):
+            try:
+                if not b < a:
+                    continue
+                if health and a // 1000 != b // 1000:  # the key is class * 1000 + errors
+                    return _CLASS_OUT_OF_ORDER
+            except TypeError:  # keys this check cannot compare: the proxy sorts them
+                pass
+            found = _ROWS_OUT_OF_ORDER
+        return found
+
+    def _sort(self) -> None:
+        self._resort.stop()
+        self.proxy.sort(self.proxy.sortColumn(), self.proxy.sortOrder())
 
     def _follow_worst(self, *_args: object) -> None:
         if self.pinned or not self.proxy.rowCount():

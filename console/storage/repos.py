@@ -153,10 +153,24 @@ class IncidentRepo:
                              r.opened_at, r.resolved_at) for r in rows]
 
     def timeline(self, session: Session, incident_id: int) -> list[TimelineNote]:
-        rows = session.scalars(select(TimelineEventRow)
-                               .where(TimelineEventRow.incident_id == incident_id)
-                               .order_by(TimelineEventRow.id))
-        return [TimelineNote(r.at, r.kind, r.summary, r.ref, r.data) for r in rows]
+        """The whole timeline of one incident, oldest first."""
+        return [note for _id, note in self.timeline_after(session, incident_id)]
+
+    def timeline_after(self, session: Session, incident_id: int,
+                       after_id: int = 0) -> list[tuple[int, TimelineNote]]:
+        """The notes of one incident stored after note `after_id` (0: all of them), each
+        with its id, oldest first: a reader that has seen up to one id asks only for what
+        is new instead of reading the whole timeline again."""
+        t = TimelineEventRow
+        # Columns, not entities: a long timeline would otherwise fill the session's
+        # identity map with objects nothing writes back.
+        query = select(t.id, t.at, t.kind, t.summary, t.ref, t.data) \
+            .where(t.incident_id == incident_id)
+        if after_id:
+            query = query.where(t.id > after_id)
+        rows = session.execute(query.order_by(t.id))
+        return [(note_id, TimelineNote(at, kind, summary, ref, data))
+                for note_id, at, kind, summary, ref, data in rows]
 
 
 class InboundRepo:
