@@ -79,3 +79,28 @@ def no_leaked_windows(qapp: Any) -> Iterator[None]:
     for widget in leaked:
         widget.close()
     assert not leaked, f"test left windows open: {leaked}"
+
+
+@pytest.fixture
+def console(runtime: Any, tmp_path: Path, qtbot: Any) -> Iterator[Any]:
+    """Opens main windows over `runtime` (`console(driver, user)`), 1600x1000, each with
+    its own settings file; closes them at teardown. The test makes the driver it needs."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+
+    from console.app import build_window
+
+    windows: list[Any] = []
+
+    def open_(driver: Any, user: str = "alice") -> Any:
+        settings = QSettings(str(tmp_path / "wf.ini"), QSettings.Format.IniFormat)
+        window = build_window(runtime, driver, user, settings=settings)
+        window.resize(1600, 1000)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield open_
+    for window in windows:
+        window.close()
+        window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -6,43 +6,24 @@ recalling earlier questions."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QApplication
 
 from agents.retriever import Answer
-from console.app import build_window
 from console.domain import Evidence
 from console.runtime import ScenarioDriver
 from widgets.ask_pane import AskPane
 from widgets.main_window import MainWindow
 from widgets.ops import Worker
 
+pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
+
 TIMEOUT_MS = 10_000
 
 
-@pytest.fixture
-def console(runtime: Any, tmp_path: Path, qtbot: Any, no_real_settings: None,
-            no_leaked_windows: None) -> Iterator[Any]:
-    windows: list[MainWindow] = []
-
-    def open_(driver: ScenarioDriver | None, user: str = "alice") -> MainWindow:
-        settings = QSettings(str(tmp_path / "wf.ini"), QSettings.Format.IniFormat)
-        window = build_window(runtime, driver, user, settings=settings)
-        window.resize(1600, 1000)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield open_
-    for window in windows:
-        window.close()
-        window.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture

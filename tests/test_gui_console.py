@@ -5,15 +5,12 @@ tester while the real run feeds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 
-from console.app import build_window
 from console.runtime import ScenarioDriver
 from widgets.main_window import MainWindow
 
@@ -22,24 +19,6 @@ pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
 TIMEOUT_MS = 10_000
 
 
-@pytest.fixture
-def console(runtime: Any, tmp_path: Path, qtbot: Any) -> Iterator[Any]:
-    """A window over `runtime`; the test makes the driver (scenario, seed) it needs."""
-    windows: list[MainWindow] = []
-
-    def open_(driver: ScenarioDriver | None, user: str = "alice") -> MainWindow:
-        settings = QSettings(str(tmp_path / "wf.ini"), QSettings.Format.IniFormat)
-        window = build_window(runtime, driver, user, settings=settings)
-        window.resize(1600, 1000)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield open_
-    for window in windows:
-        window.close()
-        window.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _models(window: MainWindow) -> list[Any]:

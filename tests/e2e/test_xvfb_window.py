@@ -13,12 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
-
-@pytest.mark.skipif(shutil.which("xvfb-run") is None,
-                    reason="needs Debian's xvfb (the README's test command installs it)")
 def test_the_window_runs_on_a_real_display_without_qt_warnings(tmp_path: Path) -> None:
+    assert shutil.which("xvfb-run"), "xvfb-run is missing: `bash scripts/bootstrap.sh test` " \
+        "installs Debian's xvfb"
     env = dict(os.environ, WATCHFLOOR_DATA_DIR=str(tmp_path / "data"),
                WATCHFLOOR_CONFIG_DIR=str(tmp_path / "config"), WATCHFLOOR_USER="nightshift",
                XDG_CONFIG_HOME=str(tmp_path / "xdg"), QT_DEBUG_PLUGINS="0")
