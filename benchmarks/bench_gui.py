@@ -17,12 +17,15 @@ throw-away QSettings file and private user folders (no language model is configu
    Reported: p50, p99, max, samples, the alerts the window received, wall seconds.
 2. **Time to first window.** Wall time from spawning `python -c` to the child saying
    that the main window has been painted: the child runs what `watchfloor` runs
-   (`run_gui`'s QApplication and qasync Runner around `console.app.main`, the default
-   scenario on the embedded estate), and when the window's first paint event has been
-   handled (a zero-delay timer queued from that paint event), writes one line and exits
-   at once. The bare floor is the same child with only a QApplication and an empty
-   QMainWindow. `REPEATS` of each, interleaved; the medians are compared. The console's
-   child also says where its own time went (imports, start-up to shown, shown to painted).
+   (`console.app.run_gui`: the QApplication, the qasync Runner around `console.app.main`,
+   the default scenario on the embedded estate), and when the window's first paint event
+   has been handled (a zero-delay timer queued from that paint event), writes one line.
+   The window is shown first, saying what it opens (the database, the scenario, the
+   panes), so its first paint is that; `panes_ready_s` is the same wall time to the
+   first paint after the panes are in (then the child exits). The bare floor is the same
+   child with only a QApplication and an empty QMainWindow. `REPEATS` of each,
+   interleaved; the medians are compared. The console's child also says where its own
+   time went to the first paint (imports, start-up to shown, shown to painted).
 3. **Resident memory with 100,000 timeline events.** The console's window (headless: the
    panes' reads run inline, as in the tests; the pane's 250 ms debounce is waited out
    after each batch) over an incident whose 100,000 timeline
@@ -203,12 +206,14 @@ import os, sys
 from PySide6.QtCore import QEvent, QObject, QTimer
 
 class Painted(QObject):
-    """Says when the watched window's first paint event has been handled, then exits."""
-    def __init__(self, window, figures):
+    # Writes `word` and what it knows once the watched window's next paint event has
+    # been handled; with `last`, then exits.
+    def __init__(self, window, word, figures, last):
         super().__init__()
-        self.figures, self.seen = figures, False
+        self.word, self.figures, self.last, self.seen = word, figures, last, False
         self.shown = time.perf_counter()
         window.installEventFilter(self)
+        window.update()
     def eventFilter(self, obj, event):
         if event.type() == QEvent.Type.Paint and not self.seen:
             self.seen = True
@@ -218,9 +223,10 @@ class Painted(QObject):
         now = time.perf_counter()
         self.figures.update(shown_to_painted_s=round(now - self.shown, 4),
                             in_process_s=round(now - began, 4))
-        sys.stdout.write("PAINTED " + repr(self.figures) + "\n")
+        sys.stdout.write(self.word + " " + repr(self.figures) + "\n")
         sys.stdout.flush()
-        os._exit(0)
+        if self.last:
+            os._exit(0)
 '''
 
 BARE_CHILD = _PAINTED + r'''
@@ -229,36 +235,36 @@ app = QApplication(sys.argv[:1])
 window = QMainWindow()
 window.resize(1600, 1000)
 window.show()
-painted = Painted(window, {})
+painted = Painted(window, "PAINTED", {}, True)
 sys.exit(app.exec())
 '''
 
 CONSOLE_CHILD = _PAINTED + r'''
-import asyncio
-import qasync
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 from console import app as console_app
 imported = time.perf_counter()
 QSettings.setDefaultFormat(QSettings.Format.IniFormat)
 QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[2])
-app = QApplication(sys.argv[:1])
-app.setStyle("Fusion")
-app.setQuitOnLastWindowClosed(False)
 keep = []
 
 def on_window(window):
-    keep.append(Painted(window, {"imports_s": round(imported - began, 4),
-                                 "start_to_shown_s": round(time.perf_counter() - imported, 4)}))
+    keep.append(Painted(window, "PAINTED", {"imports_s": round(imported - began, 4),
+                                            "start_to_shown_s": round(time.perf_counter()
+                                                                      - imported, 4)}, False))
 
-with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-    runner.run(console_app.main(sys.argv[1], "bad-deploy", 1.0, on_window=on_window))
+def on_ready(window):
+    keep.append(Painted(window, "READY", {}, True))
+
+sys.exit(console_app.run_gui(sys.argv[1], "bad-deploy", 1.0, on_window=on_window,
+                             on_ready=on_ready))
 '''
 
 
-def _first_paint(code: str, folder: Path, *extra: str) -> tuple[float, dict[str, Any]]:
-    """Seconds from spawning the child to its "painted" line, and what it said."""
+def _first_paint(code: str, folder: Path, *extra: str,
+                 words: tuple[str, ...] = ("PAINTED",)) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Seconds from spawning the child to each of its `words` lines, and what it said."""
     errors = folder / "stderr.txt"
+    said: dict[str, tuple[float, dict[str, Any]]] = {}
     with errors.open("w") as err:
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-c", code, *extra], cwd=ROOT,
@@ -269,11 +275,13 @@ def _first_paint(code: str, folder: Path, *extra: str) -> tuple[float, dict[str,
     assert child.stdout is not None
     try:
         for line in child.stdout:
-            if line.startswith("PAINTED "):
-                elapsed = time.perf_counter() - start
-                return elapsed, dict(ast.literal_eval(line[len("PAINTED "):]))
+            word, _, rest = line.partition(" ")
+            if word in words:
+                said[word] = (time.perf_counter() - start, dict(ast.literal_eval(rest)))
+                if len(said) == len(words):
+                    return said
         child.wait()
-        raise RuntimeError(f"the child never painted ({child.returncode}):\n"
+        raise RuntimeError(f"the child never said {words} ({child.returncode}):\n"
                            f"{errors.read_text()[-3000:]}")
     finally:
         watchdog.cancel()
@@ -284,20 +292,24 @@ def _first_paint(code: str, folder: Path, *extra: str) -> tuple[float, dict[str,
 
 def _first_window(folder: Path) -> dict[str, Any]:
     console_s: list[float] = []
+    ready_s: list[float] = []
     bare_s: list[float] = []
     parts: list[dict[str, Any]] = []
     for n in range(REPEATS):
         run_dir = folder / f"first-{n}"
         run_dir.mkdir()
-        elapsed, said = _first_paint(CONSOLE_CHILD, run_dir,
-                                     f"sqlite:///{run_dir / 'first.db'}", str(run_dir / "qs"))
-        console_s.append(elapsed)
-        parts.append(said)
-        bare_s.append(_first_paint(BARE_CHILD, run_dir)[0])
+        said = _first_paint(CONSOLE_CHILD, run_dir, f"sqlite:///{run_dir / 'first.db'}",
+                            str(run_dir / "qs"), words=("PAINTED", "READY"))
+        console_s.append(said["PAINTED"][0])
+        ready_s.append(said["READY"][0])
+        parts.append(said["PAINTED"][1])
+        bare_s.append(_first_paint(BARE_CHILD, run_dir)["PAINTED"][0])
     console, bare = statistics.median(console_s), statistics.median(bare_s)
     return {"console_s": round(console, 3), "bare_qmainwindow_s": round(bare, 3),
             "ratio": round(console / bare, 2), "repeats": REPEATS,
+            "panes_ready_s": round(statistics.median(ready_s), 3),
             "console_runs_s": [round(s, 3) for s in console_s],
+            "panes_ready_runs_s": [round(s, 3) for s in ready_s],
             "bare_runs_s": [round(s, 3) for s in bare_s],
             "console_parts_median_s": {key: round(statistics.median(p[key] for p in parts), 3)
                                        for key in parts[0]}}

@@ -7,7 +7,6 @@ are the only places that import Qt (checked by import-linter).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -16,40 +15,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import qasync
-from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
-from console.clock import SimClock
-from console.estate import ScenarioError
-from console.kpis import Kpis
-from console.notify_rules import NotifyRules
-from console.runtime import Runtime, ScenarioDriver, local_user
-from console.sources.clients import AlertmanagerPoller
-from console.sources.polling import poll_forever
-from console.sources.webhook import WebhookReceiver
-from widgets.ask_pane import AskPane
-from widgets.audit_browser import AuditBrowser
-from widgets.bridge import BusBridge
-from widgets.coordination_pane import CoordinationPane
-from widgets.history_model import ExecutionTableModel
-from widgets.history_pane import HistoryPane
-from widgets.incident_models import IncidentTableModel
-from widgets.incidents_pane import IncidentsPane
 from widgets.main_window import MainWindow
-from widgets.metrics_pane import MetricHistory, MetricsPane
-from widgets.models import AuditTableModel, SignalTableModel
-from widgets.notifications import DesktopNotifier
-from widgets.ops import Worker
-from widgets.outcomes_pane import OutcomesPane
-from widgets.recommendation_model import RecommendationTableModel
-from widgets.recommendations_pane import RecommendationsPane
-from widgets.service_model import ServiceTableModel
-from widgets.status_bar import ConsoleStatusBar
-from widgets.tables import AuditPane, ServicesPane, SignalsPane
 
+# Only Qt and the window's frame are imported before the window is on screen (asyncio
+# and qasync too come after it); the core (SQLAlchemy, the estate, the agents) is imported
+# on a worker thread while the window says what is being opened, and the panes
+# (pyqtgraph) once the core is there.
 if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
+
+    from console.runtime import Runtime, ScenarioDriver
+    from console.sources.webhook import WebhookReceiver
     from widgets.assess_wizard import AssessWizard
     from widgets.settings_dialog import SettingsDialog
 
@@ -57,15 +38,43 @@ log = logging.getLogger(__name__)
 APP_NAME = ORG_NAME = "Watchfloor"
 SIGNAL_ROWS = 5000
 CAUSES_READ = 20  # incidents whose board is read at start (the newest)
+FIRST_PAINT_WAIT_S = 0.5  # the core starts loading once the window is painted (or after this)
+
+
+def window_title(scenario: str) -> str:
+    return f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor"
 
 
 def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
-                 settings: QSettings | None = None) -> MainWindow:
+                 settings: QSettings | None = None,
+                 window: MainWindow | None = None) -> MainWindow:
     """Compose the console over `runtime` as `user`; `driver` may be None (no estate).
+    The panes go into `window` (a frame already on screen) or into a new one.
 
     Every model is filled from the service first and subscribed to the bridge in the same
     step, on the loop's thread, so no event can fall between the two.
     """
+    from console.kpis import Kpis
+    from console.notify_rules import NotifyRules
+    from widgets.ask_pane import AskPane
+    from widgets.audit_browser import AuditBrowser
+    from widgets.bridge import BusBridge
+    from widgets.coordination_pane import CoordinationPane
+    from widgets.history_model import ExecutionTableModel
+    from widgets.history_pane import HistoryPane
+    from widgets.incident_models import IncidentTableModel
+    from widgets.incidents_pane import IncidentsPane
+    from widgets.metrics_pane import MetricHistory, MetricsPane
+    from widgets.models import AuditTableModel, SignalTableModel
+    from widgets.notifications import DesktopNotifier
+    from widgets.ops import Worker
+    from widgets.outcomes_pane import OutcomesPane
+    from widgets.recommendation_model import RecommendationTableModel
+    from widgets.recommendations_pane import RecommendationsPane
+    from widgets.service_model import ServiceTableModel
+    from widgets.status_bar import ConsoleStatusBar
+    from widgets.tables import AuditPane, ServicesPane, SignalsPane
+
     service = runtime.service
     bridge = BusBridge(runtime.bus)
     recent = service.recent_signals(SIGNAL_ROWS)
@@ -98,8 +107,11 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     status_bar = ConsoleStatusBar(service=service, clock=runtime.clock, bridge=bridge,
                                   user=user, scenario_name=scenario,
                                   signal_total=service.signal_count(), recent_signals=recent)
-    window = MainWindow(
-        bridge=bridge, clock=runtime.clock, settings=settings or QSettings(),
+    if window is None:
+        window = MainWindow(settings=settings or QSettings(), title=window_title(scenario),
+                            make_recording_window=recording_window)
+    window.install(
+        bridge=bridge, clock=runtime.clock,
         services=ServicesPane(service_model), signals=SignalsPane(signal_model),
         metrics=MetricsPane(history, service_model.thresholds), audit=AuditPane(audit_model),
         status_bar=status_bar,
@@ -118,8 +130,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         # The dialogs are made when first asked for, over the same service and user.
         make_settings=lambda parent: _settings_dialog(service, user, parent),
         make_assessment=lambda parent: _assess_wizard(service, user, parent),
-        worker=worker,
-        title=f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor")
+        worker=worker)
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
                 recommendation_model, execution_model):
@@ -154,6 +165,18 @@ def _assess_wizard(service: Any, user: str, parent: QWidget) -> AssessWizard:
     return AssessWizard(AssessmentService(service), user, parent=parent)
 
 
+def recording_window(folder: Path, parent: QWidget) -> QMainWindow:
+    """File > Open recording: the read-only window over a recording folder, investigated
+    by the live agents' investigator, in the console's current theme (its modules are
+    imported when first opened)."""
+    from console.runtime import Runtime
+    from widgets.recording_window import open_recording_window
+    from widgets.theme import DEFAULT_THEME
+
+    return open_recording_window(folder, parent, investigator=Runtime.investigator_classes(),
+                                 theme=getattr(parent, "theme", "") or DEFAULT_THEME)
+
+
 def run_snapshot(scenario: str, at_seconds: float, out_dir: Path, *, seed: int | None = None,
                  theme: str = "dark", panes: bool = True) -> list[Path]:
     """`watchfloor snapshot`: PNGs of the window and each pane at a moment of a scenario,
@@ -177,47 +200,153 @@ def run_review(bundle_path: Path) -> int:
     return run_review_app(bundle_path)
 
 
+class _FirstPaint(QObject):
+    """Resolves `done` when the watched window has handled its first paint event."""
+
+    def __init__(self, window: QWidget, done: asyncio.Future[None]) -> None:
+        super().__init__(window)
+        self._done = done
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and not self._done.done():
+            self._done.set_result(None)
+        return False
+
+
+async def _painted(window: QWidget) -> None:
+    """Until the window is on screen (or FIRST_PAINT_WAIT_S), so that the imports and the
+    database work after it never keep the operator looking at nothing."""
+    import asyncio
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    watcher = _FirstPaint(window, done)
+    window.update()
+    try:
+        await asyncio.wait_for(done, FIRST_PAINT_WAIT_S)
+    except TimeoutError:
+        pass
+    finally:
+        window.removeEventFilter(watcher)
+        watcher.deleteLater()
+
+
+class StartRefused(Exception):
+    """The console cannot start on what it was given (exit 2): a bad settings file."""
+
+
+def _open_runtime(db_url: str | None, alertmanager: str | None, prometheus: str | None,
+                  saved_sources: Callable[[], Any] | None,
+                  ) -> tuple[Runtime, str | None, str | None]:
+    """On a worker thread: read the saved sources (Settings -> Sources) when the command
+    line left the Alertmanager or the Prometheus open, import the core and open the
+    database (migrations included). Returns the runtime, and the Alertmanager and the
+    Prometheus to use."""
+    if saved_sources is not None and (alertmanager is None or prometheus is None):
+        try:
+            saved = saved_sources()
+        except Exception as exc:  # the command line's UsageError: a bad settings file
+            raise StartRefused(str(exc)) from exc
+        alertmanager = alertmanager or saved.alertmanager_url
+        prometheus = prometheus or saved.prometheus_url
+    from console.clock import SimClock
+    from console.runtime import Runtime
+
+    # The estate plays from now, so what the console records lines up with the wall clock.
+    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
+                      prometheus=prometheus)
+    return runtime, alertmanager, prometheus
+
+
+def _preload_panes() -> None:
+    """On a worker thread: the Qt-free modules the panes need (pure Python imports), so the
+    GUI thread only imports the Qt parts."""
+    import console.kpis
+    import console.notify_rules
+    import console.steering  # noqa: F401
+
+
 async def main(db_url: str | None, scenario: str, speed: float, *,
                listen: tuple[str, int] | None = None, token: str | None = None,
                mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
                prometheus: str | None = None, poll_interval: float = 10.0,
-               on_window: Callable[[MainWindow], None] | None = None) -> int:
-    """Run the console until its window closes; `on_window` sees the window once shown.
-    With `listen`, the webhook receiver runs on that (host, port) for as long; with
+               on_window: Callable[[MainWindow], None] | None = None,
+               on_ready: Callable[[MainWindow], None] | None = None,
+               saved_sources: Callable[[], Any] | None = None,
+               window: MainWindow | None = None) -> int:
+    """Run the console until its window closes. The window is shown first and says what
+    is being opened; `on_window` sees it then, `on_ready` once the panes are in. With
+    `listen`, the webhook receiver runs on that (host, port) for as long; with
     `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds; with
-    `prometheus`, runbooks' PromQL validations query it."""
-    # The estate plays from now, so what the console records lines up with the wall clock.
-    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
-                      prometheus=prometheus)
-    runtime.loop = asyncio.get_running_loop()
-    runtime.bus.bind_loop(runtime.loop)
+    `prometheus`, runbooks' PromQL validations query it; `saved_sources` (Settings ->
+    Sources) fills in either when not given; `window` is the frame `run_gui` has shown
+    already. Exit 2 on a bad scenario or settings file."""
+    import asyncio
+
+    shutdown = asyncio.Event()
+    made_here = window is None
+    if window is None:
+        window = _show_frame(scenario, on_window)
+    window.closed.connect(shutdown.set)
+    if not window.isVisible():  # closed before the loop ran
+        return 0
+    await _painted(window)
+    runtime: Runtime | None = None
     tasks: set[asyncio.Task[None]] = set()
-    window: MainWindow | None = None
     receiver: WebhookReceiver | None = None
     http: httpx.AsyncClient | None = None
     try:
+        try:
+            opened = await _unless_closed(asyncio.to_thread(
+                _open_runtime, db_url, alertmanager, prometheus, saved_sources), shutdown)
+        except Exception as exc:  # a bad settings file, an unreachable database: said in
+            # the window (which stays until closed) and on stderr
+            log.error("the console could not start", exc_info=exc)
+            print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
+            window.show_start_failure(f"{exc}\n\nClose this window to quit.")
+            await shutdown.wait()
+            return 2 if isinstance(exc, StartRefused | ValueError) else 1
+        if opened is None:  # closed while starting
+            return 0
+        runtime, alertmanager, prometheus = opened
+        from console.estate import ScenarioError
+        from console.runtime import ScenarioDriver, local_user
+
+        runtime.loop = asyncio.get_running_loop()
+        runtime.bus.bind_loop(runtime.loop)
         runtime.clock.speed = speed
-        user = local_user()
-        runtime.service.bootstrap_admin(user)
+        runtime.service.bootstrap_admin(local_user())
+        user = await _signed_in(runtime, window, shutdown)
+        if user is None:  # the person cancelled the sign-in, or closed the window
+            window.close()
+            return 0
+        window.show_progress(f"Loading the scenario {scenario}\u2026")
         try:
             driver = ScenarioDriver(runtime, scenario, agents=True)
         except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
             print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
+            window.close()
             return 2
         if runtime.rule_error:  # the shipped rules run; the operator's file is named
             print(f"watchfloor: your rules were not loaded: {runtime.rule_error}",  # noqa: T201
                   file=sys.stderr)
+        window.show_progress("Settling what was in flight when the console last stopped\u2026")
         # Whatever a crash left in flight is settled before anything new runs.
         await asyncio.to_thread(runtime.service.engine.reconcile)
-        window = build_window(runtime, driver, user)
-        shutdown = asyncio.Event()
-        window.closed.connect(shutdown.set)
-        window.show()
+        window.show_progress("Laying out the panes\u2026")
+        await asyncio.to_thread(_preload_panes)
+        if shutdown.is_set():
+            return 0
+        build_window(runtime, driver, user, window=window)
+        if runtime.rule_error:
+            window.notify(f"your rules were not loaded: {runtime.rule_error}", error=True)
         runtime.service.record(actor="system", action="scenario.start",
                                target=driver.scenario.name,
                                inputs={"seed": driver.player.seed, "speed": speed,
                                        "mode": "console", "user": user})
         if listen is not None:
+            from console.sources.webhook import WebhookReceiver
+
             try:
                 receiver = WebhookReceiver(runtime.service, host=listen[0], port=listen[1],
                                            token=token, on_stored=runtime.receive,
@@ -227,6 +356,11 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             else:
                 window.notify(f"receiving webhooks at {receiver.url}/webhook/...")
         if alertmanager is not None:
+            import httpx
+
+            from console.sources.clients import AlertmanagerPoller
+            from console.sources.polling import poll_forever
+
             http = httpx.AsyncClient()  # one client for the whole run (STYLE.md 8)
             poller = AlertmanagerPoller(http, alertmanager)
             polling = asyncio.create_task(
@@ -237,8 +371,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         play = asyncio.create_task(driver.run_live(), name=f"scenario {driver.scenario.name}")
         tasks.add(play)
         play.add_done_callback(lambda task: _report_task(window, task))
-        if on_window is not None:
-            on_window(window)
+        if on_ready is not None:
+            on_ready(window)
         await shutdown.wait()
         return 0
     finally:
@@ -250,11 +384,72 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             await asyncio.gather(*tasks, return_exceptions=True)
         if http is not None:
             await http.aclose()
-        await runtime.agents.aclose()  # every run records how it ended before we close
-        await runtime.bus.drain()
-        if window is not None:
+        if runtime is not None:
+            await runtime.agents.aclose()  # every run records how it ended before we close
+            await runtime.bus.drain()
+        if window.installed:
             window.bridge.close()
-        runtime.close()
+        if runtime is not None:
+            runtime.close()
+        if made_here and not window.isVisible():
+            # Qt deletes it on the loop; a reference kept elsewhere (a logged traceback's
+            # frames) then no longer holds a widget that would outlive the QApplication.
+            window.deleteLater()
+
+
+async def _signed_in(runtime: Runtime, window: MainWindow,
+                     shutdown: asyncio.Event) -> str | None:
+    """Who the console runs as (widgets/sign_in.py); None when the person cancelled or
+    closed the window instead. Nothing waits in a nested loop: the dialog is open()ed."""
+    import asyncio
+
+    from widgets.sign_in import sign_in_at_start
+
+    answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    def settle(name: str | None) -> None:
+        if not answer.done():
+            answer.set_result(name)
+
+    window.show_progress("Signing in\u2026")
+    dialog = sign_in_at_start(runtime.service, settle, window,
+                              on_cancelled=lambda: settle(None))
+    closed = asyncio.ensure_future(shutdown.wait())
+    try:
+        await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+        if dialog is not None and not answer.done():
+            dialog.close()
+    return answer.result() if answer.done() else None
+
+
+def _show_frame(scenario: str, on_window: Callable[[MainWindow], None] | None) -> MainWindow:
+    """The main window's frame on screen, saying that the database is being opened."""
+    window = MainWindow(settings=QSettings(), title=window_title(scenario),
+                        make_recording_window=recording_window)
+    window.show_progress("Opening the database\u2026")
+    window.show()
+    if on_window is not None:
+        on_window(window)
+    return window
+
+
+async def _unless_closed(work: Any, shutdown: asyncio.Event) -> Any:
+    """The result of `work` (an awaitable), or None when the window closed first. The
+    work is still awaited then (a database half-opened on a thread is closed after)."""
+    import asyncio
+
+    job = asyncio.ensure_future(work)
+    closed = asyncio.ensure_future(shutdown.wait())
+    await asyncio.wait({job, closed}, return_when=asyncio.FIRST_COMPLETED)
+    closed.cancel()
+    if job.done() or not shutdown.is_set():
+        return job.result()
+    result = await job
+    if result is not None:
+        result[0].close()  # the runtime _open_runtime opened
+    return None
 
 
 def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
@@ -271,7 +466,10 @@ def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
 def run_gui(db_url: str | None, scenario: str, speed: float, *,
             listen: tuple[str, int] | None = None, token: str | None = None,
             mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
-            prometheus: str | None = None) -> int:
+            prometheus: str | None = None, saved_sources: Callable[[], Any] | None = None,
+            on_window: Callable[[MainWindow], None] | None = None,
+            on_ready: Callable[[MainWindow], None] | None = None) -> int:
+    """`watchfloor`: the console until its window closes (see `main`)."""
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -286,11 +484,46 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
     wake = QTimer()
     wake.start(250)
     wake.timeout.connect(lambda: None)
+    collector = GuiThreadCollector(app)  # noqa: F841  (lives as long as the app)
+    window = _show_frame(scenario, on_window)  # before asyncio and qasync are imported
+    import asyncio
+
+    import qasync
+
     # asyncio.run() takes loop_factory only from Python 3.12; the Runner has it on 3.11.
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
                                mappings=mappings, alertmanager=alertmanager,
-                               prometheus=prometheus))
+                               prometheus=prometheus, saved_sources=saved_sources,
+                               on_ready=on_ready, window=window))
+
+
+class GuiThreadCollector(QObject):
+    """Python's cyclic garbage collector runs on whichever thread allocates when a
+    threshold is passed; a Qt object freed that way on an agent or database thread breaks
+    Qt's thread rules (at best "Timers cannot be stopped from another thread", at worst a
+    crash). So automatic collection is off while the console runs, and this collects on
+    the GUI thread instead, once a second, as far as the thresholds say (as Anki does)."""
+
+    INTERVAL_MS = 1000
+
+    def __init__(self, parent: QObject) -> None:
+        import gc
+
+        super().__init__(parent)
+        self._gc = gc
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.collect)
+        self._timer.start(self.INTERVAL_MS)
+
+    def collect(self) -> None:
+        gc = self._gc
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
 
 
 def _close_all(app: QApplication) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.storage.db import DatabaseUrlError
+from console.storage.errors import DatabaseUrlError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         record_cli,
         review_cli,
         rules_cli,
+        users_cli,
     )
     from console.itsm import cli as itsm_cli
 
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     assess_cli.add_parser(sub)
     record_cli.add_parser(sub)
     investigate_cli.add_parser(sub)
+    users_cli.add_parser(sub, db_parent)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -228,12 +230,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                 mappings = load_mappings(args.webhook_mappings)
             except ScenarioError as exc:
                 raise UsageError(str(exc)) from None
-        sources = _saved_sources()  # Settings -> Sources; flags and environment win
+        # Settings -> Sources fill in what the flags and the environment leave open; read
+        # off the GUI thread once the window is on screen (a bad file: exit 2 from there).
         return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
                        listen=args.listen, token=args.webhook_token, mappings=mappings,
-                       alertmanager=args.alertmanager or sources.alertmanager_url,
-                       prometheus=args.prometheus or _prometheus_from_env()
-                       or sources.prometheus_url)
+                       alertmanager=args.alertmanager,
+                       prometheus=args.prometheus or _prometheus_from_env(),
+                       saved_sources=_saved_sources)
     if args.command == "run":
         from console.estate import ScenarioError
 
@@ -276,6 +279,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         record_cli,
         review_cli,
         rules_cli,
+        users_cli,
     )
     from console.itsm import cli as itsm_cli
 
@@ -293,6 +297,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return rules_cli.dispatch(args, None)  # files only, no database
     if args.command == "credentials":
         return itsm_cli.dispatch(args, None)  # the OS keyring only, no database
+    if args.command == users_cli.COMMAND:
+        return users_cli.run(args)  # opens its own database from --db
     for module in (cli_exec, itsm_cli, eval_cli):
         if args.command in module.COMMANDS:
             runtime = _runtime(args.db)

@@ -18,9 +18,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from console.recording import Recording, RecordingError
+if TYPE_CHECKING:  # imported by the functions that need it: `watchfloor` (the console)
+    # builds this command's parser on its way to the window
+    from console.recording import Recording
 
 COMMANDS = ("investigate",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -88,6 +90,7 @@ def investigate(recording: Recording, investigator_class: Any, settings_class: A
 
 
 def dispatch(args: argparse.Namespace, investigator_class: Any, settings_class: Any) -> int:
+    from console.recording import RecordingError
     from console.recording_adapters import open_recording
 
     try:

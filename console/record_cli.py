@@ -20,16 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from console.recording import (
-    FORMAT,
-    Graph,
-    Manifest,
-    RecordingError,
-    parse_query_range,
-    read_graph,
-)
-from console.sources.metrics import METRIC_NAMES
-
 COMMANDS = ("record",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series
@@ -106,6 +96,8 @@ def add_parser(sub: Any) -> None:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    from console.recording import RecordingError  # not on the console's start path
+
     try:
         written = record(args)
     except RecordingError as exc:
@@ -124,6 +116,8 @@ class SourceDown(RuntimeError):
 
 def _fetch(client: Any, url: str, params: dict[str, Any], what: str) -> tuple[bytes, Any]:
     import httpx
+
+    from console.recording import RecordingError
 
     try:
         answer = client.get(url, params=params)
@@ -144,6 +138,16 @@ def _fetch(client: Any, url: str, params: dict[str, Any], what: str) -> tuple[by
 
 def record(args: argparse.Namespace) -> Path:
     import httpx
+
+    from console.recording import (
+        FORMAT,
+        Graph,
+        Manifest,
+        RecordingError,
+        parse_query_range,
+        read_graph,
+    )
+    from console.sources.metrics import METRIC_NAMES
 
     start, end, step = args.start, args.end, args.step
     if end <= start:

@@ -13,8 +13,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from console.audit_bundle_read import BundleError, open_bundle
-
 COMMANDS = ("review",)
 EXIT_BAD_INPUT = 2
 
@@ -36,6 +34,8 @@ def dispatch(args: argparse.Namespace,
              run: Callable[[Path], int] | None = None) -> int:
     """Check the file, then open the review window until it is closed. `run` replaces
     the GUI (tests)."""
+    from console.audit_bundle_read import BundleError, open_bundle  # not on the GUI's path
+
     try:
         open_bundle(args.bundle)
     except BundleError as exc:

@@ -20,6 +20,7 @@ from console.audit import (
     load_or_create_key,
     write_bundle,
 )
+from console.auth import Authenticator
 from console.bus import EventBus
 from console.clock import Clock
 from console.domain import (
@@ -42,7 +43,7 @@ from console.events import (
     SignalsReceived,
 )
 from console.execution import ExecutionEngine
-from console.operations import Operation, OperationRunner
+from console.operations import Operation, OperationRunner, Refused
 from console.policy import Policy
 from console.storage.db import Database, config_dir
 from console.storage.repos import (
@@ -117,6 +118,7 @@ class WatchfloorService:
         self._knowledge = KnowledgeRepo()
         self._recommendations = RecommendationRepo()
         self._engine: ExecutionEngine | None = None
+        self._auth: Authenticator | None = None
         # Set by the composition root before the engine is first used (console.runtime).
         self.change_gate: Any = None
 
@@ -141,6 +143,13 @@ class WatchfloorService:
 
     # --- people -------------------------------------------------------------------
 
+    @property
+    def auth(self) -> Authenticator:
+        """Sign-in, first run and passwords (console/auth.py)."""
+        if self._auth is None:
+            self._auth = Authenticator(self)
+        return self._auth
+
     def bootstrap_admin(self, name: str) -> bool:
         """On a new database the local operator becomes its first admin (audited)."""
         with self.db.sessions() as session:
@@ -159,11 +168,32 @@ class WatchfloorService:
             raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
 
         def apply(session: Any) -> tuple[OpChanges, Mapping[str, Any]]:
+            before = self._users.role_of(session, name)
+            if before == "admin" and role != "admin":
+                self._keep_an_admin(session, name)
             self._users.add(session, name, role)
-            return OpChanges(users=True, ids=(name,)), {"role": role}
+            return OpChanges(users=True, ids=(name,)), {"role": role, "before": before}
 
         self.runner.run(Operation("user.set_role", name, "admin", apply,
                                   inputs={"role": role}), as_user)
+
+    @staticmethod
+    def _keep_an_admin(session: Any, leaving: str) -> None:
+        """Refuse to demote the last admin who can sign in (one with a password, once
+        anyone has one): nobody could manage users or release the kill switch after."""
+        from sqlalchemy import select
+
+        from console.storage.models import UserRow
+
+        admins = session.execute(select(UserRow.name, UserRow.password_hash)
+                                 .where(UserRow.role == "admin")).all()
+        with_password = session.scalar(select(UserRow.name).where(
+            UserRow.password_hash.is_not(None)).limit(1)) is not None
+        others = [n for n, hashed in admins if n != leaving and
+                  (hashed is not None or not with_password)]
+        if not others:
+            raise Refused(f"{leaving} is the last admin who can sign in; make another "
+                          "admin first")
 
     def role_of(self, name: str) -> str | None:
         with self.db.sessions() as session:

@@ -4,6 +4,7 @@ qasync loop for GUI tests (STYLE.md 11)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,26 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # As in the console (console/app.py GuiThreadCollector): Python's cyclic collector
+    # would otherwise run on whichever thread allocates past a threshold (an agent's, a
+    # reader's) and free the Qt objects an earlier test left in cycles there, which Qt
+    # forbids ("Timers cannot be stopped from another thread", or a crash).
+    del config
+    gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_test_thread() -> Iterator[None]:
+    """Between tests, on the main thread, as far as the collector's thresholds say."""
+    yield
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if counts[generation] > thresholds[generation]:
+            gc.collect(generation)
+            break
 
 
 @pytest.fixture(autouse=True)

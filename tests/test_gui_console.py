@@ -182,8 +182,12 @@ def test_reject_asks_a_reason_without_blocking_and_four_eyes_is_shown(
     assert runtime.bus.failures == []
 
 
-def test_a_viewer_is_refused_and_the_queue_says_so(runtime: Any, console: Any,
-                                                   qtbot: Any) -> None:
+def test_a_viewer_is_not_offered_approval_and_the_operation_refuses_it(
+        runtime: Any, console: Any, qtbot: Any) -> None:
+    """The role decides what the console offers (Approve is off, and says why), and the
+    operation itself refuses a viewer whatever the widgets do."""
+    from console.operations import PermissionDenied
+
     runtime.service.add_user("victor", "viewer", as_user="alice")
     driver = ScenarioDriver(runtime, "traffic-surge", seed=7, agents=True)
     window = console(driver, "victor")
@@ -193,11 +197,15 @@ def test_a_viewer_is_refused_and_the_queue_says_so(runtime: Any, console: Any,
     rec = engine.recommendations(("pending",))[0]
     qtbot.waitUntil(lambda: queue.model.row_of(rec.id) >= 0, timeout=TIMEOUT_MS)
     assert queue.select_recommendation(rec.id)
-    qtbot.mouseClick(_button(window, "approveButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "not changed" in queue.message.text(), timeout=TIMEOUT_MS)
-    assert "needs role operator" in queue.message.text()
+    qtbot.waitUntil(lambda: queue.model.standing_of(rec.id) is not None, timeout=TIMEOUT_MS)
+    approve = _button(window, "approveButton")
+    assert not approve.isEnabled()
+    assert not window.actions_by_id["approve"].isEnabled()
+    assert "viewer" in approve.toolTip()
+    qtbot.mouseClick(approve, Qt.MouseButton.LeftButton)  # nothing happens
+    with pytest.raises(PermissionDenied, match="needs role operator"):
+        engine.approve(rec.id, as_user="victor", preview_hash=rec.preview_hash)
     assert engine.recommendation(rec.id).state == "pending"
-    assert "denied" in window.status.notice
 
 
 def test_pin_and_exclude_go_through_the_steering_operations(runtime: Any, console: Any,

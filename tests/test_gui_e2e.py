@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
 from qasync import QThreadExecutor
 
 from console import app as console_app
@@ -36,29 +38,38 @@ def _dispose(window: MainWindow) -> None:
 
 
 @contextmanager
+def thread_executor(qloop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """A default executor for the test loop, shut down at the end (the shared test loop is
+    never closed, so nothing else would stop its threads on the thread that made them)."""
+    executor = QThreadExecutor(1)
+    qloop.set_default_executor(executor)
+    try:
+        yield
+    finally:
+        executor.shutdown()
+        qloop.set_default_executor(None)
+
+
+@contextmanager
 def running_console(qloop: asyncio.AbstractEventLoop, qtbot: Any, db_url: str, scenario: str,
                     speed: float, **options: Any) -> Iterator[MainWindow]:
-    """console.app.main() on the test loop: yields its window once shown; on leaving,
-    closes it and checks that main() ended cleanly (exit 0, bridge closed)."""
+    """console.app.main() on the test loop: yields its window once the panes are in; on
+    leaving, closes it and checks that main() ended cleanly (exit 0, bridge closed)."""
     windows: list[MainWindow] = []
-    executor = QThreadExecutor(1)  # shut down below; the shared test loop is never closed
-    qloop.set_default_executor(executor)
-    task = qloop.create_task(console_app.main(db_url, scenario, speed,
-                                              on_window=windows.append, **options))
-    try:
-        qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+    with thread_executor(qloop):
+        task = qloop.create_task(console_app.main(db_url, scenario, speed,
+                                                  on_ready=windows.append, **options))
+        qtbot.waitUntil(lambda: bool(windows), timeout=20_000)
         window = windows[0]
+        bridge = window.bridge
         try:
             yield window
         finally:
             window.close()
         qtbot.waitUntil(task.done, timeout=5000)
         assert task.result() == 0
-        assert window.bridge.closed
-        _dispose(window)
-    finally:
-        executor.shutdown()
-        qloop.set_default_executor(None)
+        assert bridge.closed
+        qtbot.waitUntil(lambda: not shiboken6.isValid(window), timeout=2000)  # main deletes it
 
 
 def free_port() -> int:
@@ -251,10 +262,72 @@ def test_main_plays_the_scenario_live_and_shuts_down_when_the_window_closes(
         assert "\u00d7240" in window.status.clock_label.text()
 
 
+def test_the_window_is_on_screen_saying_what_opens_before_the_core_is_loaded(
+        db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
+    """The operator never looks at nothing while the database, the estate and the agents
+    open: the frame is shown first with the step under way, then the panes go in."""
+    seen: list[tuple[bool, str, bool]] = []
+
+    def on_window(window: MainWindow) -> None:
+        seen.append((window.installed, window.starting.step.text(), window.isVisible()))
+
+    with running_console(qloop, qtbot, db_url, "bad-deploy", 10.0,
+                         on_window=on_window) as window:
+        assert seen == [(False, "Opening the database\u2026", True)]
+        assert window.installed
+        assert window.centralWidget() is None  # the starting panel gave way to the docks
+        assert window.findChild(QWidget, "startingPanel") is None or \
+            not window.findChild(QWidget, "startingPanel").isVisible()
+        assert window.findChild(QWidget, "killSwitch") is not None
+
+
+def test_closing_the_window_while_it_starts_ends_cleanly(
+        db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
+    windows: list[MainWindow] = []
+    with thread_executor(qloop):
+        task = qloop.create_task(console_app.main(db_url, "bad-deploy", 10.0,
+                                                  on_window=windows.append))
+        qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+        windows[0].close()  # while the database opens on the worker thread
+        qtbot.waitUntil(task.done, timeout=20_000)
+        assert task.result() == 0
+        assert not windows[0].installed
+        qtbot.waitUntil(lambda: not shiboken6.isValid(windows[0]), timeout=2000)  # deleted
+
+
+def test_a_broken_settings_file_is_said_in_the_window_and_exits_2(
+        db_url: str, qloop: asyncio.AbstractEventLoop, qtbot: Any,
+        capsys: pytest.CaptureFixture) -> None:
+    windows: list[MainWindow] = []
+
+    def broken_settings() -> Any:
+        raise ValueError("settings: config.yaml line 3: sources.alertmanager_url: not a URL")
+
+    with thread_executor(qloop):
+        task = qloop.create_task(console_app.main(db_url, "bad-deploy", 10.0,
+                                                  on_window=windows.append,
+                                                  saved_sources=broken_settings))
+        qtbot.waitUntil(lambda: bool(windows), timeout=5000)
+        window = windows[0]
+        qtbot.waitUntil(lambda: "could not start" in window.starting.title.text(),
+                        timeout=20_000)
+        assert "line 3: sources.alertmanager_url" in window.starting.step.text()
+        assert not task.done()  # the reason stays on screen until the window is closed
+        window.close()
+        qtbot.waitUntil(task.done, timeout=5000)
+        assert task.result() == 2
+        assert "sources.alertmanager_url" in capsys.readouterr().err
+        qtbot.waitUntil(lambda: not shiboken6.isValid(window), timeout=2000)  # deleted
+
+
 def test_main_exits_2_on_an_unknown_scenario(db_url: str, qloop: asyncio.AbstractEventLoop,
                                              qtbot: Any, capsys: pytest.CaptureFixture) -> None:
-    task = qloop.create_task(console_app.main(db_url, "no-such-scenario", 10.0))
-    qtbot.waitUntil(task.done, timeout=5000)
+    windows: list[MainWindow] = []
+    with thread_executor(qloop):
+        task = qloop.create_task(console_app.main(db_url, "no-such-scenario", 10.0,
+                                                  on_window=windows.append))
+        qtbot.waitUntil(task.done, timeout=20_000)
+        qtbot.waitUntil(lambda: not shiboken6.isValid(windows[0]), timeout=2000)  # deleted
     assert task.result() == 2
     assert "no-such-scenario" in capsys.readouterr().err
 
@@ -315,3 +388,17 @@ def test_a_down_alertmanager_shows_degraded_and_the_console_keeps_running(
         assert "alertmanager degraded" in window.status.notice
         start = window.status.clock_label.text()  # the estate keeps playing regardless
         qtbot.waitUntil(lambda: window.status.clock_label.text() != start, timeout=5000)
+
+
+def test_the_window_frame_needs_only_qt_before_it_is_shown() -> None:
+    """What `watchfloor` imports before its window is on screen is Qt and the frame: the
+    core, the panes' plotting and asyncio come after (the first window waits for each)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, console.cli, console.app; console.cli.build_parser(); "
+            "heavy = {'sqlalchemy', 'alembic', 'pyqtgraph', 'numpy', 'networkx', 'pydantic', "
+            "'httpx', 'asyncio', 'qasync', 'console.runtime', 'agents'} & set(sys.modules); "
+            "assert not heavy, sorted(heavy)")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=Path(__file__).resolve().parents[1], timeout=60)

@@ -25,6 +25,9 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_bundle", "Open audit &bundle\u2026", "&File", ("Ctrl+O",),
                "Review an exported audit bundle, read-only, in a window of its own"),
+    ActionSpec("open_recording", "Open &recording\u2026", "&File", ("Ctrl+Shift+O",),
+               "Show a recorded incident (a recording folder, a PetShop or Nezha case) "
+               "read-only, investigated as the agents would"),
     ActionSpec("quit", "&Quit", "&File", ("Ctrl+Q",), "Close the console"),
     ActionSpec("toggle_theme", "Toggle &theme", "&View", ("Ctrl+T",),
                "Switch between the dark and the light theme"),

@@ -19,22 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.audit_bundle_read import BundleError
-from console.clock import SimClock
-from widgets.actions import ACTIONS, build_actions, fill_menus
-from widgets.ask_pane import AskPane
-from widgets.audit_browser import AuditBrowser
-from widgets.bridge import BusBridge
-from widgets.coordination_pane import CoordinationPane
-from widgets.history_pane import HistoryPane
-from widgets.incidents_pane import IncidentsPane
-from widgets.metrics_pane import MetricsPane
-from widgets.notifications import DesktopNotifier
-from widgets.ops import Worker
-from widgets.outcomes_pane import OutcomesPane
-from widgets.recommendations_pane import RecommendationsPane
-from widgets.status_bar import ConsoleStatusBar
-from widgets.tables import AuditPane, ServicesPane, SignalsPane
+from widgets.starting import StartingPanel
 from widgets.theme import (
     DEFAULT_THEME,
     PLOT_COLORS,
@@ -44,9 +29,24 @@ from widgets.theme import (
     next_theme,
 )
 
-if TYPE_CHECKING:  # made on first use (the first window waits for every import)
+if TYPE_CHECKING:  # the panes' modules are imported by whoever makes the panes, after
+    # the window is on screen (the first window waits for every import made before it)
+    from console.clock import SimClock
+    from widgets.ask_pane import AskPane
     from widgets.assess_wizard import AssessWizard
+    from widgets.audit_browser import AuditBrowser
+    from widgets.bridge import BusBridge
+    from widgets.coordination_pane import CoordinationPane
+    from widgets.history_pane import HistoryPane
+    from widgets.incidents_pane import IncidentsPane
+    from widgets.metrics_pane import MetricsPane
+    from widgets.notifications import DesktopNotifier
+    from widgets.ops import Worker
+    from widgets.outcomes_pane import OutcomesPane
+    from widgets.recommendations_pane import RecommendationsPane
     from widgets.settings_dialog import SettingsDialog
+    from widgets.status_bar import ConsoleStatusBar
+    from widgets.tables import AuditPane, ServicesPane, SignalsPane
 
 STATE_VERSION = 4  # 2: incidents, recommendations, history and coordination docks;
 # 3: outcomes and audit browser docks; 4: the ask dock
@@ -56,26 +56,64 @@ BUNDLE_FILTER = "Audit bundles (*.json);;All files (*)"
 
 
 class MainWindow(QMainWindow):
-    """Emits ``closed()`` after the layout is saved and the bridge has let go of the bus."""
+    """Emits ``closed()`` after the layout is saved and the bridge has let go of the bus.
+
+    Made in two steps so that the operator sees the window at once: the frame (title,
+    saved geometry, theme, a "starting" panel with what is being done) is shown while the
+    database, the estate and the agents open off the GUI thread, then `install` puts the
+    panes, the status bar and the actions in."""
 
     closed = Signal()
 
-    def __init__(self, *, bridge: BusBridge, clock: SimClock, settings: QSettings,
-                 services: ServicesPane, signals: SignalsPane, metrics: MetricsPane,
-                 audit: AuditPane, status_bar: ConsoleStatusBar, incidents: IncidentsPane,
-                 recommendations: RecommendationsPane, history: HistoryPane,
-                 coordination: CoordinationPane, outcomes: OutcomesPane,
-                 audit_browser: AuditBrowser, ask: AskPane,
-                 make_settings: Callable[[QWidget], SettingsDialog],
-                 make_assessment: Callable[[QWidget], AssessWizard], worker: Worker,
-                 title: str = "Watchfloor", parent: QWidget | None = None) -> None:
+    def __init__(self, *, settings: QSettings, title: str = "Watchfloor",
+                 make_recording_window: Callable[[Path, QWidget], QMainWindow],
+                 parent: QWidget | None = None) -> None:
+        """`make_recording_window(folder, parent)`: File > Open recording's read-only
+        window (the composition root hands in the investigator it runs)."""
         super().__init__(parent)
+        self._make_recording_window = make_recording_window
+        self.recording_dialog: QFileDialog | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle(title)
+        self.settings = settings
+        self.installed = False
+        self.theme = ""
+        saved_theme = str(settings.value(THEME_KEY, DEFAULT_THEME))
+        self._shell_theme = saved_theme if saved_theme in THEMES else DEFAULT_THEME
+        self.setStyleSheet(load_stylesheet(self._shell_theme))
+        self.starting = StartingPanel(self)
+        self.setCentralWidget(self.starting)
+        self.resize(1600, 1000)
+        geometry = settings.value(GEOMETRY_KEY)
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+
+    def show_progress(self, step: str) -> None:
+        """What the start is doing now, in the starting panel (before `install`)."""
+        self.starting.set_step(step)
+
+    def show_start_failure(self, message: str) -> None:
+        """The start failed: say why in the window, which stays until closed."""
+        self.starting.set_failed(message)
+
+    def install(self, *, bridge: BusBridge, clock: SimClock,
+                services: ServicesPane, signals: SignalsPane, metrics: MetricsPane,
+                audit: AuditPane, status_bar: ConsoleStatusBar, incidents: IncidentsPane,
+                recommendations: RecommendationsPane, history: HistoryPane,
+                coordination: CoordinationPane, outcomes: OutcomesPane,
+                audit_browser: AuditBrowser, ask: AskPane,
+                make_settings: Callable[[QWidget], SettingsDialog],
+                make_assessment: Callable[[QWidget], AssessWizard], worker: Worker) -> None:
+        """Compose the panes into docks, the status bar and the actions; restore the
+        saved dock layout. Called once, on the GUI thread."""
+        from widgets.actions import ACTIONS, build_actions, fill_menus
+
+        starting = self.takeCentralWidget()
+        if starting is not None:
+            starting.deleteLater()
         self.bridge = bridge
         bridge.setParent(self)
         self.clock = clock
-        self.settings = settings
         self.services_pane, self.signals_pane = services, signals
         self.metrics_pane, self.audit_pane = metrics, audit
         self.incidents_pane, self.recommendations_pane = incidents, recommendations
@@ -129,6 +167,7 @@ class MainWindow(QMainWindow):
         self.actions_by_id = build_actions(self, ACTIONS, {
             "quit": self.close,
             "open_bundle": self.choose_bundle,
+            "open_recording": self.choose_recording,
             "settings": self.open_settings,
             "assess": self.open_assessment,
             "toggle_theme": self.toggle_theme,
@@ -156,10 +195,9 @@ class MainWindow(QMainWindow):
         status_bar.killSwitchChanged.connect(self._on_status_kill_switch_changed)
         self._on_status_kill_switch_changed(status_bar.kill_switch_on)
 
-        saved_theme = str(settings.value(THEME_KEY, DEFAULT_THEME))
-        self.theme = ""
-        self.apply_theme(saved_theme if saved_theme in THEMES else DEFAULT_THEME)
+        self.apply_theme(self._shell_theme)
         self.restore_layout()
+        self.installed = True
 
     # --- layout ----------------------------------------------------------------------
 
@@ -241,11 +279,18 @@ class MainWindow(QMainWindow):
         return restored
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.installed:  # closed while starting: keep the saved layout as it was
+            self.settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+            self.settings.sync()
+            super().closeEvent(event)
+            self.closed.emit()
+            return
         self.save_layout()
         for window in list(self.review_windows):
             window.close()  # each waits for its own verification
         self.review_windows.clear()
-        for dialog in (self.settings_dialog, self.assess_wizard, self.bundle_dialog):
+        for dialog in (self.settings_dialog, self.assess_wizard, self.bundle_dialog,
+                       self.recording_dialog):
             if dialog is not None:
                 dialog.close()
         # Wait for the reads and saves in flight before the window and its children go.
@@ -371,6 +416,7 @@ class MainWindow(QMainWindow):
     def open_bundle(self, path: Path) -> QMainWindow | None:
         """The read-only review window of the bundle at `path` (None, and the reason in
         the status bar, when it is not a bundle). Each stays open until closed."""
+        from console.audit_bundle_read import BundleError
         from widgets.audit_review import open_review_window
 
         try:
@@ -388,6 +434,34 @@ class MainWindow(QMainWindow):
     def _on_bundle_dialog_file_selected(self, path: str) -> None:
         if path:
             self.open_bundle(Path(path))
+
+    def choose_recording(self) -> None:
+        """Ask for a recording folder (never blocking the console), then show it."""
+        if self.recording_dialog is None:
+            dialog = QFileDialog(self, "Open recording (a recording folder, a PetShop issue "
+                                       "or a Nezha case)")
+            dialog.setObjectName("recordingDialog")
+            dialog.setFileMode(QFileDialog.FileMode.Directory)
+            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+            dialog.fileSelected.connect(self._on_recording_dialog_file_selected)
+            self.recording_dialog = dialog
+        self.recording_dialog.open()
+
+    def open_recording(self, path: Path) -> QMainWindow:
+        """The read-only window of the recording at `path`; it investigates the recording
+        off the GUI thread and says in itself what is wrong with a bad folder. Each stays
+        open until closed (and closes with the console, as the review windows do)."""
+        window = self._make_recording_window(Path(path), self)
+        for closed in [w for w in self.review_windows if not w.isVisible()]:
+            self.review_windows.remove(closed)
+            closed.deleteLater()
+        self.review_windows.append(window)
+        window.show()
+        return window
+
+    def _on_recording_dialog_file_selected(self, path: str) -> None:
+        if path:
+            self.open_recording(Path(path))
 
     def _on_audit_browser_record_followed(self, kind: str, ident: str) -> None:
         self.open_link(f"{kind}:{ident}")
@@ -412,3 +486,4 @@ class MainWindow(QMainWindow):
         action.blockSignals(True)
         action.setChecked(on)
         action.blockSignals(False)
+

@@ -4,7 +4,9 @@ answer, and one click (or A / R) to approve or reject it.
 Approving and rejecting are the engine's operations, run on the `Worker`; the pane shows
 the preview it approves (the approval is bound to that preview's hash) and what came of
 it. Whether an approval suffices, who may give it and whether four eyes are needed is the
-policy engine's to say (`ExecutionEngine.standing`), never the pane's.
+policy engine's to say (`ExecutionEngine.standing`), never the pane's. The buttons
+follow the signed-in user's role (`console.auth.can`); where the approval needs someone
+else, "Sign in a second person…" lets them sign in here and approve as themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.auth import can
 from console.execution import ExecutionEngine
+from console.storage.repos import ROLES
 from widgets.bridge import BusBridge
 from widgets.delegates import ConfidenceDelegate
 from widgets.filtering import RowFilterProxy
@@ -124,6 +128,9 @@ class RecommendationsPane(QWidget):
         self._wanted: set[int] = set()
         self._reads = self._applied = 0  # reads may finish out of order off the GUI thread
         self.dialog: RejectDialog | None = None
+        self.second: Any = None  # the open "sign in a second person" dialog
+        self._role: str | None = None  # the signed-in user's, read with the queue
+        self._role_read = False  # until then nothing is offered
         self.pinned = False
         self._following = False
 
@@ -156,6 +163,11 @@ class RecommendationsPane(QWidget):
         self.reject_button.setObjectName("rejectButton")
         self.reject_button.setToolTip("Reject with a reason (R)")
         self.reject_button.clicked.connect(self.reject_selected)
+        self.other_button = QPushButton("Sign in a second person\u2026", self)
+        self.other_button.setObjectName("approveAsOtherButton")
+        self.other_button.setToolTip("Four eyes: another person signs in here and approves")
+        self.other_button.clicked.connect(self.approve_as_other)
+        self.other_button.hide()
         self.message = QLabel(self)
         self.message.setObjectName("recommendationMessage")
         self.message.setWordWrap(True)
@@ -190,6 +202,7 @@ class RecommendationsPane(QWidget):
         buttons.setSpacing(8)
         buttons.addWidget(self.approve_button)
         buttons.addWidget(self.reject_button)
+        buttons.addWidget(self.other_button)
         buttons.addWidget(self.message, 1)
         lower = QWidget(self)
         lower_layout = QVBoxLayout(lower)
@@ -247,7 +260,8 @@ class RecommendationsPane(QWidget):
     @property
     def can_decide(self) -> bool:
         rec = self.selected
-        return rec is not None and rec.state == "pending" and not self._busy
+        return rec is not None and rec.state == "pending" and not self._busy and \
+            self._role_read and can(self._role, "approve")
 
     def _on_table_pressed(self, _index: QModelIndex) -> None:
         self.pinned = True
@@ -294,6 +308,11 @@ class RecommendationsPane(QWidget):
         enabled = self.can_decide
         self.approve_button.setEnabled(enabled)
         self.reject_button.setEnabled(enabled)
+        self.other_button.setVisible(self.needs_someone_else)
+        self.approve_button.setToolTip(
+            f"{self._user} is {self._role or 'not a user'}: approving needs operator or above"
+            if self._role_read and not can(self._role, "approve")
+            else "Approve exactly the preview shown (A)")
         self.selectionChanged.emit()
 
     def _on_details_anchor_clicked(self, url: QUrl) -> None:
@@ -312,7 +331,9 @@ class RecommendationsPane(QWidget):
         self._wanted.clear()
         engine = self._engine
 
-        def read() -> tuple[list[Any], dict[int, Standing]]:
+        user = self._user
+
+        def read() -> tuple[list[Any], dict[int, Standing], str | None]:
             recs = {r.id: r for r in engine.recommendations(OPEN)}
             for rec_id in wanted:
                 if rec_id not in recs and (rec := engine.recommendation(rec_id)) is not None:
@@ -323,18 +344,23 @@ class RecommendationsPane(QWidget):
                     answer = engine.standing(rec.id)
                     if answer is not None:
                         standing[rec.id] = Standing.of(*answer)
-            return list(recs.values()), standing
+            return list(recs.values()), standing, engine.service.role_of(user)
 
         self._reads += 1
         number = self._reads
         self._worker.submit("reading the recommendation queue", read,
                             on_done=lambda result: self._apply(number, *result))
 
-    def _apply(self, read: int, recs: list[Any], standing: dict[int, Standing]) -> None:
+    def _apply(self, read: int, recs: list[Any], standing: dict[int, Standing],
+               role: str | None) -> None:
         if read < self._applied:
             return  # a newer read has been shown already; this one is older news
         self._applied = read
+        changed = (role, True) != (self._role, self._role_read)
+        self._role, self._role_read = role, True
         self.model.update(recs, standing)
+        if changed:
+            self._show_selected()
 
     def _on_standing_timeout(self) -> None:
         if any(self.model.recommendation_at(r).state == "pending"
@@ -343,7 +369,7 @@ class RecommendationsPane(QWidget):
 
     def _on_bridge_operation_done(self, event: Any) -> None:
         changes = event.changes
-        if changes.recommendations or changes.executions:
+        if changes.recommendations or changes.executions or changes.users:
             self.reload(int(i) for i in changes.ids if str(i).isdigit())
 
     def _on_open_only_toggled(self, on: bool) -> None:
@@ -369,25 +395,72 @@ class RecommendationsPane(QWidget):
         rec = self.selected
         if rec is None or not self.can_decide:
             return
-        engine, user, preview = self._engine, self._user, rec.preview_hash
+        self._approve(rec, rec.preview_hash, self._user)
+
+    def _approve(self, rec: Any, preview: str, user: str) -> None:
+        engine, who = self._engine, "" if user == self._user else f" as {user}"
         self.pinned = True  # the selection stays put: a second A never approves another
         self._set_busy(True)
-        self._say(f"Approving #{rec.id}\u2026")
+        self._say(f"Approving #{rec.id}{who}\u2026")
 
         def done(result: Any) -> None:
             self._set_busy(False)
             if result.get("execution") is not None:
-                self._say(f"Approved #{rec.id}: running as execution {result['execution']}")
+                self._say(f"Approved #{rec.id}{who}: running as execution "
+                          f"{result['execution']}")
             elif result.get("state") == "queued":
-                self._say(f"Approved #{rec.id}: queued for the console that can run it")
+                self._say(f"Approved #{rec.id}{who}: queued for the console that can run it")
             else:
                 reasons = "; ".join(result.get("reasons", [])) or result.get("decision", "")
-                self._say(f"Approval of #{rec.id} recorded; policy still says: {reasons}")
+                self._say(f"Approval of #{rec.id}{who} recorded; policy still says: "
+                          f"{reasons}")
             self.reload([rec.id])
 
         self._worker.submit(f"approving recommendation {rec.id}",
                             lambda: engine.approve(rec.id, as_user=user, preview_hash=preview),
                             on_done=done, on_error=lambda exc: self._failed(rec.id, exc))
+
+    # --- four eyes: a second person -------------------------------------------------
+
+    @property
+    def needs_someone_else(self) -> bool:
+        """The selected recommendation waits for an approval the signed-in user cannot
+        give: they asked for it (four eyes), approved it already, or their role is below
+        the approver's the policy names."""
+        rec = self.selected
+        standing = self.model.standing_of(rec.id) if rec is not None else None
+        if rec is None or rec.state != "pending" or self._busy or not self._role_read \
+                or standing is None or standing.outcome != "needs_approval":
+            return False
+        needed = standing.approver_role if standing.approver_role in ROLES else "operator"
+        return standing.approver_not == f"user:{self._user}" \
+            or any(who == self._user for who, _role in rec.approvals) \
+            or self._role not in ROLES \
+            or ROLES.index(str(self._role)) < ROLES.index(str(needed))
+
+    def approve_as_other(self) -> None:
+        """Open the sign-in dialog for a second person; their approval follows their
+        sign-in (their role is checked by the operation, not here)."""
+        from widgets.sign_in import SECOND_PERSON, SignInDialog
+
+        rec = self.selected
+        if rec is None or not self.needs_someone_else:
+            return
+        self.pinned = True
+        if self.second is not None:
+            self.second.close()
+        preview = rec.preview_hash  # what the second person sees is what they approve
+        self.second = SignInDialog(
+            self._engine.service.auth, worker=self._worker, mode=SECOND_PERSON,
+            exclude=self._user, purpose=f"four eyes: recommendation:{rec.id}",
+            detail=f"Recommendation #{rec.id}: {rec.preview.get('summary') or rec.runbook_id}",
+            parent=self)
+        self.second.signedIn.connect(lambda who: self._approve(rec, preview, who.name))
+        self.second.finished.connect(self._on_second_finished)
+        self.second.open()
+
+    def _on_second_finished(self, _result: int) -> None:
+        self.second = None
 
     def reject_selected(self) -> None:
         """Ask for a reason, then reject (R); the dialog is not waited on."""

@@ -22,14 +22,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.storage.errors import DatabaseUrlError
 from console.storage.sqlite_gate import GatedConnection
 
 APP_NAME = "watchfloor"
 DB_ENV = "WATCHFLOOR_DB"
-
-
-class DatabaseUrlError(ValueError):
-    """The database URL given on the command line or in the environment is unusable."""
 
 
 def data_dir() -> Path:

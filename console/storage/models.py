@@ -224,6 +224,23 @@ class UserRow(Base):
     display_name: Mapped[name200]
     role: Mapped[name64]  # viewer | operator | approver | admin
     created_at: Mapped[utc]
+    # console/auth.py: "$scrypt$ln=..,r=..,p=..$salt$hash" (salt and parameters kept with
+    # the hash, so they can be raised later); None: this person has no password yet.
+    password_hash: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    password_set_at: Mapped[utc_opt]
+
+
+class SignInThrottleRow(Base):
+    """Consecutive failed sign-ins of one name or one workstation (console/auth.py), and
+    the earliest time the next attempt is looked at. The key is a SHA-256 of the name as
+    typed, so a password typed into the name field is never kept in plain text."""
+
+    __tablename__ = "sign_in_throttle"
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # user | workstation
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[utc_opt]
+    not_before: Mapped[utc_opt]
 
 
 class AssessmentRow(Base):
