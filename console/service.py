@@ -92,6 +92,9 @@ class IncidentActivity:
     # after (0: `notes` is the whole timeline; otherwise only what followed that note).
     note_ids: tuple[int, ...] = ()
     notes_after: int = 0
+    # The id of the last signal row the read covered: with `after_signal_id`, `signals`
+    # are only those stored after the previous read's (0: the newest `limit` of them).
+    last_signal_id: int = 0
 
     @property
     def last_note_id(self) -> int:
@@ -402,14 +405,15 @@ class WatchfloorService:
             return self._incidents.timeline(session, incident_id)
 
     def incident_activity(self, incident_id: int, *, lead_s: float = 1800.0,
-                          limit: int = 1000,
-                          after_note_id: int = 0) -> IncidentActivity | None:
+                          limit: int = 1000, after_note_id: int = 0,
+                          after_signal_id: int = 0) -> IncidentActivity | None:
         """Read only: everything about one incident a timeline shows (None when there is
         no such incident). Signals and changes count from `lead_s` before it opened, so
         the deploy that caused it is on its timeline too. With `after_note_id`, only the
         stored notes after that one are read (a reader that holds the earlier ones asks
         for what is new; the timeline grows without bound, the other parts are capped
-        by `limit`)."""
+        by `limit`). With `after_signal_id`, likewise only the signals stored after that
+        one (a storm's timeline is read in steps of what is new, not again and again)."""
         repo = RetrievalRepo()
         with self.db.sessions() as session:
             info = repo.incident(session, incident_id)
@@ -423,14 +427,21 @@ class WatchfloorService:
             targets = [f"recommendation:{r.id}" for r in recs] + \
                 [f"execution:{e.id}" for e in runs]
             notes = self._incidents.timeline_after(session, incident_id, after_note_id)
+            if after_signal_id:
+                read = repo.signals_after(session, start, end, after_signal_id,
+                                          services=info.services, limit=limit)
+                signals = tuple(sig for _id, sig in read)
+                last_signal = read[-1][0] if read else after_signal_id
+            else:
+                last_signal = repo.last_signal_id(session)  # before the read: none missed
+                signals = tuple(repo.signals_between(session, start, end,
+                                                     services=info.services, limit=limit))
             return IncidentActivity(
-                info, tuple(note for _id, note in notes),
-                tuple(repo.signals_between(session, start, end, services=info.services,
-                                           limit=limit)),
+                info, tuple(note for _id, note in notes), signals,
                 tuple(repo.changes_between(session, start, end, services=info.services,
                                            limit=limit)),
                 tuple(recs), tuple(runs), tuple(repo.audit_for(session, targets, limit)),
-                tuple(note_id for note_id, _note in notes), after_note_id)
+                tuple(note_id for note_id, _note in notes), after_note_id, last_signal)
 
     # --- audit --------------------------------------------------------------------
 

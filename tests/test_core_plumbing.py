@@ -225,3 +225,44 @@ def test_incident_activity_reads_only_the_notes_after_the_last_one_seen(
     assert nothing.last_note_id == newer.last_note_id
     # The whole-timeline read is still there.
     assert len(service.incident_timeline(incident_id)) == 5
+
+
+def test_incident_activity_reads_only_the_signals_after_the_last_one_seen(
+        runtime: Runtime) -> None:
+    """A storm's timeline is read in steps of what is new: after the first read, only the
+    signals stored since, of the incident's services, each once, none skipped."""
+    from console.domain import AlertStatus, IncidentUpdate, Severity, Signal, SignalKind
+
+    service = runtime.service
+    opened = runtime.clock.now()
+
+    def alerts(first: int, count: int, service_name: str = "checkout") -> list[Signal]:
+        return [Signal(source="test", kind=SignalKind.ALERT, name=f"A{n}", service=service_name,
+                       severity=Severity.WARNING, status=AlertStatus.FIRING,
+                       at=opened - timedelta(seconds=60 - n)) for n in range(first, first + count)]
+
+    service.store(alerts(0, 3), [])
+    incident_id = service.save_incidents([IncidentUpdate(
+        key=1, id=None, title="t", severity=Severity.WARNING, state="open",
+        services=("checkout",), opened_at=opened, resolved_at=None, notes=())],
+        actor="agent:correlator")[0].id
+    whole = service.incident_activity(incident_id)
+    assert whole is not None
+    assert [s.name for s in whole.signals] == ["A0", "A1", "A2"]
+    assert whole.last_signal_id > 0
+    service.store(alerts(3, 2) + alerts(5, 1, "search"), [])  # search is not the incident's
+    newer = service.incident_activity(incident_id, after_signal_id=whole.last_signal_id)
+    assert newer is not None
+    assert [s.name for s in newer.signals] == ["A3", "A4"]
+    nothing = service.incident_activity(incident_id, after_signal_id=newer.last_signal_id)
+    assert nothing is not None
+    assert nothing.signals == ()
+    assert nothing.last_signal_id == newer.last_signal_id
+    service.store(alerts(6, 5), [])
+    step = service.incident_activity(incident_id, after_signal_id=newer.last_signal_id,
+                                     limit=3)
+    assert step is not None
+    assert [s.name for s in step.signals] == ["A6", "A7", "A8"]  # the oldest new ones first
+    rest = service.incident_activity(incident_id, after_signal_id=step.last_signal_id)
+    assert rest is not None
+    assert [s.name for s in rest.signals] == ["A9", "A10"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QHelpEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
@@ -23,6 +23,7 @@ from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS, PlotColors, 
 KNOWN_ORDER = ("coordinator", "investigator", "impact_tracer", "retriever", "recommender",
                "playbook", "scribe", "learner")
 LABEL_WIDTH = 210
+REPAINT_MS = 250  # new events are painted at most this often
 LANE_HEIGHT = 30
 AXIS_HEIGHT = 22
 MIN_LANE = 15.0  # below this a lane shows its name only
@@ -55,6 +56,12 @@ class AgentLanes(QWidget):
         self._marks: list[_Mark] = []
         self.plot_colors: PlotColors = PLOT_COLORS[DEFAULT_THEME]
         self.state_colors: StateColors = STATE_COLORS[DEFAULT_THEME]
+        # New events are painted at most every REPAINT_MS (a busy incident posts dozens
+        # a second; each paint walks every visible mark).
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(REPAINT_MS)
+        self._repaint.timeout.connect(self.update)
 
     # --- data --------------------------------------------------------------------------
 
@@ -72,10 +79,13 @@ class AgentLanes(QWidget):
 
     def add(self, events: Iterable[AgentEvent]) -> None:
         added = False
+        in_order = True
         for event in sorted(events, key=lambda e: e.id):
             if event.id in self._ids:
                 continue
             self._ids.add(event.id)
+            if self.events and self.events[-1].id > event.id:
+                in_order = False
             self.events.append(event)
             added = True
             for agent in (event.agent, event.to_agent):
@@ -86,11 +96,13 @@ class AgentLanes(QWidget):
             elif event.kind == "tool_call":
                 self._doing[event.agent] = f"ran {event.summary}"
         if added:
-            self.events.sort(key=lambda e: e.id)
+            if not in_order:  # events come in id order but for the odd late one
+                self.events.sort(key=lambda e: e.id)
             self._lanes.sort(key=lambda a: (KNOWN_ORDER.index(a) if a in KNOWN_ORDER
                                             else len(KNOWN_ORDER), a))
             self.updateGeometry()
-            self.update()
+            if not self._repaint.isActive():
+                self._repaint.start()
 
     def set_colors(self, plot: PlotColors, state: StateColors) -> None:
         self.plot_colors, self.state_colors = plot, state

@@ -334,8 +334,9 @@ class TimelineModel(TableModel):
         self.incident_id: int | None = None
         self._rows: list[TimelineEntry] = []
         self._keys: set[str] = set()
-        # The id of the last stored note merged: the next read asks only for later ones.
-        self.last_note_id = 0
+        # The ids of the last stored note, signal and agent event merged: the next read
+        # asks only for later ones.
+        self.last_note_id = self.last_signal_id = self.last_event_id = 0
 
     def entry_at(self, row: int) -> TimelineEntry:
         return self._rows[row]
@@ -348,18 +349,22 @@ class TimelineModel(TableModel):
         """Another incident: the one reset this model does (not an event)."""
         self.beginResetModel()
         self.incident_id = incident_id
-        self.last_note_id = 0
+        self.last_note_id = self.last_signal_id = self.last_event_id = 0
         self._rows = sorted(entries, key=_order)
         self._keys = {e.key for e in self._rows}
         self.endResetModel()
 
     def merge(self, incident_id: int, entries: Iterable[TimelineEntry],
-              last_note_id: int = 0) -> list[TimelineEntry]:
+              last_note_id: int = 0, last_signal_id: int = 0,
+              last_event_id: int = 0) -> list[TimelineEntry]:
         """Insert the rows not shown yet, each where it belongs in time; returns them.
-        `last_note_id` is the id of the last stored note the read covered."""
+        `last_*_id` are the ids of the last stored note, signal and agent event the read
+        covered."""
         if incident_id != self.incident_id:
             return []
         self.last_note_id = max(self.last_note_id, last_note_id)
+        self.last_signal_id = max(self.last_signal_id, last_signal_id)
+        self.last_event_id = max(self.last_event_id, last_event_id)
         # A read returns rows already shown (its signals, changes and records again, the
         # notes only after `last_note_id`): only the unseen rows are sorted, and
         # each run of them that lands in one place is one insert (a read after a burst

@@ -21,6 +21,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -51,6 +52,7 @@ from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS
 
 REFRESH_MS = 250  # bursts of events (340 alerts in two minutes) make one read
+PLOT_REFRESH_MS = 1000  # the implicated metrics' plot is redrawn at most this often
 SERIES_COLORS = ("#6ea8ff", "#ff6b70", "#f2a623", "#4cc26a", "#c792ea", "#5fd7d7",
                  "#e6a0c4", "#b5bd68")
 MAX_CURVES = 6  # the worst services of a big incident; more would hide each other
@@ -171,7 +173,14 @@ class IncidentsPane(QWidget):
         bridge.auditAppended.connect(self._on_bridge_audit)
         bridge.signalsReceived.connect(self._on_bridge_signals)
         bridge.changesReceived.connect(self._on_bridge_changes)
-        history.updated.connect(self._redraw_curves)
+        # Snapshots come many times a second in a fast scenario: the plot is redrawn at
+        # most every PLOT_REFRESH_MS, and only while it can be seen.
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(PLOT_REFRESH_MS)
+        self._plot_timer.timeout.connect(self._on_plot_timer_timeout)
+        self._plot_stale = False
+        history.updated.connect(self._on_history_updated)
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.layoutChanged,
                     self.proxy.modelReset):
             sig.connect(self._on_proxy_changed)
@@ -304,25 +313,34 @@ class IncidentsPane(QWidget):
 
     def _load(self, incident_id: int) -> None:
         """Read what is new of the incident: the whole timeline on its first read (the
-        model was just reset), only the notes after the last one merged afterwards."""
-        service, steering = self._service, self._steering
-        after = self.timeline.last_note_id if incident_id == self.timeline.incident_id else 0
+        model was just reset), only the notes, signals and agent events after the last
+        ones merged afterwards (a storm's timeline is read in steps of what is new)."""
+        service, steering, timeline = self._service, self._steering, self.timeline
+        same = incident_id == timeline.incident_id
+        after_note = timeline.last_note_id if same else 0
+        after_signal = timeline.last_signal_id if same else 0
+        after_event = timeline.last_event_id if same else 0
 
-        def read() -> tuple[list[TimelineEntry], int]:
-            activity = service.incident_activity(incident_id, after_note_id=after)
+        def read() -> tuple[list[TimelineEntry], int, int, int]:
+            activity = service.incident_activity(incident_id, after_note_id=after_note,
+                                                 after_signal_id=after_signal)
             if activity is None:
-                return [], after
-            entries = timeline_entries(activity, steering.agent_events(incident_id))
-            return entries, activity.last_note_id
+                return [], after_note, after_signal, after_event
+            events = steering.agent_events(incident_id, after_id=after_event)
+            entries = timeline_entries(activity, events)
+            return (entries, activity.last_note_id, activity.last_signal_id,
+                    max((e.id for e in events), default=after_event))
 
         self._worker.submit(f"reading incident {incident_id}", read,
                             on_done=lambda done: self._merge(incident_id, *done))
 
     def _merge(self, incident_id: int, entries: Sequence[TimelineEntry],
-               last_note_id: int = 0) -> None:
+               last_note_id: int = 0, last_signal_id: int = 0,
+               last_event_id: int = 0) -> None:
         view = self.timeline_table
         at_bottom = view.verticalScrollBar().value() >= view.verticalScrollBar().maximum() - 2
-        added = self.timeline.merge(incident_id, entries, last_note_id)
+        added = self.timeline.merge(incident_id, entries, last_note_id, last_signal_id,
+                                    last_event_id)
         if added:
             self._add_marks(added)
             if at_bottom:
@@ -441,7 +459,23 @@ class IncidentsPane(QWidget):
             peaks.append((-peak, name))
         return tuple(name for _p, name in sorted(peaks)[:MAX_CURVES])
 
+    def _on_history_updated(self) -> None:
+        if not self._plot_timer.isActive():
+            self._plot_timer.start()  # not restarted: a steady stream must not starve it
+
+    def _on_plot_timer_timeout(self) -> None:
+        if self.plot.isVisible():
+            self._redraw_curves()
+        else:
+            self._plot_stale = True  # drawn when next shown
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._plot_stale:
+            self._redraw_curves()
+
     def _redraw_curves(self) -> None:
+        self._plot_stale = False
         services = self._worst()
         for name in list(self._curves):
             if name not in services:

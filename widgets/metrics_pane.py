@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from console.events import EstateSnapshot
@@ -22,6 +23,7 @@ from widgets.service_model import HealthThresholds
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, PlotColors
 
 DEFAULT_POINTS = 2000
+REDRAW_MS = 1000  # the plots are redrawn at most this often while snapshots stream in
 AXIS_WIDTH = 64  # px: room for "12,000" and the axis label
 
 
@@ -113,6 +115,12 @@ class MetricsPane(QWidget):
         layout.addWidget(self.error_plot, 1)
         layout.addWidget(self.latency_plot, 1)
         self.set_colors(PLOT_COLORS[DEFAULT_THEME])
+        # Redrawn at most every REDRAW_MS while snapshots stream in, and only when seen
+        # (the pane is often a tab behind another).
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
         history.updated.connect(self._on_history_updated)
 
     def _plot(self, name: str, label: str, units: str) -> pg.PlotWidget:
@@ -150,8 +158,16 @@ class MetricsPane(QWidget):
         self._redraw()
 
     def _on_history_updated(self) -> None:
-        if self.service is not None:
+        if self.service is not None and not self._redraw_timer.isActive():
+            self._redraw_timer.start()  # not restarted: a steady stream must not starve it
+
+    def _on_redraw_timer_timeout(self) -> None:
+        if self.isVisible():
             self._redraw()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._redraw()  # what came while hidden (nothing to do when already drawn)
 
     @staticmethod
     def _fit_y(plot: pg.PlotWidget, values: np.ndarray, threshold: float) -> None:

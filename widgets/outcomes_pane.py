@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -123,7 +124,10 @@ class OutcomesPane(QWidget):
         self._debounce.timeout.connect(self.refresh)
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
-        self._tick.timeout.connect(self.refresh)
+        self._tick.timeout.connect(self._on_tick_timeout)
+        # While the pane is a tab behind another, nothing is recomputed (a storm would
+        # have it read the whole history every debounce); it catches up when shown.
+        self._stale = False
 
         self.window_choice = QComboBox(self)
         self.window_choice.setObjectName("outcomesWindow")
@@ -269,8 +273,19 @@ class OutcomesPane(QWidget):
         self._job.submit(lambda: kpis.report(span, bucket))
 
     def refresh_soon(self) -> None:
-        if not self._debounce.isActive():
+        if not self.isVisible():
+            self._stale = True
+        elif not self._debounce.isActive():
             self._debounce.start()
+
+    def _on_tick_timeout(self) -> None:
+        self.refresh_soon()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.refresh()
 
     def _on_bridge_operation_done(self, event: Any) -> None:
         changes = event.changes

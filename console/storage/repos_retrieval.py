@@ -128,6 +128,22 @@ class RetrievalRepo:
         rows = session.scalars(query.order_by(SignalRow.id.desc()).limit(limit))
         return [_signal(r) for r in rows][::-1]
 
+    def signals_after(self, session: Session, start: datetime, end: datetime,
+                      after_id: int, *, services: Sequence[str] | None = None,
+                      limit: int = 2000) -> list[tuple[int, Signal]]:
+        """(id, signal) of the signal rows stored after row `after_id` with `at` in
+        [start, end], oldest first: a reader that holds the earlier ones asks only for
+        what is new (at most `limit`; the next read goes on from the last)."""
+        query = select(SignalRow).where(SignalRow.id > after_id, SignalRow.at >= start,
+                                        SignalRow.at <= end)
+        if services:
+            query = query.where(SignalRow.service.in_(tuple(services)))
+        rows = session.scalars(query.order_by(SignalRow.id).limit(limit))
+        return [(r.id, _signal(r)) for r in rows]
+
+    def last_signal_id(self, session: Session) -> int:
+        return int(session.scalar(select(func.max(SignalRow.id))) or 0)
+
     def latest_states(self, session: Session, until: datetime, *,
                       services: Sequence[str] | None = None,
                       limit: int = 5000) -> list[Signal]:
