@@ -424,6 +424,11 @@ class MainWindow(QMainWindow):
         except BundleError as exc:
             self.notify(str(exc), error=True)
             return None
+        return self._keep_shown(window)
+
+    def _keep_shown(self, window: QMainWindow) -> QMainWindow:
+        """Show a read-only window (a bundle's review, a recording) and keep it until it
+        is closed; those closed since are let go. They all close with the console."""
         for closed in [w for w in self.review_windows if not w.isVisible()]:
             self.review_windows.remove(closed)
             closed.deleteLater()
@@ -451,13 +456,7 @@ class MainWindow(QMainWindow):
         """The read-only window of the recording at `path`; it investigates the recording
         off the GUI thread and says in itself what is wrong with a bad folder. Each stays
         open until closed (and closes with the console, as the review windows do)."""
-        window = self._make_recording_window(Path(path), self)
-        for closed in [w for w in self.review_windows if not w.isVisible()]:
-            self.review_windows.remove(closed)
-            closed.deleteLater()
-        self.review_windows.append(window)
-        window.show()
-        return window
+        return self._keep_shown(self._make_recording_window(Path(path), self))
 
     def _on_recording_dialog_file_selected(self, path: str) -> None:
         if path:
