@@ -18,6 +18,7 @@ from benchmarks import (
     bench_rca,
     bench_simulation,
     bench_team,
+    bench_team_store,
 )
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "policy": bench_policy.run,
     "approval": bench_approval.run,
     "team": bench_team.run,
+    "team-store": bench_team_store.run,
     "rca": bench_rca.run,
     "gui": bench_gui.run,
 }

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from console.domain import AuditEntry
@@ -151,6 +152,13 @@ class AuditLog:
             # reads the head this one committed, instead of numbering the same seq twice.
             session.execute(update(SettingRow).where(SettingRow.key == HEAD_KEY)
                             .values(key=SettingRow.key))
+        elif session.get_bind().dialect.name == "postgresql":
+            # FOR UPDATE locks only a row that exists: two first appenders would both find
+            # no head and both write record 1. Making the head first (a no-op once it
+            # exists; a second maker waits for the first to commit) leaves a row to lock.
+            session.execute(pg_insert(SettingRow)
+                            .values(key=HEAD_KEY, value={"count": 0, "hash": GENESIS})
+                            .on_conflict_do_nothing(index_elements=[SettingRow.key]))
         head_row = session.get(SettingRow, HEAD_KEY, with_for_update=True,
                                populate_existing=True)
         head: dict[str, Any] = (dict(head_row.value) if head_row is not None

@@ -237,13 +237,17 @@ class ExecutionEngine:
                                           "operator", apply, reason=reason[:2000]), as_user)
 
     def _open_row(self, session: Session, rec_id: int, now: datetime) -> Any:
-        row = self._recs.row(session, rec_id)
+        # Locked: approvers in other consoles wait, then find it no longer pending.
+        row = self._recs.row(session, rec_id, lock=True)
         if row is None:
             raise ExecutionError(f"no recommendation {rec_id}")
         if row.state == "pending" and row.expires_at is not None and row.expires_at <= now:
             row.state = "expired"
             raise Refused(f"recommendation {rec_id} expired at {row.expires_at.isoformat()}",
                           OpChanges(recommendations=True, ids=(str(rec_id),)))
+        if row.state in ("queued", "executing", "executed"):
+            raise Refused(f"recommendation {rec_id} is {row.state}, not pending: it was "
+                          "already approved and claimed for its one execution")
         if row.state != "pending":
             raise Refused(f"recommendation {rec_id} is {row.state}, not pending")
         return row
@@ -365,6 +369,10 @@ class ExecutionEngine:
                         target=f"recommendation:{rec_id}",
                         outputs={"preview_hash": row.preview_hash},
                         at=self.service.clock.now()))
+                # One commit per recommendation: the audit head is locked only after the
+                # recommendation (as approve locks them), never while waiting for another
+                # recommendation, which could deadlock with an approver on PostgreSQL.
+                session.commit()
             session.commit()
         if ids:
             self._announce(entries, OpChanges(recommendations=True, ids=tuple(ids)))
@@ -375,7 +383,10 @@ class ExecutionEngine:
         now = self.service.clock.now()
         entries: list[AuditEntry] = []
         with self.service.db.sessions() as session:
-            row = self._recs.row(session, rec_id)
+            # Locked: a second process claiming the same run waits here, then finds it
+            # executing and leaves it (the compare-and-set below would refuse it too,
+            # but it must not first rewrite the state it read before the claim).
+            row = self._recs.row(session, rec_id, lock=True)
             if row is None or row.state != "queued" or \
                     not self.can_run({"steps": [e["step"] for e in row.preview["steps"]]}):
                 return None

@@ -27,6 +27,8 @@ if [ "$mode" = test ]; then
   apt_packages+=(gnome-keyring dbus-daemon)
   # one test opens the real window on a virtual X display and checks Qt stays quiet
   apt_packages+=(xvfb xauth)
+  # team mode: the tests start a throwaway PostgreSQL 15 (tests/pg_server.py)
+  apt_packages+=(postgresql)
 fi
 if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_packages+=(python3-venv)
@@ -63,4 +65,21 @@ if [ "$mode" = console ]; then
 fi
 
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest "$@"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+# The core (everything but the GUI) once more against PostgreSQL: db_url is then a fresh
+# PostgreSQL database per test (a throwaway server, tests/pg_server.py). Left out: the
+# tests/test_pg_* files (they ran against it above already) and, through the plugin, the
+# tests that never open a db_url database (they would only repeat the SQLite run).
+echo "core tests against PostgreSQL (WATCHFLOOR_TEST_DB=postgresql)"
+pg_status=0
+WATCHFLOOR_TEST_DB=postgresql .venv/bin/python -m pytest -p tests.pg_server \
+  --ignore-glob='tests/test_gui_*.py' --ignore=tests/test_assess_wizard.py \
+  --ignore=tests/test_snapshot_cli.py --ignore=tests/test_notify.py \
+  --ignore=tests/e2e/test_xvfb_window.py --ignore-glob='tests/test_pg_*.py' \
+  "$@" || pg_status=$?
+# 5: the options chose only GUI tests (nothing left to run against PostgreSQL)
+if [ "$pg_status" -ne 0 ] && [ "$pg_status" -ne 5 ] && [ "$status" -eq 0 ]; then
+  status=$pg_status
+fi
+exit "$status"

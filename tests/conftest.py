@@ -44,8 +44,107 @@ def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("WATCHFLOOR_DB", raising=False)
 
 
+TEST_DB_ENV = "WATCHFLOOR_TEST_DB"  # "postgresql": db_url is a fresh PostgreSQL database
+
+
+def _test_db_backend() -> str:
+    backend = os.environ.get(TEST_DB_ENV, "sqlite").strip().lower() or "sqlite"
+    if backend not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"{TEST_DB_ENV} must be sqlite or postgresql, not {backend!r}")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL 15 for the whole session (tests/pg_server.py); a missing
+    server package fails the tests that need it, naming the apt package."""
+    from tests.pg_server import PgServerError, start_server
+
+    problem = ""
+    try:
+        server = start_server()
+    except PgServerError as exc:
+        problem = str(exc)
+    if problem:  # outside the except: the message alone, not a chained traceback
+        pytest.fail(f"no test PostgreSQL: {problem}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: Any) -> str:
+    """A database migrated to head once; each test's database is a copy of it."""
+    from console.storage.db import Database
+
+    name = pg_server.create_database("wf_template")
+    db = Database(pg_server.url(name))
+    db.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    return name
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def pg_url(pg_server: Any, pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database at the newest schema, dropped after the test."""
+    name = pg_server.create_database(template=pg_template)
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server: Any) -> Iterator[str]:
+    """A fresh PostgreSQL database with no schema at all (for the migrations)."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+class DbUrls:
+    """Fresh databases on demand, for tests that need more than one (or one per example
+    or per module): SQLite files in the given folder, or PostgreSQL databases copied
+    from the template; `drop_all` removes the PostgreSQL ones."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self._request = request
+        self._made: list[str] = []
+
+    def __call__(self, folder: Path, name: str = "wf") -> str:
+        if _test_db_backend() != "postgresql":
+            return f"sqlite:///{folder / f'{name}.db'}"
+        server = self._request.getfixturevalue("pg_server")
+        made = server.create_database(template=self._request.getfixturevalue("pg_template"))
+        self._made.append(made)
+        return str(server.url(made))
+
+    def drop_all(self) -> None:
+        if self._made:
+            server = self._request.getfixturevalue("pg_server")
+            for name in self._made:
+                server.drop_database(name)
+            self._made.clear()
+
+
+@pytest.fixture
+def make_db_url(request: pytest.FixtureRequest) -> Iterator[DbUrls]:
+    """`make_db_url(folder, name)`: a fresh database per call, dropped after the test."""
+    urls = DbUrls(request)
+    yield urls
+    urls.drop_all()
+
+
+@pytest.fixture(scope="session")
+def make_db_url_session(request: pytest.FixtureRequest) -> Iterator[DbUrls]:
+    """The same for module- and session-scoped fixtures; dropped at the end of the run."""
+    urls = DbUrls(request)
+    yield urls
+    urls.drop_all()
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database per test: a SQLite file, or with WATCHFLOOR_TEST_DB=postgresql a
+    PostgreSQL database on the session's server (the core tests run against both)."""
+    if _test_db_backend() == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
     return f"sqlite:///{tmp_path / 'wf.db'}"
 
 

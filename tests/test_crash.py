@@ -56,10 +56,11 @@ def _settle(engine: Any) -> None:
 
 
 @pytest.mark.slow
-def test_kill_at_any_point_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
+def test_kill_at_any_point_loses_nothing_and_runs_nothing_twice(
+        tmp_path: Path, make_db_url: Any) -> None:
     seen_states: set[str] = set()
     for n, delay in enumerate(KILL_AFTER):
-        db_url = f"sqlite:///{tmp_path / f'crash{n}.db'}"
+        db_url = make_db_url(tmp_path, f"crash{n}")
         marker = tmp_path / f"marker{n}"
         _run_and_kill(db_url, marker, delay)
         with Runtime(db_url, clock=RealClock()) as runtime:
@@ -102,9 +103,10 @@ def test_kill_at_any_point_loses_nothing_and_runs_nothing_twice(tmp_path: Path) 
     assert seen_states & {"running", "validating", "intent"}, seen_states
 
 
-def test_an_interrupted_action_can_be_rolled_back_once(tmp_path: Path) -> None:
+def test_an_interrupted_action_can_be_rolled_back_once(tmp_path: Path,
+                                                       make_db_url: Any) -> None:
     for n, delay in enumerate((0.15, 0.2, 0.25, 0.3, 0.1, 0.35)):  # inside the 0.4 s step
-        db_url = f"sqlite:///{tmp_path / f'crash{n}.db'}"
+        db_url = make_db_url(tmp_path, f"crash{n}")
         marker = tmp_path / f"marker{n}"
         _run_and_kill(db_url, marker, delay)
         with Runtime(db_url, clock=RealClock()) as runtime:

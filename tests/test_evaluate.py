@@ -31,7 +31,8 @@ def _eval(runtime: Any, *argv: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def report(tmp_path_factory: pytest.TempPathFactory,
+           make_db_url_session: Any) -> dict[str, Any]:
     """One eval on two short scenarios and quiet-day, one seed, through the CLI module."""
     import contextlib
     import io
@@ -39,7 +40,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from console.clock import RealClock
     from console.runtime import Runtime
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('eval') / 'wf.db'}"
+    url = make_db_url_session(tmp_path_factory.mktemp("eval"))
     runtime = Runtime(url, clock=RealClock())
     runtime.service.bootstrap_admin("alice")
     out = io.StringIO()

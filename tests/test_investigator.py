@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -77,10 +78,10 @@ def _reach(topology: Mapping[str, Iterable[str]], service: str) -> set[str]:
     return near | set().union(*(nx.ancestors(graph, s) for s in near))
 
 
-def _play(name: str, folder: Path) -> Played:
+def _play(name: str, folder: Path, url: str) -> Played:
     """Play until every fault has an incident opened for it that is AGE_S old (a scenario
     without faults: until its first incident is)."""
-    runtime = Runtime(f"sqlite:///{folder / 'wf.db'}")
+    runtime = Runtime(url)
     with pytest.MonkeyPatch.context() as mp:
         if hasattr(Runtime, "start_agents"):
             mp.setattr(Runtime, "start_agents", lambda self, *a, **k: None)
@@ -114,7 +115,8 @@ def _play(name: str, folder: Path) -> Played:
 
 
 @pytest.fixture(scope="module")
-def plays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Played]]:
+def plays(tmp_path_factory: pytest.TempPathFactory,
+          make_db_url_session: Any) -> Iterator[dict[str, Played]]:
     """Each scenario played once for the whole module, on demand."""
     cache: dict[str, Played] = {}
     base = tmp_path_factory.mktemp("rca")
@@ -129,7 +131,7 @@ def plays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Played
             def __missing__(self, name: str) -> Played:
                 folder = base / name
                 folder.mkdir()
-                self[name] = _play(name, folder)
+                self[name] = _play(name, folder, make_db_url_session(folder))
                 return self[name]
 
         cache = Lazy()

@@ -387,7 +387,7 @@ def test_the_dataset_benchmark_ranks_three_methods(tmp_path: Path) -> None:
 
 
 def test_eval_scores_saved_recordings_and_given_ones_against_their_truth(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], make_db_url: Any) -> None:
     from console.storage.db import data_dir
 
     saved = data_dir() / "recordings"  # the operator's own: always included
@@ -395,7 +395,7 @@ def test_eval_scores_saved_recordings_and_given_ones_against_their_truth(
           manifest={"truth": {"services": ["payments"]}})
     given = write(tmp_path / "wrong-truth", telemetry(fault="payments"),
                   manifest={"truth": {"services": ["frontend"], "fault_class": "bad_deploy"}})
-    db = f"sqlite:///{tmp_path / 'eval.db'}"
+    db = make_db_url(tmp_path, "eval")
     capsys.readouterr()
     assert main(["eval", "--recording", str(given), "--json", "--db", db]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -410,11 +410,12 @@ def test_eval_scores_saved_recordings_and_given_ones_against_their_truth(
 
 
 def test_eval_refuses_a_recording_it_cannot_read(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 make_db_url: Any) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "manifest.json").write_text("{not json")
-    db = f"sqlite:///{tmp_path / 'eval.db'}"
+    db = make_db_url(tmp_path, "eval")
     assert main(["eval", "--recording", str(bad), "--db", db]) == 2
     assert "manifest.json" in capsys.readouterr().err
     assert main(["eval", "--recording", str(tmp_path / "absent"), "--db", db]) == 2

@@ -47,11 +47,11 @@ class World:
         return self.retriever.ask(question, user=user, **kwargs)
 
 
-def _play(tmp: Path, until: tuple[int, int], *, act: bool) -> Iterator[World]:
+def _play(tmp: Path, url: str, until: tuple[int, int], *, act: bool) -> Iterator[World]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WATCHFLOOR_DATA_DIR", str(tmp / "data"))
         mp.setenv("WATCHFLOOR_CONFIG_DIR", str(tmp / "config"))
-        runtime = Runtime(f"sqlite:///{tmp / 'wf.db'}")
+        runtime = Runtime(url)
         runtime.service.bootstrap_admin("alice")
         for name, role in PEOPLE.items():
             runtime.service.add_user(name, role, as_user="alice")
@@ -79,15 +79,19 @@ def _play(tmp: Path, until: tuple[int, int], *, act: bool) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def night(tmp_path_factory: pytest.TempPathFactory,
+          make_db_url_session: Any) -> Iterator[World]:
     """02:19 on the bad-deploy night: incident 1 open, nothing done yet."""
-    yield from _play(tmp_path_factory.mktemp("night"), (2, 19), act=False)
+    tmp = tmp_path_factory.mktemp("night")
+    yield from _play(tmp, make_db_url_session(tmp), (2, 19), act=False)
 
 
 @pytest.fixture(scope="module")
-def acted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def acted(tmp_path_factory: pytest.TempPathFactory,
+          make_db_url_session: Any) -> Iterator[World]:
     """The same night where carol approved the rollback at 02:14; played to 02:25."""
-    yield from _play(tmp_path_factory.mktemp("acted"), (2, 25), act=True)
+    tmp = tmp_path_factory.mktemp("acted")
+    yield from _play(tmp, make_db_url_session(tmp), (2, 25), act=True)
 
 
 def assert_cited(world: World, answer: Answer) -> None:

@@ -446,14 +446,14 @@ def test_every_receiver_answers_any_json_without_half_storing(tmp_path_factory: 
        fmt=st.sampled_from(["alertmanager", "prometheus-alerts", "pagerduty", "changes",
                             "logs"]))
 def test_every_importer_refuses_garbage_with_exit_2(tmp_path_factory: Any, content: bytes,
-                                                    fmt: str) -> None:
+                                                    fmt: str, make_db_url: Any) -> None:
     import contextlib
     import io
 
     folder = tmp_path_factory.mktemp("ingest")
     path = folder / "in.dat"
     path.write_bytes(content)
-    url = f"sqlite:///{folder / 'wf.db'}"
+    url = make_db_url(folder)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["ingest", "--format", fmt, str(path), "--db", url])

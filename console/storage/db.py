@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from console.storage.errors import DatabaseUrlError
@@ -64,18 +64,43 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+PG_CONNECT_TIMEOUT_S = 10
+
+
 def make_engine(url: str | None = None) -> Engine:
     resolved = resolve_url(url)
     connect_args: dict[str, Any] = {}
-    if make_url(resolved).get_backend_name() == "sqlite":
+    parsed = make_url(resolved)
+    if parsed.get_backend_name() == "sqlite":
         connect_args["factory"] = GatedConnection  # console/storage/sqlite_gate.py
+    elif parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # a server that drops packets must not hang a command for minutes
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
     try:
         engine = create_engine(resolved, future=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
-        raise DatabaseUrlError(f"cannot open database {resolved!r}: {exc}") from exc
+        hint = ""
+        if isinstance(exc, ImportError) and parsed.get_backend_name() == "postgresql":
+            hint = " (Watchfloor ships the psycopg 3 driver: use postgresql+psycopg://...)"
+        shown = parsed.render_as_string(hide_password=True)
+        raise DatabaseUrlError(f"cannot open database {shown!r}: {exc}{hint}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, so that a wrong host, port, user, password or database name is a
+    clear DatabaseUrlError (the CLI's exit 2) rather than a traceback from deep inside a
+    migration. Errors after a connection was made are not about the URL and pass."""
+    try:
+        with engine.connect():
+            pass
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DatabaseUrlError(
+            f"cannot connect to database {engine.url.render_as_string(hide_password=True)}: "
+            f"{' '.join(line.strip() for line in reason[:2])}") from exc
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -119,6 +144,11 @@ class Database:
             resolved = parsed.set(database=str(Path(self._scratch.name) / "memory.db")) \
                 .render_as_string(hide_password=False)
         self.engine = make_engine(resolved)
+        try:
+            check_connection(self.engine)
+        except DatabaseUrlError:
+            self.dispose()
+            raise
         if migrate:
             upgrade(self.engine)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)

@@ -27,7 +27,15 @@ class RecommendationRepo:
         session.flush()
         return row.id
 
-    def row(self, session: Session, rec_id: int) -> RecommendationRow | None:
+    def row(self, session: Session, rec_id: int, *,
+            lock: bool = False) -> RecommendationRow | None:
+        """With `lock`, the row is locked until the unit of work ends (SELECT ... FOR
+        UPDATE; SQLite has one writer anyway) and read afresh: on PostgreSQL a second
+        console deciding on the same recommendation waits here, then sees what the first
+        one committed instead of acting on the state it read before."""
+        if lock:
+            return session.get(RecommendationRow, rec_id, with_for_update=True,
+                               populate_existing=True)
         return session.get(RecommendationRow, rec_id)
 
     def get(self, session: Session, rec_id: int, now: datetime) -> Recommendation | None:

@@ -155,7 +155,7 @@ def world(tmp_path: Path, db_url: str) -> Iterator[tuple[Runtime, Estate, Stack,
 
 
 def test_real_prometheus_and_alertmanager_open_and_resolve_one_incident(  # type: ignore[no-untyped-def]
-        world, tmp_path: Path) -> None:
+        world, tmp_path: Path, make_db_url) -> None:
     runtime, estate, stack, _agent = world
 
     def incidents_with(service: str, state: str) -> list:
@@ -192,7 +192,7 @@ def test_real_prometheus_and_alertmanager_open_and_resolve_one_incident(  # type
     replay = tmp_path / "from-alertmanager.json"
     replay.write_text(json.dumps(sent))
     assert main(["ingest", "--format", "alertmanager", str(replay),
-                 "--db", f"sqlite:///{tmp_path / 'replay.db'}"]) == 0
+                 "--db", make_db_url(tmp_path, "replay")]) == 0
 
     with estate.lock:
         estate.player.apply_action("rollback", "payments")
