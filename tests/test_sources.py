@@ -219,6 +219,14 @@ def test_ingest_stores_each_format_once(tmp_path: Path, db_url: str, fmt: str,
     ("prometheus-alerts", "[1, 2]", "api/v1/alerts"),
     ("pagerduty", '{"event": {"event_type": "rm -rf", "occurred_at": "x"}}', "event 0"),
     ("changes", "\xff\xfe", "UTF-8"),
+    # a name longer than the 200 characters stored (PostgreSQL refuses it; SQLite did not)
+    ("alertmanager", '{"version": "4", "groupKey": "g", "status": "firing", "alerts": [{'
+                     '"status": "firing", "labels": {"alertname": "' + "A" * 300 + '"}, '
+                     '"startsAt": "2026-01-05T02:10:00Z"}]}', "alertname label is 300"),
+    ("prometheus-alerts", '{"status": "success", "data": {"alerts": [{"labels": {'
+                          '"alertname": "Hot", "service": "' + "s" * 201 + '"}, '
+                          '"state": "firing", "activeAt": "2026-01-05T02:10:00Z"}]}}',
+     "service (or job/instance) label is 201"),
 ])
 def test_ingest_refuses_bad_files_storing_nothing(tmp_path: Path, db_url: str, fmt: str,
                                                   content: str, reason: str,

@@ -18,6 +18,7 @@ from console.domain import AlertStatus, Severity, Signal, SignalKind
 MAX_ALERTS = 10_000
 MAX_LABELS = 64
 MAX_VALUE = 4096
+MAX_NAME = 200  # an alert's name and service (console/storage/models.py name200)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -108,12 +109,22 @@ def _severity(labels: dict[str, str]) -> Severity:
     return Severity.WARNING
 
 
+def check_names(name: str, service: str) -> None:
+    """An alert's name and service are stored in 200-character columns: longer is refused
+    here, on every database (PostgreSQL would refuse it at the insert; SQLite keeps it)."""
+    for what, text in (("alertname", name), ("service (or job/instance)", service)):
+        if len(text) > MAX_NAME:
+            raise PayloadError(f"an alert's {what} label is {len(text)} characters long; "
+                               f"at most {MAX_NAME} are allowed ({text[:40]!r}...)")
+
+
 def _signal(source: str, labels: dict[str, str], annotations: dict[str, str], firing: bool,
             at: datetime, extra: dict[str, str] | None = None) -> Signal:
     name = labels.get("alertname", "")
     if not name:
         raise PayloadError("an alert has no alertname label")
     service = labels.get("service") or labels.get("job") or labels.get("instance") or "unknown"
+    check_names(name, service)
     notes = dict(annotations)
     if extra:
         notes.update(extra)

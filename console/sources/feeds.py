@@ -20,6 +20,7 @@ from console.sources.alertmanager import (
     Annotations,
     Labels,
     PayloadError,
+    check_names,
     explain,
     parse_webhook,
 )
@@ -127,9 +128,13 @@ def _prometheus(items: list[Any]) -> list[Signal]:
             name = a.labels.get("alertname")
             if not name:
                 raise PayloadError(f"data.alerts.{n}: no alertname label")
+            service = a.labels.get("service") or a.labels.get("job") or "unknown"
+            try:
+                check_names(name, service)
+            except PayloadError as exc:
+                raise PayloadError(f"data.alerts.{n}: {exc}") from None
             sev = a.labels.get("severity", "warning")
-            signals.append(Signal("prometheus", SignalKind.ALERT, name,
-                                  a.labels.get("service") or a.labels.get("job") or "unknown",
+            signals.append(Signal("prometheus", SignalKind.ALERT, name, service,
                                   Severity(sev) if sev in Severity._value2member_map_
                                   else Severity.WARNING, AlertStatus.FIRING, a.activeAt,
                                   dict(a.labels), {**a.annotations, "value": a.value[:64]}))
