@@ -18,11 +18,14 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:  # imported when a model is configured: httpx and its stack weigh about
+    # 15 MB that a console without one does not need
+    import httpx
 
 MAX_BODY = 1024 * 1024
 ENV_PREFIX = "WATCHFLOOR_LLM_"
@@ -103,6 +106,8 @@ class LLM:
     """One chat client for the life of the process (an httpx client is costly to make)."""
 
     def __init__(self, settings: LLMSettings, *, client: httpx.Client | None = None) -> None:
+        import httpx
+
         self.settings = settings
         self._client = client or httpx.Client(follow_redirects=False)
         self._own_client = client is None
@@ -110,6 +115,8 @@ class LLM:
     def chat(self, messages: Sequence[Mapping[str, str]]) -> str:
         """The model's reply to `messages`, or LLMError. The time limit covers the whole
         call (connect, wait, a slowly trickled body), not each read."""
+        import httpx
+
         settings = self.settings
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.api_key_env:

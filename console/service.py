@@ -134,13 +134,14 @@ class WatchfloorService:
         """The execution lifecycle (recommendations, approvals, runs, rollbacks)."""
         if self._engine is None:
             from console.actions.command import CommandExecutor
-            from console.actions.http import HttpExecutor
+            from console.actions.lazy import LazyExecutor
             from console.actions.runbooks import load_library
 
             # The estate's executor is added by the runtime that plays it, a Prometheus
-            # probe only where one is configured; these two need nothing but the host.
+            # probe only where one is configured; these two need nothing but the host
+            # (the HTTP one is made when a step or probe first needs it).
             self._engine = ExecutionEngine(self, load_library(), {
-                "command": CommandExecutor(), "http": HttpExecutor()},
+                "command": CommandExecutor(), "http": LazyExecutor("http", _http_executor)},
                 change_gate=self.change_gate)
         return self._engine
 
@@ -474,3 +475,9 @@ class WatchfloorService:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_bundle(out, bundle)
         return len(bundle["records"]), key_fingerprint(bundle["public_key"])
+
+
+def _http_executor() -> Any:
+    from console.actions.http import HttpExecutor
+
+    return HttpExecutor()

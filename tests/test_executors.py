@@ -652,3 +652,25 @@ def test_the_crash_probe_runbook_loads_and_its_validation_renders(tmp_path: Path
     assert not executor.validate(probe).passed
     os.utime(marker, (later - 120, later - 120))
     assert executor.validate(probe).passed
+
+
+def test_the_http_executor_and_httpx_are_loaded_only_when_a_step_needs_them(
+        tmp_path: Path) -> None:
+    """Opening the execution engine (every console and command does) costs no HTTP stack;
+    the first http step or probe makes the executor, once."""
+    import sys
+
+    code = ("import sys\n"
+            "from console.runtime import Runtime\n"
+            f"rt = Runtime('sqlite:///{tmp_path / 'lazy.db'}')\n"
+            "http = rt.service.engine.executors['http']\n"
+            "assert 'httpx' not in sys.modules, 'httpx loaded with the engine'\n"
+            "assert not http.made\n"
+            "try:\n"
+            "    http.preview({'executor': 'http', 'method': 'TRACE', 'url': 'x'})\n"
+            "except Exception as exc:\n"
+            "    assert 'method' in str(exc), exc\n"
+            "assert http.made and 'httpx' in sys.modules\n"
+            "rt.close()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   cwd=Path(__file__).resolve().parents[1])

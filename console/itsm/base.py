@@ -9,6 +9,8 @@ crash between the call and our commit must never open two tickets).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -39,3 +41,17 @@ class TicketSystem(Protocol):
     def route(self, ref: TicketRef, group: str) -> None: ...
 
     def close(self, ref: TicketRef, resolution: str, *, success: bool = True) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # in all, the first one included
+    backoff: float = 0.5  # seconds before the 2nd attempt; doubles each time
+    max_delay: float = 30.0  # no wait is longer, Retry-After included
+    timeout: float = 10.0  # connect, read, write and pool, each
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before attempt `attempt + 1` (attempt counts from 1)."""
+        wanted = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+        return max(0.0, min(wanted, self.max_delay))

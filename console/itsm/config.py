@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from console.itsm.base import TicketSystem
+from console.itsm.base import RetryPolicy, TicketSystem
 from console.itsm.credentials import CredentialStore, set_command
-from console.itsm.http import RetryPolicy
 from console.yamlpos import Duration, Loc, ScenarioError, load_yaml, validate
 
 if TYPE_CHECKING:

@@ -14,16 +14,14 @@ inside it uses `once(...)`, which never retries by itself.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 
-from console.itsm.base import TicketError, TicketRef
+from console.itsm.base import RetryPolicy, TicketError, TicketRef
 
 T = TypeVar("T")
 SEVERITIES = ("critical", "error", "warning", "info")  # PagerDuty's four; ours are a subset
@@ -47,20 +45,6 @@ def check_ref(system: str, ref: TicketRef) -> None:
     if ref.system != system:
         raise TicketError(f"{system}: ticket {ref.id!r} belongs to {ref.system!r}, "
                           f"not to {system!r}")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4  # in all, the first one included
-    backoff: float = 0.5  # seconds before the 2nd attempt; doubles each time
-    max_delay: float = 30.0  # no wait is longer, Retry-After included
-    timeout: float = 10.0  # connect, read, write and pool, each
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """The wait before attempt `attempt + 1` (attempt counts from 1)."""
-        wanted = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-        return max(0.0, min(wanted, self.max_delay))
 
 
 class Retryable(Exception):
