@@ -302,3 +302,28 @@ def test_incidents_pane_reads_only_the_notes_it_has_not_shown(
     qtbot.waitUntil(lambda: len(notes_shown()) == 5, timeout=5000)
     assert asked[-1] >= seen  # later reads ask only for what followed
     assert notes_shown() == [f"note {n}" for n in range(5)]
+
+
+def test_a_pane_tabbed_behind_another_does_no_work_until_it_comes_to_the_front(
+        runtime: Any, open_window: OpenWindow, qtbot: Any) -> None:
+    """The outcomes dock sits behind the incidents by default: a stream of incidents does
+    not make it recompute its KPIs (Qt still calls a tabbed-away dock visible), and it
+    catches up once raised."""
+    from console.domain import IncidentUpdate
+
+    window = open_window()
+    outcomes = window.outcomes_pane
+    qtbot.waitUntil(lambda: outcomes.report is not None, timeout=10_000)  # the first fill
+    assert window.docks["outcomes"].visibleRegion().isEmpty()
+    reports: list[Any] = []
+    outcomes.reportShown.connect(reports.append)
+    saved = runtime.service.save_incidents([IncidentUpdate(
+        key=1, id=None, title="t", severity=Severity.CRITICAL, state="open",
+        services=("checkout",), opened_at=runtime.clock.now(), resolved_at=None, notes=())],
+        actor="agent:correlator")
+    runtime.service.announce_incidents(saved)
+    qtbot.wait(2500)  # beyond the pane's 1.5 s debounce
+    assert reports == []
+    window.show_dock("outcomes")
+    qtbot.waitUntil(lambda: bool(reports), timeout=10_000)
+    assert reports[-1].totals.incidents == 1  # the incident that came while it was hidden

@@ -48,6 +48,7 @@ from widgets.incident_models import (
 )
 from widgets.metrics_pane import AXIS_WIDTH, MetricHistory
 from widgets.ops import Worker
+from widgets.seen import on_screen
 from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS
 
@@ -464,13 +465,18 @@ class IncidentsPane(QWidget):
             self._plot_timer.start()  # not restarted: a steady stream must not starve it
 
     def _on_plot_timer_timeout(self) -> None:
-        if self.plot.isVisible():
+        if on_screen(self.plot):
             self._redraw_curves()
         else:
             self._plot_stale = True  # drawn when next shown
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        self.shown()
+
+    def shown(self) -> None:
+        """On screen again (the main window calls this when the dock comes to the front):
+        draw what came while hidden."""
         if self._plot_stale:
             self._redraw_curves()
 

@@ -152,6 +152,12 @@ class MainWindow(QMainWindow):
                                         scroll=True),
         }
         self._default_layout()
+        for dock in self.docks.values():  # a pane brought to the front catches up
+            pane = dock.widget()
+            pane = pane.widget() if isinstance(pane, QScrollArea) else pane
+            if hasattr(pane, "shown"):
+                dock.visibilityChanged.connect(
+                    lambda visible, pane=pane: pane.shown() if visible else None)
         services.serviceSelected.connect(metrics.show_service)
         if services.selected_service is not None:
             metrics.show_service(services.selected_service)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from console.events import EstateSnapshot
 from widgets.bridge import BusBridge
+from widgets.seen import on_screen
 from widgets.service_model import HealthThresholds
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, PlotColors
 
@@ -162,12 +163,16 @@ class MetricsPane(QWidget):
             self._redraw_timer.start()  # not restarted: a steady stream must not starve it
 
     def _on_redraw_timer_timeout(self) -> None:
-        if self.isVisible():
+        if on_screen(self):
             self._redraw()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self._redraw()  # what came while hidden (nothing to do when already drawn)
+        self.shown()
+
+    def shown(self) -> None:
+        """On screen again: draw what came while hidden (nothing when already drawn)."""
+        self._redraw()
 
     @staticmethod
     def _fit_y(plot: pg.PlotWidget, values: np.ndarray, threshold: float) -> None:

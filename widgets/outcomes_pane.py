@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from console.kpis import KpiReport, Kpis
 from widgets.offthread import BackgroundJob
+from widgets.seen import on_screen
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS, PlotColors, StateColors
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class OutcomesPane(QWidget):
         self._job.submit(lambda: kpis.report(span, bucket))
 
     def refresh_soon(self) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._stale = True
         elif not self._debounce.isActive():
             self._debounce.start()
@@ -283,6 +284,10 @@ class OutcomesPane(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        self.shown()
+
+    def shown(self) -> None:
+        """On screen again (the dock came to the front): recompute what changed since."""
         if self._stale:
             self._stale = False
             self.refresh()
