@@ -186,11 +186,13 @@ class LearningRepo:
         return [self._profile(session, r) for r in reversed(list(rows))]
 
     def _profile(self, session: Session, row: IncidentRow) -> IncidentProfile:
+        # DISTINCT in the database: a storm's incident has thousands of notes naming a
+        # few hundred series, each with many stored state changes.
         refs = sorted({ref for ref in session.scalars(
-            select(TimelineEventRow.ref).where(TimelineEventRow.incident_id == row.id,
-                                               TimelineEventRow.kind == "agent"))
+            select(TimelineEventRow.ref).distinct()
+            .where(TimelineEventRow.incident_id == row.id, TimelineEventRow.kind == "agent"))
             if ref})
-        names = sorted(set(session.scalars(select(SignalRow.name)
+        names = sorted(set(session.scalars(select(SignalRow.name).distinct()
                                            .where(SignalRow.fingerprint.in_(refs))))) \
             if refs else []
         return IncidentProfile(row.id, row.state, tuple(row.services), tuple(names),
