@@ -19,6 +19,7 @@ from benchmarks import (
     bench_simulation,
     bench_team,
     bench_team_store,
+    bench_team_sync,
 )
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "approval": bench_approval.run,
     "team": bench_team.run,
     "team-store": bench_team_store.run,
+    "team-sync": bench_team_sync.run,
     "rca": bench_rca.run,
     "gui": bench_gui.run,
 }

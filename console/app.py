@@ -414,7 +414,7 @@ async def _signed_in(runtime: Runtime, window: MainWindow,
     window.show_progress("Signing in\u2026")
     dialog = sign_in_at_start(runtime.service, settle, window,
                               on_cancelled=lambda: settle(None))
-    closed = asyncio.ensure_future(shutdown.wait())
+    closed: asyncio.Future[Any] = asyncio.ensure_future(shutdown.wait())
     try:
         await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
     finally:

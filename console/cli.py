@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_exec,
         eval_cli,
         investigate_cli,
+        node_cli,
         record_cli,
         review_cli,
         rules_cli,
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cli.add_parser(sub)
     investigate_cli.add_parser(sub)
     users_cli.add_parser(sub, db_parent)
+    node_cli.add_parser(sub)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -276,6 +278,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         cli_exec,
         eval_cli,
         investigate_cli,
+        node_cli,
         record_cli,
         review_cli,
         rules_cli,
@@ -299,6 +302,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return itsm_cli.dispatch(args, None)  # the OS keyring only, no database
     if args.command == users_cli.COMMAND:
         return users_cli.run(args)  # opens its own database from --db
+    if args.command == node_cli.COMMAND:
+        return node_cli.run(args)  # a headless team member until SIGTERM
     for module in (cli_exec, itsm_cli, eval_cli):
         if args.command in module.COMMANDS:
             runtime = _runtime(args.db)

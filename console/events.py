@@ -115,3 +115,25 @@ class Notification(Event):
     channel: str
     message: str
     severity: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteChange(OperationDone):
+    """An operation another console committed, read from the change feed
+    (console/team_sync.py). It is an OperationDone, so every pane that refreshes on one
+    refreshes on this; `origin` names the console, `seq` the feed row, `committed_at` the
+    wall-clock time of its commit (so a reader can tell how late it heard)."""
+
+    origin: str = ""
+    seq: int = 0
+    committed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipChanged(Event):
+    """This console gained or lost the team's leadership (console/leader.py): the leader
+    runs the agents and the sources; the others follow the change feed."""
+
+    console_id: str
+    leading: bool
+    leader: str = ""  # the console that leads now, when known

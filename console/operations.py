@@ -20,6 +20,7 @@ from console.clock import Clock
 from console.events import AuditAppended, OpChanges, OperationDenied, OperationDone
 from console.storage.db import Database
 from console.storage.repos import UserRepo, role_rank
+from console.team_sync import ChangeFeed, tag_operation
 
 Apply = Callable[[Session], tuple[OpChanges, Mapping[str, Any]]]
 
@@ -58,6 +59,9 @@ class OperationRunner:
         self._bus = bus
         self._clock = clock
         self._users = UserRepo()
+        # Every unit of work on this database writes its change-feed row with it, so the
+        # other consoles of a team see it (console/team_sync.py); idempotent per database.
+        ChangeFeed.install(db)
 
     def require(self, op: Operation, actor: str) -> None:
         """Only the role check of `op`: a denial is audited and raised, an allowed actor
@@ -89,6 +93,7 @@ class OperationRunner:
                     reason=op.reason, inputs=op.inputs,
                     outputs={"refused": refused.reason, **refused.outputs}, decision="deny",
                     at=self._clock.now())
+                tag_operation(session, op.name, refused.changes, actor)
                 session.commit()
                 self._bus.publish(AuditAppended(entry))
                 self._bus.publish(OperationDenied(op.name, actor, refused.reason))
@@ -100,6 +105,7 @@ class OperationRunner:
                 session, actor=f"user:{actor}", action=op.name, target=op.target,
                 reason=op.reason, inputs=op.inputs, outputs=outputs, decision="allow",
                 at=self._clock.now())
+            tag_operation(session, op.name, changes, actor)
             session.commit()
         self._bus.publish(AuditAppended(entry))
         self._bus.publish(OperationDone(op.name, changes, actor, dict(outputs)))

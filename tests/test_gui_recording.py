@@ -90,7 +90,7 @@ def test_a_recording_shows_incident_ranked_causes_and_plot(
     assert any(e.summary.startswith("hypothesis 1: payments/bad_deploy") for e in entries)
 
     plot = window.plot
-    assert plot.metric == "error_rate"
+    assert plot.shown_metric == "error_rate"
     assert set(plot.curves) >= {"frontend", "payments"}
     xs, ys = plot.curves["payments"].getData()
     assert xs is not None
@@ -100,7 +100,7 @@ def test_a_recording_shows_incident_ranked_causes_and_plot(
     assert {e.key for e in entries if e.mark} == set(plot.marks)  # the deploy, the symptom
     assert len(plot.marks) == 2
     window._on_evidence_anchor_clicked(QUrl("metric:payments/latency_p99_ms@x"))
-    assert plot.metric == "latency_p99_ms"
+    assert plot.shown_metric == "latency_p99_ms"
     assert max(plot.curves["payments"].getData()[1]) < 200
 
 
@@ -175,7 +175,7 @@ def test_a_petshop_issue_opens(open_recording: Callable[..., RecordingWindow], q
     assert "petshop/low_traffic/train/issue_0" in window.banner.text()
     assert window.hypotheses.rowCount() >= 1
     assert "PetSite" in window.plot.curves
-    assert window.plot.metric == "latency_p99_ms"
+    assert window.plot.shown_metric == "latency_p99_ms"
     assert not window.grab().isNull()
 
 

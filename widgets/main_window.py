@@ -153,8 +153,8 @@ class MainWindow(QMainWindow):
         }
         self._default_layout()
         for dock in self.docks.values():  # a pane brought to the front catches up
-            pane = dock.widget()
-            pane = pane.widget() if isinstance(pane, QScrollArea) else pane
+            outer = dock.widget()
+            pane = outer.widget() if isinstance(outer, QScrollArea) else outer
             if hasattr(pane, "shown"):
                 dock.visibilityChanged.connect(
                     lambda visible, pane=pane: pane.shown() if visible else None)

@@ -80,7 +80,8 @@ class RecordingPlot(QWidget):
         layout.addWidget(self.plot, 1)
 
     @property
-    def metric(self) -> str:
+    def shown_metric(self) -> str:
+        """The metric on the plot (not `metric`: that is a Qt virtual of every widget)."""
         return str(self.metric_choice.currentData() or "")
 
     def show_view(self, view: RecordingView) -> None:
@@ -116,7 +117,7 @@ class RecordingPlot(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
-        view, metric = self.view, self.metric
+        view, metric = self.view, self.shown_metric
         if view is None:
             return
         title, units, scale = METRIC_TITLES.get(metric, (metric, "", 1.0))

@@ -435,3 +435,36 @@ class EvalRunRow(Base):
     scope: Mapped[jsondict]  # scenarios and seeds replayed
     scores: Mapped[jsondict]  # accuracy, calibration, playbook selection, would-be actions
     cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ChangeFeedRow(Base):
+    """One committed change, written in the transaction that made it (console/team_sync.py):
+    every console reads the rows after the last it saw and republishes the others'. `seq`
+    grows in commit order (the writers are serialized), so "after the last seen" misses
+    nothing."""
+
+    __tablename__ = "change_feed"
+    # a pruned seq is never handed out again
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    at: Mapped[utc] = mapped_column(index=True)  # wall clock at commit (latency, retention)
+    origin: Mapped[name200]  # the console that made the change
+    operation: Mapped[name200]
+    changes: Mapped[jsondict]  # the OpChanges fields
+    initiator: Mapped[name200]
+
+
+class TeamMemberRow(Base):
+    """A console of the team (console/leader.py): who it is, whether it leads (runs the
+    agents and the sources), and its last heartbeat."""
+
+    __tablename__ = "team_members"
+    console_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user: Mapped[name200]
+    host: Mapped[name200]
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[name64]  # leader | follower
+    started_at: Mapped[utc]
+    heartbeat_at: Mapped[utc] = mapped_column(index=True)
+    leader_since: Mapped[utc_opt]

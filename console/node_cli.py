@@ -1,0 +1,248 @@
+"""`watchfloor node`: a console without a window, as one member of a team.
+
+It opens the runtime on `--db`, joins the team (console/leader.py) and follows the change
+feed (console/team_sync.py). While it leads it first settles what a dead leader left in
+flight (`engine.reconcile()`), then plays the scenario with the agent team and runs the
+queued actions; while it follows, it only syncs. With `--json-events`, one JSON object
+per line on stdout for each notable event (joined, leader, lost_leadership,
+remote_change with its seq and latency, action, stopped), so scripts and tests can
+follow it. SIGTERM or SIGINT stop it cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to the window
+    import asyncio
+
+    from console.events import AuditAppended, RemoteChange
+    from console.runtime import Runtime, ScenarioDriver
+
+COMMAND = "node"
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+ACTION_EVENTS = ("execution.intent", "execution.executed", "execution.succeeded",
+                 "execution.failed", "execution.rolled_back", "execution.rollback_failed",
+                 "execution.interrupted", "execution.cancelled", "execution.reconcile")
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be above 0, got {text}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `node` on the `watchfloor` subparsers; `run` runs it."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        COMMAND, help="run a headless team member (leads the agents or follows)",
+        description="Join the team on a shared database: one member at a time leads (plays "
+                    "the scenario, runs the agents and the queued actions); the others "
+                    "follow every change within a second. Stops on SIGTERM.")
+    parser.add_argument("--db", metavar="URL",
+                        help="SQLAlchemy database URL (default: $WATCHFLOOR_DB, then SQLite "
+                             "in the user data directory); postgresql+psycopg://... for a team")
+    parser.add_argument("--scenario", required=True, metavar="NAME|FILE",
+                        help="the scenario the leader plays")
+    parser.add_argument("--speed", type=_speed, default=1.0,
+                        help="simulated seconds per wall second (default 1)")
+    parser.add_argument("--seed", type=int, default=None, help="the scenario's random seed")
+    parser.add_argument("--name", default=None, metavar="NODE",
+                        help="this member's name (default: the host name)")
+    parser.add_argument("--runbooks", type=Path, default=None, metavar="DIR",
+                        help="a folder of your own runbooks, added to the library")
+    parser.add_argument("--json-events", action="store_true", dest="json_events",
+                        help="print one JSON object per notable event on stdout")
+    return parser
+
+
+class EventLog:
+    """One JSON line per event (from any thread), or nothing without --json-events."""
+
+    def __init__(self, enabled: bool, node: str) -> None:
+        self.enabled = enabled
+        self.node = node
+        self.console_id = ""
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps({"event": event, "node": self.node, "console": self.console_id,
+                           "t": time.time(), **fields}, default=str)
+        with self._lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from console.estate import ScenarioError, load_scenario
+    from console.storage.errors import DatabaseUrlError
+
+    try:
+        load_scenario(args.scenario)  # a bad name or file: exit 2 before joining
+    except ScenarioError as exc:
+        sys.stderr.write(f"watchfloor node: {exc}\n")
+        return EXIT_BAD_INPUT
+    if args.runbooks is not None and not args.runbooks.is_dir():
+        sys.stderr.write(f"watchfloor node: no runbook folder {args.runbooks}\n")
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_main(args))
+    except DatabaseUrlError as exc:
+        sys.stderr.write(f"watchfloor node: {exc}\n")
+        return EXIT_BAD_INPUT
+
+
+class Node:
+    """The member's moving parts; every method but the callbacks runs on the loop."""
+
+    def __init__(self, runtime: Runtime, args: argparse.Namespace, log: EventLog,
+                 loop: asyncio.AbstractEventLoop) -> None:
+
+        self.runtime = runtime
+        self.args = args
+        self.log = log
+        self.loop = loop
+        self.driver: ScenarioDriver | None = None
+        self.play: asyncio.Task[None] | None = None
+
+    # leadership callbacks: on the leadership's worker thread
+
+    def gained(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.lead(), self.loop).result()
+
+    def lost(self) -> None:
+        self.log.emit("lost_leadership")
+        self.loop.call_soon_threadsafe(self.follow)
+
+    # on the loop
+
+    async def lead(self) -> None:
+        import asyncio
+
+        from console.runtime import ScenarioDriver
+        from console.team_sync import prune_feed
+
+        # The estate executor must be there before what was in flight is settled: its
+        # validation may probe the estate.
+        if self.driver is None:
+            self.driver = ScenarioDriver(self.runtime, self.args.scenario, seed=self.args.seed,
+                                         agents=True)
+        settled = await asyncio.to_thread(self.runtime.service.engine.reconcile)
+        pruned = await asyncio.to_thread(prune_feed, self.runtime.db)
+        self.log.emit("leader", reconciled=[list(s) for s in settled], pruned=pruned)
+        if self.play is None or self.play.done():
+            self.play = self.loop.create_task(self.driver.run_live(),
+                                              name=f"scenario {self.driver.scenario.name}")
+
+    def follow(self) -> None:
+        """Stop acting as the leader at once: no more estate steps, agents or runs."""
+        if self.play is not None:
+            self.play.cancel()
+            self.play = None
+        self.runtime.agents.cancel()
+
+    def on_remote(self, change: RemoteChange) -> None:  # the listener's thread
+        latency = None
+        if change.committed_at is not None:
+            latency = (datetime.now(UTC) - change.committed_at).total_seconds() * 1000
+        self.log.emit("remote_change", seq=change.seq, operation=change.operation,
+                      origin=change.origin, initiator=change.initiator,
+                      ids=list(change.changes.ids), latency_ms=latency)
+
+    def on_audit(self, event: AuditAppended) -> None:
+        entry = event.entry
+        if entry.action in ACTION_EVENTS:
+            self.log.emit("action", action=entry.action, target=entry.target,
+                          actor=entry.actor)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+
+    from console.clock import SimClock
+    from console.events import AuditAppended
+    from console.leader import Leadership
+    from console.runtime import Runtime, local_user
+    from console.team_sync import ChangeFeed, FeedListener, new_console_id
+
+    name = args.name or socket.gethostname()
+    log = EventLog(args.json_events, name)
+    loop = asyncio.get_running_loop()
+    shutdown = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown.set)
+    runtime = await asyncio.to_thread(
+        Runtime, args.db, clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
+    listener: FeedListener | None = None
+    leadership: Leadership | None = None
+    node = Node(runtime, args, log, loop)
+    try:
+        feed = ChangeFeed.install(runtime.db)
+        # This member's id is its feed origin too: named before it writes anything.
+        feed.origin = f"{name}:{new_console_id()}"[:200]
+        log.console_id = feed.origin
+        runtime.loop = loop
+        runtime.bus.bind_loop(loop)
+        runtime.clock.speed = args.speed
+        if args.runbooks is not None:
+            from console.actions.runbooks import load_library
+
+            runtime.service.engine.library.update(load_library(args.runbooks))
+        from sqlalchemy.exc import IntegrityError
+
+        # another member may make the first admin at the same moment
+        with contextlib.suppress(IntegrityError):
+            await asyncio.to_thread(runtime.service.bootstrap_admin, local_user())
+        runtime.bus.subscribe(AuditAppended, node.on_audit)
+        listener = FeedListener(runtime.db, runtime.bus, feed.origin, on_change=node.on_remote)
+        await asyncio.to_thread(listener.start)
+        leadership = Leadership(runtime.db, feed.origin, user=local_user(),
+                                on_gained=node.gained, on_lost=node.lost).start()
+        await asyncio.to_thread(leadership.ready.wait, 30)
+        leader = await asyncio.to_thread(leadership.leader)
+        log.emit("joined", leading=leadership.leading, postgres=listener.postgres,
+                 leader=leader.console_id if leader else None)
+        await shutdown.wait()
+        return EXIT_OK
+    finally:
+        node.follow()
+        if leadership is not None:
+            await asyncio.to_thread(leadership.stop)
+        if listener is not None:
+            await asyncio.to_thread(listener.stop)
+        with contextlib.suppress(Exception):
+            await runtime.agents.aclose()
+            await runtime.bus.drain()
+        await asyncio.to_thread(runtime.close)
+        log.emit("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="watchfloor")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
