@@ -61,11 +61,14 @@ class Console:
 
 
 @pytest.fixture
-def two_consoles(db_url: str) -> Iterator[tuple[Console, Console]]:
+def two_consoles(tmp_path: Path) -> Iterator[tuple[Console, Console]]:
+    """Two consoles on one SQLite file (SQLite's polled feed, whatever database the run
+    is on: PostgreSQL has its own pair below)."""
+    url = f"sqlite:///{tmp_path / 'team.db'}"
     consoles: list[Console] = []
     try:
-        consoles.append(Console(db_url))
-        consoles.append(Console(db_url))
+        consoles.append(Console(url))
+        consoles.append(Console(url))
         yield consoles[0], consoles[1]
     finally:
         for console in consoles:
