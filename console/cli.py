@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from console.cli_args import positive_float
 from console.storage.errors import DatabaseUrlError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -17,16 +18,6 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 class UsageError(Exception):
     """Bad input on the command line or in a file it names: exit 2 with the reason."""
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -78,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", default="bad-deploy",
                         help="scenario the console plays on the embedded estate "
                              "(default: bad-deploy)")
-    parser.add_argument("--speed", type=_positive_float, default=10.0,
+    parser.add_argument("--speed", type=positive_float, default=10.0,
                         help="simulated seconds per wall second in the console (default 10)")
     parser.add_argument("--listen", type=_listen, default=None, metavar="[HOST:]PORT",
                         help="run the webhook receiver on this port (host 127.0.0.1 unless "
@@ -103,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no window (the only mode today)")
     run.add_argument("--scenario", required=True, metavar="NAME|FILE",
                      help="built-in scenario name (see `watchfloor scenarios`) or a YAML file")
-    run.add_argument("--speed", type=_positive_float, default=None,
+    run.add_argument("--speed", type=positive_float, default=None,
                      help="pace: simulated seconds per wall second (default: as fast as it can)")
     run.add_argument("--seed", type=_seed, default=None, help="random seed (default: the file's)")
     run.add_argument("--autonomy", type=_level, default=None,

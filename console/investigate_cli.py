@@ -16,9 +16,11 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from console.cli_args import parse_moment
 
 if TYPE_CHECKING:  # imported by the functions that need it: `watchfloor` (the console)
     # builds this command's parser on its way to the window
@@ -27,20 +29,6 @@ if TYPE_CHECKING:  # imported by the functions that need it: `watchfloor` (the c
 COMMANDS = ("investigate",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MIN_HISTORY = 6  # samples a series needs before the symptom (the investigator's minimum)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        value = datetime.fromtimestamp(float(text), UTC)
-    except ValueError:
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected unix seconds or ISO 8601, got "
-                                             f"{text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone (e.g. ...Z)")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -53,7 +41,7 @@ def add_parser(sub: Any) -> None:
     inv.add_argument("--recording", type=Path, required=True, metavar="DIR")
     inv.add_argument("--service", action="append", default=None, metavar="NAME",
                      help="the service in trouble (default: the manifest's symptom)")
-    inv.add_argument("--at", type=_moment, default=None, metavar="T",
+    inv.add_argument("--at", type=parse_moment, default=None, metavar="T",
                      help="when the trouble was first seen (default: the manifest's)")
     inv.add_argument("--top", type=int, default=5, help="hypotheses to show (default 5)")
     inv.add_argument("--json", action="store_true", help="print one JSON object")

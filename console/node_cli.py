@@ -28,21 +28,13 @@ if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to 
     from console.events import AuditAppended, RemoteChange
     from console.runtime import Runtime, ScenarioDriver
 
+from console.cli_args import positive_float
+
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 ACTION_EVENTS = ("execution.intent", "execution.executed", "execution.succeeded",
                  "execution.failed", "execution.rolled_back", "execution.rollback_failed",
                  "execution.interrupted", "execution.cancelled", "execution.reconcile")
-
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"speed must be above 0, got {text}")
-    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -57,7 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "in the user data directory); postgresql+psycopg://... for a team")
     parser.add_argument("--scenario", required=True, metavar="NAME|FILE",
                         help="the scenario the leader plays")
-    parser.add_argument("--speed", type=_speed, default=1.0,
+    parser.add_argument("--speed", type=positive_float, default=1.0,
                         help="simulated seconds per wall second (default 1)")
     parser.add_argument("--seed", type=int, default=None, help="the scenario's random seed")
     parser.add_argument("--name", default=None, metavar="NODE",

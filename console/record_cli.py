@@ -16,38 +16,15 @@ import json
 import re
 import shutil
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from console.cli_args import parse_moment, positive_float
 
 COMMANDS = ("record",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series
-_RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_moment(text: str, now: datetime | None = None) -> datetime:
-    """Unix seconds, ISO 8601 with a timezone, `now` or `now-30m` (s, m, h, d)."""
-    text = text.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        base = now or datetime.now(UTC)
-        amount, unit = match.groups()
-        return base - timedelta(seconds=float(amount or 0) * _UNITS[unit or "s"])
-    try:
-        return datetime.fromtimestamp(float(text), UTC)
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected unix seconds, ISO 8601 or now[-N(s|m|h|d)]"
-                                         f", got {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone (e.g. ...Z)")
-    return value
 
 
 def _query(text: str) -> tuple[str, str]:
@@ -58,16 +35,6 @@ def _query(text: str) -> tuple[str, str]:
         return text.strip(), text.strip()
     raise argparse.ArgumentTypeError(f"expected NAME=PROMQL or a bare metric name, got "
                                      f"{text!r}")
-
-
-def _step(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"step must be seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"step must be above 0, got {text}")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -81,7 +48,7 @@ def add_parser(sub: Any) -> None:
     rec.add_argument("--end", required=True, type=parse_moment, metavar="T")
     rec.add_argument("--out", required=True, type=Path, metavar="DIR",
                      help="the folder to write (must not exist, or be empty)")
-    rec.add_argument("--step", type=_step, default=60.0, help="seconds (default 60)")
+    rec.add_argument("--step", type=positive_float, default=60.0, help="seconds (default 60)")
     rec.add_argument("--query", action="append", type=_query, default=None,
                      metavar="NAME=PROMQL", help="a series to record as metrics/NAME.json "
                      "(repeatable; default: the watchfloor_service_* series)")
@@ -92,7 +59,7 @@ def add_parser(sub: Any) -> None:
     rec.add_argument("--at", type=parse_moment, default=None, metavar="T",
                      help="when the trouble was first seen (default: the first alert)")
     rec.add_argument("--name", default=None, help="the recording's name (default: DIR's)")
-    rec.add_argument("--timeout", type=_step, default=30.0, help="seconds per query")
+    rec.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per query")
 
 
 def dispatch(args: argparse.Namespace) -> int:

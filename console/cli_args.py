@@ -1,0 +1,43 @@
+"""Argument types the command lines share: a time, a positive number. Light on purpose:
+`watchfloor` builds every command's parser on its way to the console's window."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+
+_RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def parse_moment(text: str, now: datetime | None = None) -> datetime:
+    """Unix seconds, ISO 8601 with a timezone, `now` or `now-30m` (s, m, h, d)."""
+    text = text.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        base = now or datetime.now(UTC)
+        amount, unit = match.groups()
+        return base - timedelta(seconds=float(amount or 0) * _UNITS[unit or "s"])
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected unix seconds, ISO 8601 or now[-N(s|m|h|d)]"
+                                         f", got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone (e.g. ...Z)")
+    return value
