@@ -27,10 +27,9 @@ from widgets.main_window import MainWindow
 if TYPE_CHECKING:
     import asyncio
 
-    import httpx
-
+    from console.leading import LeaderDuties
     from console.runtime import Runtime, ScenarioDriver
-    from console.sources.webhook import WebhookReceiver
+    from console.team_seat import TeamSeat
     from widgets.assess_wizard import AssessWizard
     from widgets.settings_dialog import SettingsDialog
 
@@ -46,10 +45,12 @@ def window_title(scenario: str) -> str:
 
 
 def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
-                 settings: QSettings | None = None,
-                 window: MainWindow | None = None) -> MainWindow:
-    """Compose the console over `runtime` as `user`; `driver` may be None (no estate).
-    The panes go into `window` (a frame already on screen) or into a new one.
+                 settings: QSettings | None = None, window: MainWindow | None = None,
+                 scenario_name: str | None = None) -> MainWindow:
+    """Compose the console over `runtime` as `user`; `driver` may be None (no estate here:
+    another console of the team plays it, or there is none). The panes go into `window`
+    (a frame already on screen) or into a new one; `scenario_name` names the scenario
+    (default: the driver's).
 
     Every model is filled from the service first and subscribed to the bridge in the same
     step, on the loop's thread, so no event can fall between the two.
@@ -71,6 +72,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     from widgets.outcomes_pane import OutcomesPane
     from widgets.recommendation_model import RecommendationTableModel
     from widgets.recommendations_pane import RecommendationsPane
+    from widgets.remote import RemoteFollower
     from widgets.service_model import ServiceTableModel
     from widgets.status_bar import ConsoleStatusBar
     from widgets.tables import AuditPane, ServicesPane, SignalsPane
@@ -103,10 +105,16 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     incident_model = IncidentTableModel(incidents, causes=causes, bridge=bridge)
     recommendation_model = RecommendationTableModel(engine.recommendations())
     execution_model = ExecutionTableModel(engine.executions())
-    scenario = driver.scenario.name if driver is not None else ""
+    scenario = scenario_name if scenario_name is not None else (
+        driver.scenario.name if driver is not None else "")
     status_bar = ConsoleStatusBar(service=service, clock=runtime.clock, bridge=bridge,
                                   user=user, scenario_name=scenario,
                                   signal_total=service.signal_count(), recent_signals=recent)
+    audit_browser = AuditBrowser.for_service(service, bridge)
+    # What the other consoles of the team change comes in too (console/team_sync.py).
+    remote = RemoteFollower(service, steering, bridge=bridge, worker=worker,
+                            incidents=incident_model,
+                            audit_models=(audit_model, audit_browser.model))
     if window is None:
         window = MainWindow(settings=settings or QSettings(), title=window_title(scenario),
                             make_recording_window=recording_window)
@@ -124,7 +132,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         coordination=CoordinationPane(steering=steering, user=user, bridge=bridge,
                                       worker=worker),
         outcomes=OutcomesPane(Kpis(service), bridge),
-        audit_browser=AuditBrowser.for_service(service, bridge),
+        audit_browser=audit_browser,
         ask=AskPane(ask=runtime.ask, suggest=runtime.retriever.suggest, user=user,
                     worker=worker),
         # The dialogs are made when first asked for, over the same service and user.
@@ -133,7 +141,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         worker=worker)
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
-                recommendation_model, execution_model):
+                recommendation_model, execution_model, remote):
         obj.setParent(window)
     # What is already there when the console opens is in the panes, not announced.
     pending = engine.recommendations(("pending",))
@@ -292,9 +300,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         return 0
     await _painted(window)
     runtime: Runtime | None = None
-    tasks: set[asyncio.Task[None]] = set()
-    receiver: WebhookReceiver | None = None
-    http: httpx.AsyncClient | None = None
+    seat: TeamSeat | None = None
+    duties: LeaderDuties | None = None
     try:
         try:
             opened = await _unless_closed(asyncio.to_thread(
@@ -309,81 +316,58 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         if opened is None:  # closed while starting
             return 0
         runtime, alertmanager, prometheus = opened
-        from console.estate import ScenarioError
-        from console.runtime import ScenarioDriver, local_user
+        from console.estate import ScenarioError, load_scenario
+        from console.leading import LeaderDuties
+        from console.runtime import local_user
+        from console.team_seat import TeamSeat
 
         runtime.loop = asyncio.get_running_loop()
         runtime.bus.bind_loop(runtime.loop)
         runtime.clock.speed = speed
-        runtime.service.bootstrap_admin(local_user())
+        await asyncio.to_thread(runtime.service.bootstrap_admin, local_user())
         user = await _signed_in(runtime, window, shutdown)
         if user is None:  # the person cancelled the sign-in, or closed the window
             window.close()
             return 0
         window.show_progress(f"Loading the scenario {scenario}\u2026")
         try:
-            driver = ScenarioDriver(runtime, scenario, agents=True)
+            await asyncio.to_thread(load_scenario, scenario)
         except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
             print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
             window.close()
             return 2
-        if runtime.rule_error:  # the shipped rules run; the operator's file is named
-            print(f"watchfloor: your rules were not loaded: {runtime.rule_error}",  # noqa: T201
-                  file=sys.stderr)
-        window.show_progress("Settling what was in flight when the console last stopped\u2026")
-        # Whatever a crash left in flight is settled before anything new runs.
-        await asyncio.to_thread(runtime.service.engine.reconcile)
+        notices = _Notices(window)
+        duties = LeaderDuties(runtime, scenario, user=user, mode="console", listen=listen,
+                              token=token, mappings=mappings, alertmanager=alertmanager,
+                              poll_interval=poll_interval, notify=notices.say, held=True)
+        # One console of the team leads (plays the estate, runs the agents and the
+        # sources); a console alone on its database always does. Leading starts by
+        # settling what a crash or a dead leader left in flight.
+        window.show_progress("Joining the team; settling what was in flight\u2026")
+        seat = TeamSeat(runtime.db, runtime.bus, user=user, lead=duties.lead,
+                        follow=duties.follow, clock=runtime.clock,
+                        on_clock=lambda: _show_clock(window))
+        await seat.join()
+        if seat.lead_error is not None:
+            notices.say(f"this console could not take the lead: {seat.lead_error}", True)
         window.show_progress("Laying out the panes\u2026")
         await asyncio.to_thread(_preload_panes)
         if shutdown.is_set():
             return 0
-        build_window(runtime, driver, user, window=window)
-        if runtime.rule_error:
-            window.notify(f"your rules were not loaded: {runtime.rule_error}", error=True)
-        runtime.service.record(actor="system", action="scenario.start",
-                               target=driver.scenario.name,
-                               inputs={"seed": driver.player.seed, "speed": speed,
-                                       "mode": "console", "user": user})
-        if listen is not None:
-            from console.sources.webhook import WebhookReceiver
-
-            try:
-                receiver = WebhookReceiver(runtime.service, host=listen[0], port=listen[1],
-                                           token=token, on_stored=runtime.receive,
-                                           mappings=mappings).start()
-            except OSError as exc:
-                window.notify(f"webhook receiver not started: {exc}", error=True)
-            else:
-                window.notify(f"receiving webhooks at {receiver.url}/webhook/...")
-        if alertmanager is not None:
-            import httpx
-
-            from console.sources.clients import AlertmanagerPoller
-            from console.sources.polling import poll_forever
-
-            http = httpx.AsyncClient()  # one client for the whole run (STYLE.md 8)
-            poller = AlertmanagerPoller(http, alertmanager)
-            polling = asyncio.create_task(
-                poll_forever(poller, runtime.service, runtime, interval=poll_interval),
-                name="alertmanager polling")
-            tasks.add(polling)
-            polling.add_done_callback(lambda task: _report_task(window, task))
-        play = asyncio.create_task(driver.run_live(), name=f"scenario {driver.scenario.name}")
-        tasks.add(play)
-        play.add_done_callback(lambda task: _report_task(window, task))
+        build_window(runtime, duties.driver, user, window=window, scenario_name=scenario)
+        notices.flush()
+        seat.announce()  # who leads, now that the status bar listens
+        duties.release()  # the estate plays into the panes from here
         if on_ready is not None:
             on_ready(window)
         await shutdown.wait()
         return 0
     finally:
-        if receiver is not None:
-            receiver.close()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if http is not None:
-            await http.aclose()
+        if seat is not None:
+            await seat.leave()
+        if duties is not None:
+            duties.follow()
+            await duties.stop()
         if runtime is not None:
             await runtime.agents.aclose()  # every run records how it ended before we close
             await runtime.bus.drain()
@@ -395,6 +379,31 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             # Qt deletes it on the loop; a reference kept elsewhere (a logged traceback's
             # frames) then no longer holds a widget that would outlive the QApplication.
             window.deleteLater()
+
+
+def _show_clock(window: MainWindow) -> None:
+    """A follower's clock moved to the leader's time: say so in the status bar."""
+    if window.installed:
+        window.status.show_clock()
+
+
+class _Notices:
+    """What the console says in its status bar; kept until the panes are in."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self._held: list[tuple[str, bool]] = []
+
+    def say(self, text: str, error: bool) -> None:
+        if self.window.installed:
+            self.window.notify(text, error=error)
+        else:
+            self._held.append((text, error))
+
+    def flush(self) -> None:
+        held, self._held = self._held, []
+        for text, error in held:
+            self.say(text, error)
 
 
 async def _signed_in(runtime: Runtime, window: MainWindow,
@@ -450,17 +459,6 @@ async def _unless_closed(work: Any, shutdown: asyncio.Event) -> Any:
     if result is not None:
         result[0].close()  # the runtime _open_runtime opened
     return None
-
-
-def _report_task(window: MainWindow | None, task: asyncio.Task[None]) -> None:
-    """Every background task's end is shown: a failure in red, never swallowed."""
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.error("%s stopped", task.get_name(), exc_info=exc)
-        if window is not None:
-            window.notify(f"{task.get_name()} stopped: {exc!r}", error=True)
 
 
 def run_gui(db_url: str | None, scenario: str, speed: float, *,

@@ -180,8 +180,10 @@ class AuditLog:
         session.flush()
         return _entry(fields)
 
-    def iter_fields(self, session: Session, batch: int = 2000) -> Iterator[dict[str, Any]]:
-        last = 0
+    def iter_fields(self, session: Session, batch: int = 2000,
+                    after: int = 0) -> Iterator[dict[str, Any]]:
+        """The records after record `after` (0: all of them), oldest first."""
+        last = after
         while True:
             rows = session.scalars(
                 select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(batch)
@@ -192,8 +194,8 @@ class AuditLog:
                 yield _row_fields(row)
             last = rows[-1].seq
 
-    def entries(self, session: Session) -> list[AuditEntry]:
-        return [_entry(f) for f in self.iter_fields(session)]
+    def entries(self, session: Session, after: int = 0) -> list[AuditEntry]:
+        return [_entry(f) for f in self.iter_fields(session, after=after)]
 
     def head(self, session: Session) -> dict[str, Any] | None:
         row = session.get(SettingRow, HEAD_KEY)

@@ -131,9 +131,10 @@ class RemoteChange(OperationDone):
 
 @dataclass(frozen=True, slots=True)
 class LeadershipChanged(Event):
-    """This console gained or lost the team's leadership (console/leader.py): the leader
+    """Who leads the team, or who is in it, changed (console/team_seat.py): the leader
     runs the agents and the sources; the others follow the change feed."""
 
-    console_id: str
-    leading: bool
-    leader: str = ""  # the console that leads now, when known
+    console_id: str  # this console
+    leading: bool  # this console leads
+    leader: str = ""  # "user@host" of the console that leads now; "" while none does
+    members: tuple[str, ...] = ()  # "user@host" of each connected console, the leader first

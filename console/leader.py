@@ -61,6 +61,7 @@ class Member:
     role: str
     heartbeat_at: datetime
     leader_since: datetime | None
+    clock_at: datetime | None = None  # its clock at that heartbeat (the estate's time)
 
 
 Callback = Callable[[], None]
@@ -71,7 +72,10 @@ class Leadership:
 
     def __init__(self, db: Database, console_id: str, *, user: str, host: str | None = None,
                  on_gained: Callback | None = None, on_lost: Callback | None = None,
-                 interval: float = TRY_EVERY_S) -> None:
+                 interval: float = TRY_EVERY_S,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """`clock`: this console's clock, written with each heartbeat (a follower of a
+        simulated estate keeps the leader's time from it)."""
         self.db = db
         self.console_id = console_id
         self.user = user
@@ -79,6 +83,7 @@ class Leadership:
         self.on_gained = on_gained
         self.on_lost = on_lost
         self.interval = interval
+        self.clock = clock
         self.started_at = datetime.now(UTC)
         self.leader_since: datetime | None = None
         self.last_error = ""
@@ -226,8 +231,10 @@ class Leadership:
     def _heartbeat(self, *, demote_others: bool) -> None:
         now = datetime.now(UTC)
         role = "leader" if (self.leading or demote_others) else "follower"
+        clock_at = self.clock() if self.clock is not None else None
         values = (self.console_id, self.user[:200], self.host[:200], os.getpid(), role,
-                  self.started_at, now, self.leader_since if role == "leader" else None)
+                  self.started_at, now, self.leader_since if role == "leader" else None,
+                  clock_at)
         if self._conninfo is not None:
             # On the lock's own connection: a heartbeat that fails is a lost lock, and a
             # leader never opens a new one (that session would not hold the lock).
@@ -241,10 +248,10 @@ class Leadership:
                                  (self.console_id,))
                 conn.execute(
                     'INSERT INTO team_members (console_id, "user", host, pid, role, '
-                    "started_at, heartbeat_at, leader_since) VALUES (%s, %s, %s, %s, %s, %s, "
-                    "%s, %s) ON CONFLICT (console_id) DO UPDATE SET role = EXCLUDED.role, "
-                    "heartbeat_at = EXCLUDED.heartbeat_at, leader_since = "
-                    "EXCLUDED.leader_since", values)
+                    "started_at, heartbeat_at, leader_since, clock_at) VALUES (%s, %s, %s, "
+                    "%s, %s, %s, %s, %s, %s) ON CONFLICT (console_id) DO UPDATE SET role = "
+                    "EXCLUDED.role, heartbeat_at = EXCLUDED.heartbeat_at, leader_since = "
+                    "EXCLUDED.leader_since, clock_at = EXCLUDED.clock_at", values)
             return
         with self.db.sessions() as session:
             if demote_others:
@@ -255,7 +262,7 @@ class Leadership:
             session.merge(TeamMemberRow(
                 console_id=values[0], user=values[1], host=values[2], pid=values[3],
                 role=values[4], started_at=values[5], heartbeat_at=values[6],
-                leader_since=values[7]))
+                leader_since=values[7], clock_at=values[8]))
             session.commit()
 
 
@@ -266,7 +273,7 @@ def team_members(db: Database, stale_after: float = STALE_AFTER_S) -> list[Membe
         rows = session.scalars(select(TeamMemberRow)
                                .where(TeamMemberRow.heartbeat_at >= cutoff)).all()
         members = [Member(r.console_id, r.user, r.host, r.pid, r.role, r.heartbeat_at,
-                          r.leader_since) for r in rows]
+                          r.leader_since, r.clock_at) for r in rows]
     return sorted(members, key=lambda m: (m.role != "leader", m.console_id))
 
 

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to the window
-    import asyncio
-
     from console.events import AuditAppended, RemoteChange
-    from console.runtime import Runtime, ScenarioDriver
+    from console.runtime import Runtime
+    from console.team_seat import TeamSeat
 
 from console.cli_args import positive_float
 
@@ -102,55 +101,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 class Node:
-    """The member's moving parts; every method but the callbacks runs on the loop."""
+    """The member's moving parts: what it does while it leads (console/leading.py) and
+    what it reports; `lead` and `follow` run on the loop as the leadership comes and goes
+    (console/team_seat.py)."""
 
     def __init__(self, runtime: Runtime, args: argparse.Namespace, log: EventLog,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 user: str) -> None:
+        from console.leading import LeaderDuties
 
-        self.runtime = runtime
-        self.args = args
         self.log = log
-        self.loop = loop
-        self.driver: ScenarioDriver | None = None
-        self.play: asyncio.Task[None] | None = None
-
-    # leadership callbacks: on the leadership's worker thread
-
-    def gained(self) -> None:
-        import asyncio
-
-        asyncio.run_coroutine_threadsafe(self.lead(), self.loop).result()
-
-    def lost(self) -> None:
-        self.log.emit("lost_leadership")
-        self.loop.call_soon_threadsafe(self.follow)
-
-    # on the loop
+        self.duties = LeaderDuties(runtime, args.scenario, user=user, mode="node",
+                                   seed=args.seed, notify=self._notify)
 
     async def lead(self) -> None:
-        import asyncio
-
-        from console.runtime import ScenarioDriver
-        from console.team_sync import prune_feed
-
-        # The estate executor must be there before what was in flight is settled: its
-        # validation may probe the estate.
-        if self.driver is None:
-            self.driver = ScenarioDriver(self.runtime, self.args.scenario, seed=self.args.seed,
-                                         agents=True)
-        settled = await asyncio.to_thread(self.runtime.service.engine.reconcile)
-        pruned = await asyncio.to_thread(prune_feed, self.runtime.db)
-        self.log.emit("leader", reconciled=[list(s) for s in settled], pruned=pruned)
-        if self.play is None or self.play.done():
-            self.play = self.loop.create_task(self.driver.run_live(),
-                                              name=f"scenario {self.driver.scenario.name}")
+        await self.duties.lead()
+        self.log.emit("leader", reconciled=[list(s) for s in self.duties.reconciled],
+                      pruned=self.duties.pruned)
 
     def follow(self) -> None:
-        """Stop acting as the leader at once: no more estate steps, agents or runs."""
-        if self.play is not None:
-            self.play.cancel()
-            self.play = None
-        self.runtime.agents.cancel()
+        """The leadership is lost: stop acting as the leader at once."""
+        self.log.emit("lost_leadership")
+        self.duties.follow()
+
+    @staticmethod
+    def _notify(text: str, error: bool) -> None:
+        if error:  # a failed task or source: on stderr (the JSON events are on stdout)
+            sys.stderr.write(f"watchfloor node: {text}\n")
 
     def on_remote(self, change: RemoteChange) -> None:  # the listener's thread
         latency = None
@@ -173,9 +149,8 @@ async def _main(args: argparse.Namespace) -> int:
 
     from console.clock import SimClock
     from console.events import AuditAppended
-    from console.leader import Leadership
     from console.runtime import Runtime, local_user
-    from console.team_sync import ChangeFeed, FeedListener, new_console_id
+    from console.team_seat import TeamSeat
 
     name = args.name or socket.gethostname()
     log = EventLog(args.json_events, name)
@@ -185,14 +160,11 @@ async def _main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, shutdown.set)
     runtime = await asyncio.to_thread(
         Runtime, args.db, clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
-    listener: FeedListener | None = None
-    leadership: Leadership | None = None
-    node = Node(runtime, args, log, loop)
+    node = Node(runtime, args, log, local_user())
+    seat = TeamSeat(runtime.db, runtime.bus, user=local_user(), name=name, lead=node.lead,
+                    follow=node.follow, on_remote=node.on_remote, clock=runtime.clock)
+    log.console_id = seat.origin
     try:
-        feed = ChangeFeed.install(runtime.db)
-        # This member's id is its feed origin too: named before it writes anything.
-        feed.origin = f"{name}:{new_console_id()}"[:200]
-        log.console_id = feed.origin
         runtime.loop = loop
         runtime.bus.bind_loop(loop)
         runtime.clock.speed = args.speed
@@ -200,33 +172,28 @@ async def _main(args: argparse.Namespace) -> int:
             from console.actions.runbooks import load_library
 
             runtime.service.engine.library.update(load_library(args.runbooks))
-        from sqlalchemy.exc import IntegrityError
-
-        # another member may make the first admin at the same moment
-        with contextlib.suppress(IntegrityError):
-            await asyncio.to_thread(runtime.service.bootstrap_admin, local_user())
+        await asyncio.to_thread(runtime.service.bootstrap_admin, local_user())
         runtime.bus.subscribe(AuditAppended, node.on_audit)
-        listener = FeedListener(runtime.db, runtime.bus, feed.origin, on_change=node.on_remote)
-        await asyncio.to_thread(listener.start)
-        leadership = Leadership(runtime.db, feed.origin, user=local_user(),
-                                on_gained=node.gained, on_lost=node.lost).start()
-        await asyncio.to_thread(leadership.ready.wait, 30)
-        leader = await asyncio.to_thread(leadership.leader)
-        log.emit("joined", leading=leadership.leading, postgres=listener.postgres,
-                 leader=leader.console_id if leader else None)
+        await seat.join()
+        log.emit("joined", leading=seat.leading, postgres=seat.postgres,
+                 leader=await asyncio.to_thread(_leader_id, seat))
         await shutdown.wait()
         return EXIT_OK
     finally:
-        node.follow()
-        if leadership is not None:
-            await asyncio.to_thread(leadership.stop)
-        if listener is not None:
-            await asyncio.to_thread(listener.stop)
+        await seat.leave()
+        node.duties.follow()
+        await node.duties.stop()
         with contextlib.suppress(Exception):
             await runtime.agents.aclose()
             await runtime.bus.drain()
         await asyncio.to_thread(runtime.close)
         log.emit("stopped")
+
+
+def _leader_id(seat: TeamSeat) -> str | None:
+    leadership = seat.leadership
+    leader = leadership.leader() if leadership is not None else None
+    return leader.console_id if leader is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,7 +155,11 @@ class WatchfloorService:
         return self._auth
 
     def bootstrap_admin(self, name: str) -> bool:
-        """On a new database the local operator becomes its first admin (audited)."""
+        """On a new database the local operator becomes its first admin (audited). Two
+        consoles starting on one new database at once: one makes it, the other's attempt
+        is refused by the unique name or rolled back, and returns False."""
+        from sqlalchemy.exc import IntegrityError
+
         with self.db.sessions() as session:
             if self._users.count(session):
                 return False
@@ -163,7 +167,11 @@ class WatchfloorService:
             entry = self.audit.append(session, actor="system", action="user.bootstrap",
                                       target=name, reason="first user of a new database",
                                       outputs={"role": "admin"}, at=self.clock.now())
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # another console made the first user meanwhile
+                session.rollback()
+                return False
         self.bus.publish(AuditAppended(entry))
         return True
 
@@ -397,9 +405,11 @@ class WatchfloorService:
         if incidents:
             self.bus.publish(IncidentsUpdated(incidents))
 
-    def incidents(self, limit: int = 500) -> list[IncidentInfo]:
+    def incidents(self, limit: int = 500, *,
+                  ids: Iterable[int] | None = None) -> list[IncidentInfo]:
+        """The newest incidents first; with `ids`, only those (that exist)."""
         with self.db.sessions() as session:
-            return self._incidents.all(session, limit)
+            return self._incidents.all(session, limit, ids=ids)
 
     def incident_timeline(self, incident_id: int) -> list[TimelineNote]:
         with self.db.sessions() as session:
@@ -458,9 +468,11 @@ class WatchfloorService:
         self.bus.publish(AuditAppended(entry))
         return entry
 
-    def audit_entries(self) -> list[AuditEntry]:
+    def audit_entries(self, after: int = 0) -> list[AuditEntry]:
+        """The audit chain, oldest first; with `after`, only the records after that seq
+        (what another console appended since this one last looked)."""
         with self.db.sessions() as session:
-            return self.audit.entries(session)
+            return self.audit.entries(session, after=after)
 
     def verify_audit(self) -> VerifyResult:
         with self.db.sessions() as session:

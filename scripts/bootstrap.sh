@@ -69,14 +69,16 @@ status=0
 .venv/bin/python -m pytest "$@" || status=$?
 # The core (everything but the GUI) once more against PostgreSQL: db_url is then a fresh
 # PostgreSQL database per test (a throwaway server, tests/pg_server.py). Left out: the
-# tests/test_pg_* files (they ran against it above already) and, through the plugin, the
-# tests that never open a db_url database (they would only repeat the SQLite run).
+# tests/test_pg_* files and the team-mode e2e tests (they ran against it above already)
+# and, through the plugin, the tests that never open a db_url database (they would only
+# repeat the SQLite run).
 echo "core tests against PostgreSQL (WATCHFLOOR_TEST_DB=postgresql)"
 pg_status=0
 WATCHFLOOR_TEST_DB=postgresql .venv/bin/python -m pytest -p tests.pg_server \
   --ignore-glob='tests/test_gui_*.py' --ignore=tests/test_assess_wizard.py \
   --ignore=tests/test_snapshot_cli.py --ignore=tests/test_notify.py \
   --ignore=tests/e2e/test_xvfb_window.py --ignore-glob='tests/test_pg_*.py' \
+  --ignore=tests/e2e/test_team_mode.py --ignore=tests/e2e/test_gui_team.py \
   "$@" || pg_status=$?
 # 5: the options chose only GUI tests (nothing left to run against PostgreSQL)
 if [ "$pg_status" -ne 0 ] && [ "$pg_status" -ne 5 ] && [ "$status" -eq 0 ]; then

@@ -279,6 +279,25 @@ def test_the_window_is_on_screen_saying_what_opens_before_the_core_is_loaded(
         assert window.findChild(QWidget, "startingPanel") is None or \
             not window.findChild(QWidget, "startingPanel").isVisible()
         assert window.findChild(QWidget, "killSwitch") is not None
+        # The panes went into a window already on screen: they are on screen too.
+        for name in ("incidents", "recommendations", "history", "coordination"):
+            assert window.docks[name].isVisible(), name
+        assert sum(not dock.isHidden() for dock in window.docks.values()) == \
+            len(window.docks)
+
+
+def test_a_saved_layout_with_every_pane_closed_opens_the_default_one(
+        runtime: Any, tmp_path: Path) -> None:
+    first = _open(runtime, None, tmp_path)
+    for dock in first.docks.values():
+        dock.hide()
+    _dispose(first)  # saves the layout: every pane closed
+    second = _open(runtime, None, tmp_path)
+    try:
+        for name in ("incidents", "recommendations", "history", "coordination"):
+            assert second.docks[name].isVisible(), name
+    finally:
+        _dispose(second)
 
 
 def test_closing_the_window_while_it_starts_ends_cleanly(
@@ -340,9 +359,12 @@ def test_a_failed_background_task_is_reported_in_the_status_bar(
         async def broken() -> None:
             raise RuntimeError("estate exploded")
 
-        task = qloop.create_task(broken(), name="scenario bad-deploy")
-        task.add_done_callback(lambda t: console_app._report_task(window, t))
-        qtbot.waitUntil(task.done, timeout=2000)
+        from console.leading import LeaderDuties
+
+        duties = LeaderDuties(runtime, "bad-deploy", user="alice", mode="console",
+                              notify=lambda text, error: window.notify(text, error=error))
+        duties._spawn(broken(), "scenario bad-deploy")  # as lead() starts the estate
+        qtbot.waitUntil(lambda: not duties.tasks, timeout=2000)
         qtbot.waitUntil(lambda: "estate exploded" in window.status.notice, timeout=2000)
         assert "scenario bad-deploy stopped" in window.status.notice
         assert window.status.notice_label.property("level") == "error"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from console.domain import AuditEntry
-from widgets.models import RIGHT, SORT_ROLE, AnyIndex, TableModel, bold_font, tint
+from widgets.models import RIGHT, SORT_ROLE, AnyIndex, TableModel, bold_font, seq_position, tint
 
 if TYPE_CHECKING:
     from widgets.bridge import BusBridge
@@ -96,12 +96,14 @@ class AuditBrowserModel(TableModel):
         return self._rows[0].seq if self._rows else 0
 
     def add_entry(self, entry: AuditEntry) -> None:
-        """A record appended to the live chain (duplicates and older ones are ignored)."""
-        if entry.seq <= self.last_seq:
+        """A record appended to the live chain: on top, or in its place when it is older
+        than the newest shown (another console's, read late); a known one is ignored."""
+        row = seq_position(self._rows, entry.seq)
+        if row is None:
             return
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._rows.insert(0, entry)
-        if self._bad_row is not None:
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.insert(row, entry)
+        if self._bad_row is not None and row <= self._bad_row:
             self._bad_row += 1
         self.endInsertRows()
 

@@ -22,6 +22,7 @@ from console.events import (
     Event,
     HandlerFailed,
     IncidentsUpdated,
+    LeadershipChanged,
     LogsReceived,
     OperationDenied,
     OperationDone,
@@ -52,6 +53,7 @@ class BusBridge(QObject):
       hypothesis or error, as stored.
     - ``hypothesesUpdated(HypothesesUpdated)``: an incident's board of hypotheses changed.
     - ``steeringChanged(SteeringChanged)``: an operator pinned or excluded something.
+    - ``leadershipChanged(LeadershipChanged)``: who leads the team, or who is in it, changed.
 
     `close()` unsubscribes from the bus; call it before the bridge's owner goes away.
     """
@@ -70,6 +72,7 @@ class BusBridge(QObject):
     agentEventPosted = Signal(object)
     hypothesesUpdated = Signal(object)
     steeringChanged = Signal(object)
+    leadershipChanged = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +91,7 @@ class BusBridge(QObject):
             AgentEventPosted: self.agentEventPosted,
             HypothesesUpdated: self.hypothesesUpdated,
             SteeringChanged: self.steeringChanged,
+            LeadershipChanged: self.leadershipChanged,
         }
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(event_type, signal.emit) for event_type, signal in routes.items()

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.events import RemoteChange
 from console.service import WatchfloorService
 from console.steering import SteeringOps
 from widgets.bridge import BusBridge
@@ -174,6 +175,7 @@ class IncidentsPane(QWidget):
         bridge.auditAppended.connect(self._on_bridge_audit)
         bridge.signalsReceived.connect(self._on_bridge_signals)
         bridge.changesReceived.connect(self._on_bridge_changes)
+        bridge.operationDone.connect(self._on_bridge_operation_done)
         # Snapshots come many times a second in a fast scenario: the plot is redrawn at
         # most every PLOT_REFRESH_MS, and only while it can be seen.
         self._plot_timer = QTimer(self)
@@ -364,6 +366,16 @@ class IncidentsPane(QWidget):
 
     def _on_bridge_audit(self, event: Any) -> None:
         if event.entry.target.startswith(("recommendation:", "execution:")):
+            self.refresh()
+
+    def _on_bridge_operation_done(self, event: Any) -> None:
+        """Another console's change to what the timeline shows (this console's own come
+        as the events above)."""
+        shown = self.timeline.incident_id
+        if not isinstance(event, RemoteChange) or shown is None:
+            return
+        changes = event.changes
+        if changes.recommendations or changes.executions or str(shown) in changes.ids:
             self.refresh()
 
     def _on_bridge_signals(self, event: Any) -> None:

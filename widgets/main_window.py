@@ -151,6 +151,11 @@ class MainWindow(QMainWindow):
             "audit_browser": self._dock("auditBrowserDock", "Audit browser", audit_browser,
                                         scroll=True),
         }
+        for dock in self.docks.values():
+            # A child added to a window already on screen (the frame is shown before the
+            # panes come) stays hidden until shown; the saved layout then hides those the
+            # operator closed.
+            dock.show()
         self._default_layout()
         for dock in self.docks.values():  # a pane brought to the front catches up
             outer = dock.widget()
@@ -252,7 +257,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["incidents"], d["history"]], [590, 340], Qt.Orientation.Vertical)
         self.resizeDocks([d["recommendations"], d["coordination"]], [500, 430],
                          Qt.Orientation.Vertical)
-        self._apply_state(self.saveState(STATE_VERSION))
+        self._default_state = self.saveState(STATE_VERSION)
+        self._apply_state(self._default_state)
 
     def _apply_state(self, state: QByteArray) -> bool:
         """`restoreState`, working around Qt 6.12 leaving the tab bars of an earlier dock
@@ -278,6 +284,12 @@ class MainWindow(QMainWindow):
             restored = self.restoreGeometry(geometry)
         if isinstance(state, QByteArray) and not state.isEmpty():
             restored = self._apply_state(state) and restored
+            if not any(not dock.isHidden() for dock in self.docks.values()):
+                # A layout with every pane closed (as a console that had put its panes in
+                # a window already on screen without showing them saved it) is no layout:
+                # the default one instead.
+                self._apply_state(self._default_state)
+                return False
             if restored and isinstance(geometry, QByteArray):
                 # Docks the state hides may have kept the first restore from shrinking
                 # the window to its saved size (their minimums): once more, now.

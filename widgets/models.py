@@ -269,6 +269,23 @@ class SignalTableModel(TableModel):
 # --- audit ---------------------------------------------------------------------------
 
 
+def seq_position(newest_first: Sequence[AuditEntry], seq: int) -> int | None:
+    """Where record `seq` goes in rows ordered by seq, newest first; None when a row
+    already holds it."""
+    if not newest_first or seq > newest_first[0].seq:
+        return 0
+    low, high = 0, len(newest_first)
+    while low < high:  # the first row with a seq not above `seq`
+        mid = (low + high) // 2
+        if newest_first[mid].seq > seq:
+            low = mid + 1
+        else:
+            high = mid
+    if low < len(newest_first) and newest_first[low].seq == seq:
+        return None
+    return low
+
+
 class AuditTableModel(TableModel):
     """Records of the audit chain, newest on top; duplicates (by seq) are ignored."""
 
@@ -291,10 +308,14 @@ class AuditTableModel(TableModel):
         return self._rows[0].seq if self._rows else 0
 
     def add_entry(self, entry: AuditEntry) -> None:
-        if entry.seq <= self.last_seq:
+        """A new record goes on top; an older one this model lacks (another console's,
+        read after a newer one of this console) goes in its place; a known one is
+        ignored."""
+        row = seq_position(self._rows, entry.seq)
+        if row is None:
             return
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._rows.insert(0, entry)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.insert(row, entry)
         self.endInsertRows()
 
     def _on_bridge_audit(self, event: Any) -> None:

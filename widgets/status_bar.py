@@ -1,5 +1,6 @@
-"""The status bar: simulated time, autonomy, the kill switch, who is signed in, signal
-counts, and the console's one notification sink (failures are shown here, never lost)."""
+"""The status bar: simulated time, autonomy, the kill switch, who is signed in, which
+console of the team leads, signal counts, and the console's one notification sink
+(failures are shown here, never lost)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from console.domain import AlertStatus
 from console.domain import Signal as AlertSignal
 from console.events import (
     HandlerFailed,
+    LeadershipChanged,
     OperationDenied,
     OperationDone,
     ScenarioFinished,
@@ -64,6 +66,9 @@ class ConsoleStatusBar(QStatusBar):
         self.sources_label.setMinimumWidth(40)  # may be clipped on a narrow window
         self.sources_label.setVisible(False)  # shown once an outside source reports
         self._sources: dict[str, tuple[str, str]] = {}
+        self.team_label = self._label("teamLabel", "Which console of the team runs the agents")
+        self.team_label.setVisible(False)  # shown once the console has joined its team
+        self.team: LeadershipChanged | None = None
         self.notice_label = QLabel(self)
         self.notice_label.setObjectName("noticeLabel")
         # A long notice is clipped (the tooltip has it whole), never widening the window.
@@ -75,8 +80,8 @@ class ConsoleStatusBar(QStatusBar):
 
         self.addWidget(self.notice_label, 1)
         for widget in (self.sources_label, self.signal_label, self.clock_label,
-                       self.autonomy_label,
-                       self.kill_switch, self.user_label):
+                       self.team_label, self.autonomy_label, self.kill_switch,
+                       self.user_label):
             self.addPermanentWidget(widget)
 
         bridge.signalsReceived.connect(self._on_bridge_signals)
@@ -86,6 +91,7 @@ class ConsoleStatusBar(QStatusBar):
         bridge.scenarioFinished.connect(self._on_bridge_scenario_finished)
         bridge.handlerFailed.connect(self._on_bridge_handler_failed)
         bridge.sourceHealth.connect(self._on_bridge_source_health)
+        bridge.leadershipChanged.connect(self._on_bridge_leadership_changed)
 
         role = service.role_of(user)
         self.user_label.setText(f"{user} ({role})" if role else f"{user} (not a user)")
@@ -203,6 +209,40 @@ class ConsoleStatusBar(QStatusBar):
             f"{name}: {state}{' - ' + detail if detail else ''}"
             for name, (state, detail) in sorted(self._sources.items())) or "estate (in-process)")
         self._set_property(self.sources_label, "level", "error" if bad else "info")
+
+    # --- the team ------------------------------------------------------------------
+
+    def _on_bridge_leadership_changed(self, event: LeadershipChanged) -> None:
+        before, self.team = self.team, event
+        others = len(event.members) - 1
+        consoles = f" \u00b7 {len(event.members)} consoles" if others > 0 else ""
+        connected = "Connected: " + ", ".join(event.members) if event.members else ""
+        if event.leading:
+            text = f"Agents: this console{consoles}"
+            tip = ("This console leads the team: it runs the agents, the estate and the "
+                   "sources, and the queued actions.")
+        elif event.leader:
+            text = f"Agents: {event.leader}{consoles}"
+            tip = (f"{event.leader} leads the team (runs the agents, the estate and the "
+                   "sources); this console shows its changes as they are made, and what "
+                   "is approved here runs there.")
+        else:
+            text = "Agents: no leader yet"
+            tip = ("No console leads the team at the moment: the next to try takes over "
+                   "within a few seconds.")
+        self.team_label.setText(text)
+        self.team_label.setToolTip("\n".join(filter(None, (tip, connected))))
+        self._set_property(self.team_label, "level",
+                           "info" if event.leading or event.leader else "error")
+        self.team_label.setVisible(True)
+        if before is not None and (before.leading, before.leader) != (event.leading,
+                                                                      event.leader):
+            if event.leading:
+                self.notify("This console leads the team now: it runs the agents")
+            elif event.leader:
+                self.notify(f"{event.leader} leads the team now: it runs the agents")
+            else:
+                self.notify("The team has no leader at the moment", error=True)
 
     # --- notices -------------------------------------------------------------------
 

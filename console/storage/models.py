@@ -468,3 +468,4 @@ class TeamMemberRow(Base):
     started_at: Mapped[utc]
     heartbeat_at: Mapped[utc] = mapped_column(index=True)
     leader_since: Mapped[utc_opt]
+    clock_at: Mapped[utc_opt]  # the console's clock at its heartbeat (a simulated estate's)

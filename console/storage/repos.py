@@ -147,8 +147,12 @@ class IncidentRepo:
                  "ref": n.ref, "data": dict(n.data)} for n in update.notes])
         return row.id
 
-    def all(self, session: Session, limit: int = 500) -> list[IncidentInfo]:
-        rows = session.scalars(select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit))
+    def all(self, session: Session, limit: int = 500, *,
+            ids: Iterable[int] | None = None) -> list[IncidentInfo]:
+        query = select(IncidentRow)
+        if ids is not None:
+            query = query.where(IncidentRow.id.in_(list(ids)))
+        rows = session.scalars(query.order_by(IncidentRow.id.desc()).limit(limit))
         return [IncidentInfo(r.id, r.title, Severity(r.severity), r.state, tuple(r.services),
                              r.opened_at, r.resolved_at) for r in rows]
 

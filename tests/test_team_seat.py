@@ -1,0 +1,101 @@
+"""A console's seat in the team (console/team_seat.py), on the test's database: the first
+console leads (its `lead` runs before `join` returns), a second follows and is told who
+leads, the second takes over when the first leaves, and a `lead` that fails is kept
+for the caller to say, without stopping the seat."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from console.events import LeadershipChanged
+from console.runtime import Runtime
+from console.team_seat import TeamSeat
+
+FAST = {"watch_every": 0.2, "interval": 0.2}
+
+
+class Duties:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fail = False
+
+    async def lead(self) -> None:
+        await asyncio.sleep(0)
+        self.calls.append("lead")
+        if self.fail:
+            raise RuntimeError("no estate here")
+
+    def follow(self) -> None:
+        self.calls.append("follow")
+
+
+async def _until(predicate: Any) -> None:
+    async with asyncio.timeout(10.0):
+        while not predicate():  # noqa: ASYNC110 (state set on the seat's threads)
+            await asyncio.sleep(0.05)
+
+
+def test_the_first_leads_the_second_follows_then_takes_over(db_url: str) -> None:
+    host = socket.gethostname()
+
+    async def scenario() -> None:
+        with Runtime(db_url) as first, Runtime(db_url) as second:
+            first.bus.bind_loop(asyncio.get_running_loop())
+            second.bus.bind_loop(asyncio.get_running_loop())
+            seen: list[LeadershipChanged] = []
+            second.bus.subscribe(LeadershipChanged, seen.append)
+            a, b = Duties(), Duties()
+            seat_a = TeamSeat(first.db, first.bus, user="alice", lead=a.lead,
+                              follow=a.follow, clock=first.clock, **FAST)
+            seat_b = TeamSeat(second.db, second.bus, user="bob", lead=b.lead,
+                              follow=b.follow, clock=second.clock, **FAST)
+            await seat_a.join()
+            assert a.calls == ["lead"]  # settled before join returned
+            assert seat_a.leading
+            assert seat_a.status is not None
+            assert seat_a.status.leader == f"alice@{host}"
+            first.clock.advance(3600.0)  # the leader's estate is an hour on
+            await seat_b.join()
+            try:
+                # the follower keeps the leader's simulated time (from its heartbeats)
+                await _until(lambda: second.clock.now() >= first.clock.now())
+                assert b.calls == []
+                assert not seat_b.leading
+                assert seen[-1].leader == f"alice@{host}"
+                assert not seen[-1].leading
+                assert set(seen[-1].members) == {f"alice@{host}", f"bob@{host}"}
+                assert seen[-1].members[0] == f"alice@{host}"  # the leader first
+                assert seen[-1].console_id == seat_b.origin
+                await seat_a.leave()
+                await _until(lambda: seat_b.leading and b.calls == ["lead"])
+                await _until(lambda: seen[-1].leading and seen[-1].leader == f"bob@{host}")
+                assert a.calls == ["lead"]  # leaving calls nothing back
+            finally:
+                await seat_b.leave()
+            await second.bus.drain()
+
+    asyncio.run(scenario())
+
+
+def test_a_lead_that_fails_is_kept_and_the_seat_goes_on(db_url: str) -> None:
+    async def scenario() -> None:
+        with Runtime(db_url) as runtime:
+            runtime.bus.bind_loop(asyncio.get_running_loop())
+            duties = Duties()
+            duties.fail = True
+            seat = TeamSeat(runtime.db, runtime.bus, user="alice", lead=duties.lead,
+                            follow=duties.follow, **FAST)
+            await seat.join()
+            try:
+                assert isinstance(seat.lead_error, RuntimeError)
+                assert "no estate here" in str(seat.lead_error)
+                assert seat.leading  # the lock is held: nobody else runs a second team
+                await asyncio.sleep(0.5)
+                assert seat.status is not None
+                assert seat.status.leading
+            finally:
+                await seat.leave()
+
+    asyncio.run(scenario())
