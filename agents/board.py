@@ -488,10 +488,12 @@ class IncidentContext:
         self.in_flight = ""
         ms = (time.perf_counter() - started) * 1000
         size = len(result) if isinstance(result, Sized) else int(result is not None)
-        await self._runtime.record(self._board, self.agent, "tool_call",
-                                   f"{name}: {size} item(s) in {ms:.0f} ms",
-                                   data={**call, "ok": True, "result_size": size},
-                                   duration_ms=ms, run=self.run)
+        # Stored in its place among the run's events but not waited for: the result is on
+        # the way to the recommendation, and a write queued behind others must not hold it.
+        self._runtime.record_soon(self._board, self.agent, "tool_call",
+                                  f"{name}: {size} item(s) in {ms:.0f} ms",
+                                  data={**call, "ok": True, "result_size": size},
+                                  duration_ms=ms, run=self.run)
         return result
 
     # --- waiting on the others ------------------------------------------------------

@@ -5,7 +5,10 @@ The plan is dependencies, not a sequence. Every agent of the team starts at once
 agent that acts on hypotheses (impact tracer, recommender, scribe) waits on the board
 until a hypothesis is there to act on, so it starts as soon as the investigator posts,
 and a slow retriever never holds it up. When the plan re-runs the investigation, those
-agents wait for the *new* ranking, never acting on the one it replaces.
+agents wait for the *new* ranking, never acting on the one it replaces. Among them the
+recommender goes first: the impact tracer, the playbook agent and the scribe declare
+`after = ("recommender",)`, since their CPU work beside it (one interpreter lock) would
+only delay the operator's next action, not bring their own answers sooner.
 
 The coordinator re-plans when the world changes:
 

@@ -171,6 +171,8 @@ class Learner:
         """(runbook, fault class) -> (successes, failures) over every finished execution."""
         with self.service.db.sessions() as session:
             outcomes = self._repo.outcomes(session)
+            if not outcomes:  # nothing has run yet: no record, and no verdict to look up
+                return {}
             diagnoses = self._repo.diagnoses(
                 session, [o.recommendation_id for o in outcomes if o.recommendation_id])
             flagged = self._repo.flagged(session)  # older verdicts, kept in the audit log

@@ -182,7 +182,10 @@ class Recommender:
         if blocked is not None or incident is None:
             return [Choice(h, None, skipped=blocked) for h in selected]
         stats = self.learner.statistics() if self.learner is not None else {}
-        return [self._choose(h, incident, priors, diagnoses, stats, notes) for h in selected]
+        # Read once per plan, not once per hypothesis: the same policy decides them all.
+        policy = self.service.policy()
+        return [self._choose(h, incident, priors, diagnoses, stats, notes, policy,
+                             status.effective_ceiling) for h in selected]
 
     # --- which hypotheses ----------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class Recommender:
 
     def _choose(self, h: Hypothesis, incident: IncidentProfile,
                 priors: Sequence[PriorRecommendation], diagnoses: Mapping[int, Diagnosis],
-                stats: Stats, notes: Sequence[str]) -> Choice:
+                stats: Stats, notes: Sequence[str], policy: Policy, ceiling: int) -> Choice:
         fault = h.fault_class
         eases = NOT_A_FIX.get(fault, {})
         candidates = [rb for rb in self.library.values()
@@ -237,7 +240,6 @@ class Recommender:
                       and any(fnmatch.fnmatchcase(h.service, p) for p in rb.applies_to.services)]
         candidates.sort(key=lambda rb: (rb.id in eases, -self._mean(stats, rb.id, fault)[0],
                                         _RISK[rb.risk], rb.id))
-        policy, ceiling = self.service.policy(), self.service.status().effective_ceiling
         alternatives: list[Alternative] = []
         chosen: Runbook | None = None
         params: dict[str, Any] = {}

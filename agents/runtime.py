@@ -292,15 +292,18 @@ class AgentRuntime:
         return event
 
     def record_soon(self, board: IncidentBoard, agent: str, kind: str, summary: str, *,
-                    data: Mapping[str, Any] | None = None, run: AgentRun | None = None) -> None:
+                    data: Mapping[str, Any] | None = None, duration_ms: float | None = None,
+                    run: AgentRun | None = None) -> None:
         """Store and announce one agent event without waiting for the write: a note that
         nothing depends on (a run starting) must not hold up the work it announces. It
-        keeps its place in the order of events all the same (the store writes in order)."""
+        keeps its place in the order of events all the same (the store writes in order,
+        and it is announced in that order: at once when the store wrote it inline)."""
         payload = dict(data or {})
         if run is not None:
             payload.setdefault("run", run.id)
             run.events[kind] += 1
-        written = self._store.event(board.id, agent, kind, summary, "", payload, None, None)
+        written = self._store.event(board.id, agent, kind, summary, "", payload, duration_ms,
+                                    None)
 
         def done(future: asyncio.Future[tuple[AgentEvent, AuditEntry | None]]) -> None:
             if future.cancelled():
@@ -312,7 +315,10 @@ class AgentRuntime:
                 return
             self._announce(board, *future.result())
 
-        written.add_done_callback(done)
+        if written.done():  # written inline: announce it before anything written after it
+            done(written)
+        else:
+            written.add_done_callback(done)
 
     def _announce(self, board: IncidentBoard, event: AgentEvent,
                   entry: AuditEntry | None) -> None:

@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "audit_ok": scores["audit_ok"],
         "per_scenario": {f"{r['scenario']}@{r['seed']}": {
             "top1": r["top1"], "top3": r["top3"], "playbook": r["playbook"],
+            "unresolved_incidents": r["unresolved"],
             "actions": [f"{a['runbook']}@{a['target']} {a['state']}" for a in r["actions"]]}
             for r in scores["per_scenario"]},
         "targets": {"ac_at_1": ">= 0.95", "ece": "<= 0.05", "recommend_ms_p95": "<= 100"},

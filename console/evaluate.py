@@ -293,6 +293,8 @@ def _row(run: RunScore) -> dict[str, Any]:
             "top1": _rate(sum(bool(c["correct_top1"]) for c in scored), len(scored)),
             "top3": _rate(sum(bool(c["correct_top3"]) for c in scored), len(scored)),
             "playbook": _rate(sum(bool(c["playbook_ok"]) for c in picked), len(picked)),
+            # which run the aggregate's unresolved incidents come from
+            "unresolved": [c["incident"] for c in scored if c["time_to_resolve_s"] is None],
             "auto_resolved": run.auto_resolved, "rollbacks": run.rollbacks,
             "actions": run.actions, "chain_ok": run.chain_ok,
             "wall_seconds": round(run.wall_seconds, 3)}

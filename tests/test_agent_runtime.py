@@ -190,6 +190,50 @@ def test_events_are_recorded_in_order_with_their_kinds(rt: Runtime,
     assert rt.service.verify_audit().ok
 
 
+@pytest.mark.parametrize("threads", [True, False], ids=["writer-thread", "inline"])
+def test_tool_calls_are_not_waited_for_yet_announced_in_their_order(
+        rt: Runtime, threads: bool) -> None:
+    """A tool call's record is queued, not awaited (the result is on the way to the
+    recommendation); it still comes, stored and announced, before what the agent did
+    next, whether the store writes on its thread or inline."""
+    agents = AgentRuntime(rt.service, threads=threads)
+    posted = collect(rt, AgentEventPosted)
+    try:
+        Coordinator(agents, [Investigator([CLEAR_DEPLOY]), Recommender()]).attach(rt.bus)
+        incident = open_incident(rt)
+        agents.run_until_idle()
+    finally:
+        agents.close()
+    stored = [e for e in SteeringOps(rt.service).agent_events(incident.id)
+              if e.agent == "investigator"]
+    assert [e.kind for e in stored] == ["status", "tool_call", "tool_call", "tool_call",
+                                        "hypothesis", "status"]
+    assert all(e.duration_ms is not None for e in stored if e.kind == "tool_call")
+    announced = [e.event for e in posted if e.event.agent == "investigator"]
+    assert [e.id for e in announced] == [e.id for e in stored]
+
+
+def test_the_team_recommends_before_it_traces_impact_or_writes_paperwork() -> None:
+    """The operator's next action is the team's critical path: the lanes that act on
+    hypotheses besides the recommender work after it, never beside it."""
+    from agents.lanes import (
+        ImpactLane,
+        InvestigatorLane,
+        PlaybookLane,
+        RecommenderLane,
+        ScribeLane,
+    )
+
+    roles = {r.name: r for r in map(Role.of, [
+        InvestigatorLane(None), ImpactLane(None), RecommenderLane(None), PlaybookLane(None),
+        ScribeLane(None)])}
+    assert roles["recommender"].after == ()
+    assert roles["recommender"].needs_hypotheses
+    for name in ("impact_tracer", "playbook", "scribe"):
+        assert roles[name].needs_hypotheses
+        assert roles[name].after == ("recommender",), name
+
+
 def test_close_hypotheses_are_a_recorded_disagreement_and_both_stay_live(
         rt: Runtime, agents: AgentRuntime) -> None:
     Coordinator(agents, [Investigator([DEPLOY, SLOW_DB])]).attach(rt.bus)

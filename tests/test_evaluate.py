@@ -171,6 +171,20 @@ def test_scoring_against_the_ground_truth() -> None:
     assert scores["unattributed_incidents"] == 1
     assert scores["auto_resolution"]["rate"] == 1.0
     assert scores["quiet_day_actions"] is None
+    assert scores["unresolved_incidents"] == 0
+    assert scores["per_scenario"][0]["unresolved"] == []
+
+
+def test_an_unresolved_incident_is_named_with_its_run() -> None:
+    topology = {"web": ["api"], "api": ["db"], "db": []}
+    fault = {"kind": "slow_dependency", "service": "db", "at_s": 60.0, "params": {},
+             "fixed_at_s": None, "fixed_by": None, "actions": []}
+    still_open = _incident(["web", "api"], ("db", "slow_dependency"), None, id=7,
+                           resolved_at_s=None)
+    scores = aggregate([score_run(_summary([still_open], [], [fault]), topology)])
+    assert scores["unresolved_incidents"] == 1
+    [row] = scores["per_scenario"]
+    assert row["unresolved"] == [7]
 
 
 def test_reliability_table_and_ece() -> None:
