@@ -6,14 +6,17 @@ between them), on the offscreen platform, over a private temporary SQLite file, 
 throw-away QSettings file and private user folders (no language model is configured).
 
 1. **Loop lag under the storm.** The window is built as `console.app.main` builds it: a
-   qasync loop, the bus bound to it, the `storm` scenario played by a `ScenarioDriver`
-   with the agent team through `run_live`, its clock at `LAG_SPEED` simulated seconds
-   per wall second (the estate's work bounds what it reaches: about 100), until the
-   window has received `LAG_ALERTS` alerts, about a minute of wall time (or the scenario
-   ends, or `LAG_WALL_LIMIT_S` passes). A probe task sleeps `PROBE_MS` over and over on
-   the same loop; each sample is the actual wake-up minus the scheduled one. The same
-   probe first runs `IDLE_SECONDS` with the window open and the scenario not yet
-   started: that is the floor (the loop's own timer resolution).
+   qasync loop, the bus bound to it, the process tuned as `watchfloor` tunes it
+   (`widgets/process.py`: garbage collection on the GUI thread, the threads behind the
+   window at a lower priority, a short GIL switch interval), the `storm` scenario played
+   by a `ScenarioDriver` with the agent team through `run_live`, its clock at
+   `LAG_SPEED` simulated seconds per wall second (the estate's work bounds what it
+   reaches: about 100), until the window has received `LAG_ALERTS` alerts, about a
+   minute of wall time (or the scenario ends, or `LAG_WALL_LIMIT_S` passes). A probe
+   task sleeps `PROBE_MS` over and over on the same loop; each sample is the actual
+   wake-up minus the scheduled one. The same probe first runs `IDLE_SECONDS` with the
+   window open and the scenario not yet started: that is the floor (the loop's own timer
+   resolution).
    Reported: p50, p99, max, samples, the alerts the window received, wall seconds.
 2. **Time to first window.** Wall time from spawning `python -c` to the child saying
    that the main window has been painted: the child runs what `watchfloor` runs
@@ -111,10 +114,13 @@ def _lag_child(folder: Path) -> dict[str, Any]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from widgets.process import favour_the_window
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setStyle("Fusion")
     app.setQuitOnLastWindowClosed(False)
+    favour_the_window(app)  # as `watchfloor` does (console/app.py run_gui)
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         return runner.run(_lag_main(folder, QSettings(str(folder / "lag.ini"),
                                                       QSettings.Format.IniFormat)))

@@ -19,6 +19,7 @@ from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 from widgets.main_window import MainWindow
+from widgets.process import favour_the_window
 
 # Only Qt and the window's frame are imported before the window is on screen (asyncio
 # and qasync too come after it); the core (SQLAlchemy, the estate, the agents) is imported
@@ -482,7 +483,7 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
     wake = QTimer()
     wake.start(250)
     wake.timeout.connect(lambda: None)
-    collector = GuiThreadCollector(app)  # noqa: F841  (lives as long as the app)
+    favour_the_window(app)  # the GC on the GUI thread, the work behind it at a lower priority
     window = _show_frame(scenario, on_window)  # before asyncio and qasync are imported
     import asyncio
 
@@ -494,34 +495,6 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
                                mappings=mappings, alertmanager=alertmanager,
                                prometheus=prometheus, saved_sources=saved_sources,
                                on_ready=on_ready, window=window))
-
-
-class GuiThreadCollector(QObject):
-    """Python's cyclic garbage collector runs on whichever thread allocates when a
-    threshold is passed; a Qt object freed that way on an agent or database thread breaks
-    Qt's thread rules (at best "Timers cannot be stopped from another thread", at worst a
-    crash). So automatic collection is off while the console runs, and this collects on
-    the GUI thread instead, once a second, as far as the thresholds say (as Anki does)."""
-
-    INTERVAL_MS = 1000
-
-    def __init__(self, parent: QObject) -> None:
-        import gc
-
-        super().__init__(parent)
-        self._gc = gc
-        gc.disable()
-        self._timer = QTimer(self)
-        self._timer.timeout.connect(self.collect)
-        self._timer.start(self.INTERVAL_MS)
-
-    def collect(self) -> None:
-        gc = self._gc
-        counts, thresholds = gc.get_count(), gc.get_threshold()
-        for generation in (2, 1, 0):
-            if counts[generation] > thresholds[generation]:
-                gc.collect(generation)
-                return
 
 
 def _close_all(app: QApplication) -> None:

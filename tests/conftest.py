@@ -16,7 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # As in the console (console/app.py GuiThreadCollector): Python's cyclic collector
+    # As in the console (widgets/process.py GuiThreadCollector): Python's cyclic collector
     # would otherwise run on whichever thread allocates past a threshold (an agent's, a
     # reader's) and free the Qt objects an earlier test left in cycles there, which Qt
     # forbids ("Timers cannot be stopped from another thread", or a crash).

@@ -1,0 +1,61 @@
+"""The console's process favours its window (widgets/process.py): the threads behind it,
+started before or after, run at a lower OS priority than the GUI thread, the GIL switch
+interval is short, and cyclic garbage collection happens on the GUI thread only. Run in a
+child process: the priorities would otherwise stay on the test session's own threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent("""
+    import gc, json, os, sys, threading, time
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    from widgets.process import BACKGROUND_NICE, SWITCH_INTERVAL_S, favour_the_window
+
+    app = QApplication(sys.argv[:1])
+    release = threading.Event()
+    tids = {}
+
+    def work(name):
+        tids[name] = threading.get_native_id()
+        release.wait(10)
+
+    before = threading.Thread(target=work, args=("before",))
+    before.start()
+    favour_the_window(app)
+    after = threading.Thread(target=work, args=("after",))
+    QTimer.singleShot(50, after.start)
+    QTimer.singleShot(1500, app.quit)
+    app.exec()
+    nice = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in tids.items()}
+    nice["gui"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    release.set()
+    print(json.dumps({"nice": nice, "expected": BACKGROUND_NICE, "gc": gc.isenabled(),
+                      "switch": sys.getswitchinterval(), "wanted": SWITCH_INTERVAL_S}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_threads_behind_the_window_yield_to_it() -> None:
+    done = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                               "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    start = os.getpriority(os.PRIO_PROCESS, 0)  # the child began at this process's nice
+    assert report["nice"]["gui"] == start
+    assert report["nice"]["before"] == max(start, report["expected"])
+    assert report["nice"]["after"] == max(start, report["expected"])
+    assert report["gc"] is False  # collected on the GUI thread instead
+    assert report["switch"] == pytest.approx(report["wanted"])

@@ -1,0 +1,87 @@
+"""How the console's process keeps its window responsive while the work behind it runs.
+
+The estate's simulation, the agents and the database work run on Python threads of the
+same process as the window. Two things then stall the window, both measured with
+`python -m benchmarks gui` (the 10,000-alert storm streaming into the open window):
+
+- Painting. Qt paints a table by asking its Python model for each visible cell and role,
+  hundreds of calls per paint, and each call must take the GIL back from the busy
+  threads. With every thread at the same OS priority the GUI thread waits for a core
+  each time, and a paint took up to 150 ms. So every thread but the GUI's runs at a
+  lower priority (`BACKGROUND_NICE`): the GUI thread gets the core the moment it wants
+  the GIL. The switch interval is shortened too (a thread that wants the GIL asks the
+  holder for it after this long). The work behind the window still gets every cycle the
+  window does not use.
+- Garbage collection on the wrong thread. A collection started by an agent or database
+  thread frees Qt objects there, which breaks Qt's thread rules (at best "Timers cannot
+  be stopped from another thread", at worst a crash). So automatic collection is off and
+  the GUI thread collects once a second as far as the thresholds say (as Anki does).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+
+from PySide6.QtCore import QObject, QTimer
+
+BACKGROUND_NICE = 19  # the threads behind the window (Linux: niceness is per thread)
+SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
+SWEEP_MS = 500  # how often new threads are found and lowered
+
+
+class GuiThreadCollector(QObject):
+    """Cyclic garbage collection on the GUI thread only (see the module's docstring)."""
+
+    INTERVAL_MS = 1000
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.collect)
+        self._timer.start(self.INTERVAL_MS)
+
+    def collect(self) -> None:
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+
+class BackgroundPriority(QObject):
+    """Every thread of this process but the GUI's at `BACKGROUND_NICE`, including threads
+    started later (found every `SWEEP_MS`, from /proc: Python's own, qasync's and Qt's).
+    Where threads have no priority of their own (not Linux) it does nothing."""
+
+    def __init__(self, parent: QObject, nice: int = BACKGROUND_NICE) -> None:
+        super().__init__(parent)
+        self.nice = nice
+        self._gui = threading.get_native_id()
+        self._timer = QTimer(self)
+        if sys.platform.startswith("linux") and os.path.isdir("/proc/self/task"):
+            self._timer.timeout.connect(self.sweep)
+            self._timer.start(SWEEP_MS)
+            self.sweep()
+
+    def sweep(self) -> None:
+        try:
+            tids = {int(name) for name in os.listdir("/proc/self/task")}
+        except OSError:
+            return
+        for tid in tids - {self._gui}:
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < self.nice:
+                    os.setpriority(os.PRIO_PROCESS, tid, self.nice)
+            except OSError:  # it ended meanwhile
+                continue
+
+
+def favour_the_window(app: QObject) -> tuple[GuiThreadCollector, BackgroundPriority]:
+    """Call once on the GUI thread when the application is made; both live as long as
+    `app`."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return GuiThreadCollector(app), BackgroundPriority(app)
