@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -298,8 +299,10 @@ class LogRow(Base):
     """An imported log line with the template drain3 mined for it."""
 
     __tablename__ = "log_records"
+    # The investigator asks for a window of some services' lines: service, then time.
+    __table_args__ = (Index("ix_log_records_service_at", "service", "at"),)
     id: Mapped[intpk]
-    service: Mapped[name200] = mapped_column(index=True)
+    service: Mapped[name200]
     level: Mapped[name64]
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[utc] = mapped_column(index=True)
