@@ -21,17 +21,7 @@ from console.leader import Leadership, team_members
 from console.runtime import Runtime
 from console.storage.models import ChangeFeedRow
 from console.team_sync import ChangeFeed, FeedListener, infer_changes, prune_feed, tag_operation
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what or predicate}")
-        time.sleep(0.01)
+from tests.waiting import wait_for
 
 
 class Console:

@@ -25,7 +25,8 @@ from console.clock import RealClock
 from console.policy import Policy
 from console.runtime import Runtime
 from console.storage.models import ChangeFeedRow, ExecutionRow
-from tests.e2e.nodes import ROOT, SLOW_RUNBOOK, NodeProcess, wait_for
+from tests.e2e.nodes import ROOT, SLOW_RUNBOOK, NodeProcess
+from tests.waiting import wait_for
 
 SYNC_BUDGET_MS = 1000.0
 TAKEOVER_BUDGET_S = 5.0
