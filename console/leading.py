@@ -69,7 +69,10 @@ class LeaderDuties:
         # The estate executor must be there before what was in flight is settled: its
         # validation may probe the estate.
         if self.driver is None:
-            self.driver = ScenarioDriver(runtime, self.scenario, seed=self.seed, agents=True)
+            # On a worker thread: loading the scenario and starting the agent team takes
+            # about a tenth of a second, which a window taking over must not freeze for.
+            self.driver = await asyncio.to_thread(ScenarioDriver, runtime, self.scenario,
+                                                  seed=self.seed, agents=True)
             self._estate = engine.executors["estate"]
             if runtime.rule_error:  # the shipped rules run; the operator's file is named
                 self.notify(f"your rules were not loaded: {runtime.rule_error}", True)

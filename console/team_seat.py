@@ -18,6 +18,7 @@ the event loop, in the order the leadership changed (a `follow` never overtakes 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -139,8 +140,19 @@ class TeamSeat:
     # --- the leadership's callbacks (its worker thread) ----------------------------------
 
     def _on_leadership_gained(self) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._leading(), self._loop).result()
+        loop = self._loop
+        assert loop is not None
+        done = asyncio.run_coroutine_threadsafe(self._leading(), loop)
+        # Waited for, so that a `follow` never overtakes it; but not past the loop's end
+        # (a console stopping at that moment would keep this thread, and `leave`, waiting).
+        while True:
+            try:
+                done.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                if not loop.is_running():
+                    done.cancel()
+                    return
 
     def _on_leadership_lost(self) -> None:
         assert self._loop is not None

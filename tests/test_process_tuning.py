@@ -45,7 +45,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
 def test_the_threads_behind_the_window_yield_to_it() -> None:
     done = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True,
                           text=True, timeout=60,
@@ -54,8 +53,10 @@ def test_the_threads_behind_the_window_yield_to_it() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     start = os.getpriority(os.PRIO_PROCESS, 0)  # the child began at this process's nice
+    # Only Linux gives each thread a priority of its own; elsewhere nothing is changed.
+    lowered = max(start, report["expected"]) if sys.platform.startswith("linux") else start
     assert report["nice"]["gui"] == start
-    assert report["nice"]["before"] == max(start, report["expected"])
-    assert report["nice"]["after"] == max(start, report["expected"])
+    assert report["nice"]["before"] == lowered
+    assert report["nice"]["after"] == lowered
     assert report["gc"] is False  # collected on the GUI thread instead
     assert report["switch"] == pytest.approx(report["wanted"])

@@ -5,6 +5,7 @@ leads, on SQLite (polling, flock) and on a real PostgreSQL (NOTIFY, advisory loc
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,31 +51,30 @@ class Console:
         self.runtime.close()
 
 
+@contextlib.contextmanager
+def _pair(url: str) -> Iterator[tuple[Console, Console]]:
+    consoles: list[Console] = []
+    try:
+        consoles.append(Console(url))
+        consoles.append(Console(url))
+        yield consoles[0], consoles[1]
+    finally:
+        for console in consoles:
+            console.close()
+
+
 @pytest.fixture
 def two_consoles(tmp_path: Path) -> Iterator[tuple[Console, Console]]:
     """Two consoles on one SQLite file (SQLite's polled feed, whatever database the run
     is on: PostgreSQL has its own pair below)."""
-    url = f"sqlite:///{tmp_path / 'team.db'}"
-    consoles: list[Console] = []
-    try:
-        consoles.append(Console(url))
-        consoles.append(Console(url))
-        yield consoles[0], consoles[1]
-    finally:
-        for console in consoles:
-            console.close()
+    with _pair(f"sqlite:///{tmp_path / 'team.db'}") as pair:
+        yield pair
 
 
 @pytest.fixture
 def pg_consoles(pg_url: str) -> Iterator[tuple[Console, Console]]:
-    consoles: list[Console] = []
-    try:
-        consoles.append(Console(pg_url))
-        consoles.append(Console(pg_url))
-        yield consoles[0], consoles[1]
-    finally:
-        for console in consoles:
-            console.close()
+    with _pair(pg_url) as pair:
+        yield pair
 
 
 def _feed_count(runtime: Runtime) -> int:
