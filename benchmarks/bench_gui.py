@@ -148,6 +148,7 @@ async def _lag_main(folder: Path, settings: Any) -> dict[str, Any]:
     from console.app import build_window
     from console.clock import SimClock
     from console.runtime import Runtime, ScenarioDriver
+    from widgets.process import settle_garbage
 
     runtime = Runtime(f"sqlite:///{folder / 'lag.db'}",
                       clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
@@ -161,6 +162,7 @@ async def _lag_main(folder: Path, settings: Any) -> dict[str, Any]:
         driver = ScenarioDriver(runtime, LAG_SCENARIO, agents=True)
         await asyncio.to_thread(runtime.service.engine.reconcile)
         window = build_window(runtime, driver, USER, settings=settings)
+        settle_garbage()  # as console.app.main does once the panes are in
         window.show()
         received = [0]
         enough = asyncio.Event()

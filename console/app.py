@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 from widgets.main_window import MainWindow
-from widgets.process import favour_the_window
+from widgets.process import favour_the_window, settle_garbage
 
 # Only Qt and the window's frame are imported before the window is on screen (asyncio
 # and qasync too come after it); the core (SQLAlchemy, the estate, the agents) is imported
@@ -356,6 +356,7 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         if shutdown.is_set():
             return 0
         build_window(runtime, duties.driver, user, window=window, scenario_name=scenario)
+        settle_garbage()  # before the estate plays (widgets/process.py)
         notices.flush()
         seat.announce()  # who leads, now that the status bar listens
         duties.release()  # the estate plays into the panes from here

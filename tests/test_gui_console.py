@@ -230,8 +230,9 @@ def test_pin_and_exclude_go_through_the_steering_operations(runtime: Any, consol
         coordination.hypotheses.row_of(second.key)).state == "excluded", timeout=TIMEOUT_MS)
     assert [s.kind for s in runtime.steering.steers(incident_id)] == ["exclude_hypothesis"]
     assert "excluded" in coordination.message.text()
-    # Lanes: one per agent, each with what it is doing now.
-    assert {"coordinator", "investigator", "recommender"} <= set(coordination.lanes.lanes)
+    # Lanes: one per agent, each with what it is doing now (events go in every 250 ms).
+    qtbot.waitUntil(lambda: {"coordinator", "investigator", "recommender"}
+                    <= set(coordination.lanes.lanes), timeout=TIMEOUT_MS)
     assert coordination.lanes.doing_now("investigator")
     assert runtime.bus.failures == []
 

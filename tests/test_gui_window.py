@@ -327,3 +327,103 @@ def test_a_pane_tabbed_behind_another_does_no_work_until_it_comes_to_the_front(
     window.show_dock("outcomes")
     qtbot.waitUntil(lambda: bool(reports), timeout=10_000)
     assert reports[-1].totals.incidents == 1  # the incident that came while it was hidden
+
+
+def test_a_table_repaint_enters_the_python_model_once_per_cell_and_paints_the_same(
+        runtime: Any, open_window: OpenWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """During the storm each entry from C++ into Python waits for the interpreter lock;
+    a painted cell must cost one (`multiData`), not one per role, and look the same."""
+    from PySide6.QtCore import QSortFilterProxyModel
+
+    from widgets.models import SignalTableModel, TableModel
+
+    window = open_window()
+    pane = window.signals_pane
+    window.resize(1400, 900)
+    runtime.service.ingest([alert(runtime, "payments"),
+                            alert(runtime, "cart", severity=Severity.WARNING, seconds=1),
+                            alert(runtime, "search", "HighLatency", Severity.INFO, seconds=2)])
+    pane.table.resize(900, 300)
+    inside = [0]
+    calls = {"multi": 0, "data_from_qt": 0}
+    plain_data = SignalTableModel.data
+    plain_multi = TableModel.multiData
+
+    def data(self: Any, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not inside[0]:
+            calls["data_from_qt"] += 1
+        return plain_data(self, index, role)
+
+    def multi(self: Any, index: Any, span: Any) -> None:
+        calls["multi"] += 1
+        inside[0] += 1
+        try:
+            plain_multi(self, index, span)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(SignalTableModel, "data", data)
+    monkeypatch.setattr(TableModel, "multiData", multi)
+    painted = pane.table.grab().toImage()
+
+    cells = pane.proxy.rowCount() * pane.proxy.columnCount()
+    assert calls["multi"] >= cells
+    assert calls["data_from_qt"] == 0
+
+    # the same view over Qt's own proxy (one `data` call per role) paints the same pixels
+    pane.table.clearSelection()
+    painted = pane.table.viewport().grab().toImage()
+    assert calls["data_from_qt"] == 0
+    widths = [pane.table.columnWidth(col) for col in range(pane.proxy.columnCount())]
+    plain = QSortFilterProxyModel()
+    plain.setSourceModel(pane.model)
+    pane.table.setModel(plain)
+    for col, width in enumerate(widths):
+        pane.table.setColumnWidth(col, width)
+    reference = pane.table.viewport().grab().toImage()
+    pane.table.setModel(pane.proxy)
+    assert calls["data_from_qt"] > 0  # Qt's proxy asks role by role
+    assert painted == reference
+
+
+def test_a_burst_of_agent_steps_goes_into_the_timeline_and_messages_in_one_insert(
+        runtime: Any, open_window: OpenWindow, qtbot: Any) -> None:
+    """Ten steps a second in a storm: each inserted on its own repainted the timeline."""
+    from agents.board import AgentEventPosted
+    from console.domain import AgentEvent, IncidentUpdate
+
+    window = open_window()
+    service = runtime.service
+    opened = runtime.clock.now()
+    saved = service.save_incidents([IncidentUpdate(
+        key=1, id=None, title="t", severity=Severity.CRITICAL, state="open",
+        services=("checkout",), opened_at=opened, resolved_at=None, notes=())],
+        actor="agent:correlator")
+    service.announce_incidents(saved)
+    incident_id = saved[0].id
+    pane, coordination = window.incidents_pane, window.coordination_pane
+    qtbot.waitUntil(lambda: pane.timeline.incident_id == incident_id
+                    and coordination.incident_id == incident_id, timeout=5000)
+    qtbot.wait(400)  # the first reads are in
+    inserts: list[tuple[int, int]] = []
+    messages: list[tuple[int, int]] = []
+    pane.timeline.rowsInserted.connect(lambda _p, a, b: inserts.append((a, b)))
+    coordination.messages.rowsInserted.connect(lambda _p, a, b: messages.append((a, b)))
+    for n in range(12):
+        runtime.bus.publish(AgentEventPosted(AgentEvent(
+            id=1000 + n, incident_id=incident_id, agent="investigator", kind="message",
+            summary=f"step {n}", at=opened + timedelta(seconds=n), to_agent="board")))
+    runtime.bus.publish(AgentEventPosted(AgentEvent(  # another incident's: not shown
+        id=2000, incident_id=incident_id + 1, agent="investigator", kind="message",
+        summary="elsewhere", at=opened, to_agent="board")))
+
+    def shown() -> list[str]:
+        return [e.summary for e in pane.timeline.entries() if ": step " in e.summary]
+
+    qtbot.waitUntil(lambda: len(shown()) == 12
+                    and coordination.messages.rowCount() >= 12, timeout=5000)
+    assert shown() == [f"message \u2192 board: step {n}" for n in range(12)]
+    assert inserts == [(inserts[0][0], inserts[0][0] + 11)]
+    assert messages == [(messages[0][0], messages[0][0] + 11)]
+    assert not any("elsewhere" in e.summary for e in pane.timeline.entries())
+    assert "investigator" in coordination.lanes.lanes

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from console.domain import AuditEntry
+from widgets.filtering import SortFilterProxy
 from widgets.models import RIGHT, SORT_ROLE, AnyIndex, TableModel, bold_font, seq_position, tint
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class AuditBrowserModel(TableModel):
         return None
 
 
-class AuditFilterProxy(QSortFilterProxyModel):
+class AuditFilterProxy(SortFilterProxy):
     """Filters the audit model by field substrings (case-insensitive), decision, free
     text over the whole record and a time range; sorts by `SORT_ROLE`."""
 

@@ -46,6 +46,13 @@ class AgentMessageModel(TableModel):
     def add(self, events: Iterable[AgentEvent]) -> None:
         fresh = sorted((e for e in events if e.kind in self.KINDS and e.id not in self._ids
                         and e.incident_id == self.incident_id), key=lambda e: e.id)
+        if fresh and (not self._rows or fresh[0].id > self._rows[-1].id):
+            # the usual case, newer than every row: one insert at the end
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(fresh) - 1)
+            self._rows.extend(fresh)
+            self._ids.update(e.id for e in fresh)
+            self.endInsertRows()
+            return
         for event in fresh:
             pos = len(self._rows)
             while pos and self._rows[pos - 1].id > event.id:

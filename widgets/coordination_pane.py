@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, Qt, QUrl
+from PySide6.QtCore import QItemSelection, Qt, QTimer, QUrl
 from PySide6.QtCore import Signal as QtSignal
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from console.steering import SteeringOps
 from console.storage.repos_agents import RankedHypothesis
-from widgets.agent_lanes import AgentLanes
+from widgets.agent_lanes import REPAINT_MS, AgentLanes
 from widgets.bridge import BusBridge
 from widgets.coordination_models import AgentMessageModel, HypothesisModel
 from widgets.delegates import ConfidenceDelegate
@@ -49,6 +49,11 @@ class CoordinationPane(QWidget):
         self._colors = STATE_COLORS[DEFAULT_THEME]
         self.incident_id: int | None = None
         self._board_heard = False  # a board from the bus is newer than a read in flight
+        self._events: list[Any] = []  # agent events heard, not yet in the lanes and table
+        self._events_timer = QTimer(self)
+        self._events_timer.setSingleShot(True)
+        self._events_timer.setInterval(REPAINT_MS)
+        self._events_timer.timeout.connect(self._add_events)
         self._busy = False
         self.messages = AgentMessageModel(self)
         self.hypotheses = HypothesisModel(self)
@@ -190,9 +195,19 @@ class CoordinationPane(QWidget):
             self.hypotheses.set_board(incident_id, hypotheses)
 
     def _on_bridge_agent_event(self, event: Any) -> None:
+        """Events on the shown incident go in together, at most every REPAINT_MS (each
+        message inserted on its own repainted the table, ten times a second in a storm)."""
         if event.event.incident_id == self.incident_id and self.incident_id is not None:
-            self.lanes.add([event.event])
-            self.messages.add([event.event])
+            self._events.append(event.event)
+            if not self._events_timer.isActive():
+                self._events_timer.start()
+
+    def _add_events(self) -> None:
+        events = [e for e in self._events if e.incident_id == self.incident_id]
+        self._events.clear()
+        if events:
+            self.lanes.add(events)
+            self.messages.add(events)
 
     def _on_bridge_hypotheses(self, event: Any) -> None:
         if event.incident_id == self.incident_id:

@@ -2,7 +2,9 @@
 one optional condition on the row's item (open incidents only, one timeline kind...).
 
 The panes differ only in that condition, so each passes it as a function of the source
-row instead of subclassing QSortFilterProxyModel once more."""
+row instead of subclassing QSortFilterProxyModel once more. Every proxy over a pane's
+table is a `SortFilterProxy`, which passes a painted cell's roles to its Python source
+model in one call."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
+    QModelRoleData,
+    QModelRoleDataSpan,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
@@ -20,7 +24,31 @@ from PySide6.QtWidgets import QWidget
 RowTest = Callable[[int], bool]
 
 
-class RowFilterProxy(QSortFilterProxyModel):
+def role_slots(span: QModelRoleDataSpan | QModelRoleData) -> list[QModelRoleData]:
+    """The slots of a `multiData` request (one role each), filled in place."""
+    if isinstance(span, QModelRoleData):
+        return [span]
+    return [span[i] for i in range(span.size())]  # type: ignore[index]  # not in the stubs
+
+
+class SortFilterProxy(QSortFilterProxyModel):
+    """A QSortFilterProxyModel that hands a cell's whole role request to its source."""
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex,
+                  roleDataSpan: QModelRoleDataSpan | QModelRoleData) -> None:
+        """Pass a cell's whole role request to the source model in one call.
+
+        QSortFilterProxyModel would split it into one `data` call per role, each a trip
+        from C++ into the Python source model (widgets/models.py `TableModel.multiData`)."""
+        source = self.sourceModel()
+        if source is None or not index.isValid():
+            for role_data in role_slots(roleDataSpan):
+                role_data.clearData()
+            return
+        source.multiData(self.mapToSource(index), roleDataSpan)
+
+
+class RowFilterProxy(SortFilterProxy):
     def __init__(self, model: QAbstractItemModel, parent: QWidget, *,
                  sort_role: int | None = None) -> None:
         super().__init__(parent)
@@ -40,3 +68,4 @@ class RowFilterProxy(QSortFilterProxyModel):
         if self._keep is not None and not self._keep(row):
             return False
         return super().filterAcceptsRow(row, parent)
+

@@ -115,6 +115,11 @@ class IncidentsPane(QWidget):
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(REFRESH_MS)
         self._refresh.timeout.connect(self._on_refresh_timeout)
+        self._agent_entries: list[tuple[int, TimelineEntry]] = []
+        self._agent_timer = QTimer(self)
+        self._agent_timer.setSingleShot(True)
+        self._agent_timer.setInterval(REFRESH_MS)
+        self._agent_timer.timeout.connect(self._merge_agent_entries)
 
         self.proxy = IncidentFilterProxy(model, self)
         self.proxy.setSortRole(Qt.ItemDataRole.UserRole + 1)
@@ -355,9 +360,22 @@ class IncidentsPane(QWidget):
         return self.model.incident_at(row).services if row >= 0 else ()
 
     def _on_bridge_agent_event(self, event: Any) -> None:
-        if event.event.incident_id is not None and \
-                event.event.incident_id == self.timeline.incident_id:
-            self._merge(event.event.incident_id, [agent_entry(event.event)])
+        """The agents' steps on the shown incident go in together, at most every
+        REFRESH_MS: in a storm they come about ten a second, and each insert on its own
+        repainted the timeline and its scroll bar (most of the window's painting)."""
+        incident_id = event.event.incident_id
+        if incident_id is None or incident_id != self.timeline.incident_id:
+            return
+        self._agent_entries.append((incident_id, agent_entry(event.event)))
+        if not self._agent_timer.isActive():
+            self._agent_timer.start()
+
+    def _merge_agent_entries(self) -> None:
+        shown = self.timeline.incident_id
+        entries = [entry for incident_id, entry in self._agent_entries if incident_id == shown]
+        self._agent_entries.clear()
+        if entries and shown is not None:
+            self._merge(shown, entries)
 
     def _on_bridge_incidents(self, event: Any) -> None:
         if any(info.id == self.timeline.incident_id for info in event.incidents):

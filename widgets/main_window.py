@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -295,6 +295,12 @@ class MainWindow(QMainWindow):
                 # the window to its saved size (their minimums): once more, now.
                 self.restoreGeometry(geometry)
         return restored
+
+    def event(self, event: QEvent) -> bool:
+        # Every pane is painted inside this window's UpdateRequest: with this frame in
+        # Python the GIL stays with the GUI thread for the whole repaint (see
+        # widgets/process.py, "Painting").
+        return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.installed:  # closed while starting: keep the saved layout as it was

@@ -18,8 +18,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QAbstractTableModel,
     QModelIndex,
+    QModelRoleData,
+    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
     Qt,
@@ -27,6 +30,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont
 
 from console.domain import AlertStatus, AuditEntry, Severity, Signal, SignalKind
+from widgets.filtering import role_slots
 from widgets.theme import DEFAULT_THEME, STATE_COLORS, StateColors
 
 if TYPE_CHECKING:
@@ -67,6 +71,18 @@ def bold_font() -> QFont:
     return font
 
 
+def fill_roles(model: QAbstractItemModel, index: AnyIndex,
+               span: QModelRoleDataSpan | QModelRoleData) -> None:
+    """Answer a `multiData` request with the model's `data`, role by role, in Python."""
+    data = model.data
+    for role_data in role_slots(span):
+        value = data(index, role_data.role())
+        if value is None:
+            role_data.clearData()
+        else:
+            role_data.setData(value)
+
+
 class TableModel(QAbstractTableModel):
     """Shared plumbing: fixed headers, a flat list of rows, read-only selectable cells.
 
@@ -97,16 +113,27 @@ class TableModel(QAbstractTableModel):
             return self.HEADERS[section]
         return None
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    # No `flags` override: QAbstractTableModel's own (enabled, selectable, no children)
+    # is what these read-only tables need, and it answers in C++ (see multiData).
+
+    def multiData(self, index: AnyIndex,
+                  roleDataSpan: QModelRoleDataSpan | QModelRoleData) -> None:
+        """Every role a delegate asks of one cell, in one call (Qt 6 asks this way).
+
+        Qt's default calls `data` once per role (seven or eight per painted cell), and
+        each call from C++ into Python has to take the interpreter lock back from the
+        threads behind the window: a table repaint during the storm waited for it
+        hundreds of times. One entry per cell instead (`fill_roles`)."""
+        fill_roles(self, index, roleDataSpan)
 
     def _row_count(self) -> int:
         return len(self._rows)
 
     def _valid(self, index: AnyIndex) -> bool:
-        return (index.isValid() and not index.parent().isValid()
+        # A flat table's own indexes have no parent; asking (`index.parent()`) makes a
+        # new QModelIndex, which lets go of the GIL, and under load each such call waits
+        # tens of microseconds to get it back (see `multiData`). `model()` only reads.
+        return (index.isValid() and index.model() is self
                 and 0 <= index.row() < self._row_count()
                 and 0 <= index.column() < len(self.HEADERS))
 

@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -33,15 +33,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.filtering import SortFilterProxy
 from widgets.models import SORT_ROLE, AuditTableModel, SignalTableModel
 from widgets.service_model import ServiceTableModel
+
+
+class Table(QTableView):
+    """A pane's table view. Its paint is entered from Python so that the GUI thread keeps
+    the GIL while Qt asks the model for every visible cell (widgets/process.py,
+    "Painting"): from C++ alone, each cell's call into the model would wait for it anew."""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
 
 
 def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
                parent: QWidget) -> QTableView:
     """A compact, read-only, row-selecting table; `widths` are sample texts per column
     (the column fits the sample in the current font), "" lets the last column stretch."""
-    view = QTableView(parent)
+    view = Table(parent)
     view.setObjectName(name)
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -75,14 +85,14 @@ def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
 
 
 def sorting_proxy(model: QAbstractItemModel, parent: QWidget) -> QSortFilterProxyModel:
-    proxy = QSortFilterProxyModel(parent)
+    proxy = SortFilterProxy(parent)
     proxy.setSourceModel(model)
     proxy.setSortRole(SORT_ROLE)
     proxy.setDynamicSortFilter(True)
     return proxy
 
 
-class SignalFilterProxy(QSortFilterProxyModel):
+class SignalFilterProxy(SortFilterProxy):
     """Sorts and filters the signals; with `live_only`, only alerts firing now pass.
 
     The source model emits `dataChanged` for a row whose alert stops firing, and the
