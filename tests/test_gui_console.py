@@ -305,6 +305,8 @@ def test_filters_and_search_narrow_the_tables_and_the_timeline_is_marked_on_the_
     _step_until(driver, lambda: bool(runtime.service.engine.recommendations(("pending",))))
     qtbot.waitUntil(lambda: any(e.kind == "change" for e in incidents.timeline.entries()),
                     timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: any(e.actor == "recommender" for e in incidents.timeline.entries()),
+                    timeout=TIMEOUT_MS)  # the agents' steps go in every 250 ms
     # The deploy that caused it is on the timeline, and marked on the plot.
     deploy = next(e for e in incidents.timeline.entries() if e.kind == "change")
     assert "payments" in deploy.summary
