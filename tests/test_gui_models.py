@@ -138,6 +138,12 @@ def test_service_model_updates_changed_rows_only(runtime: Any, qtmodeltester: An
     assert rec.changed[-1] == (2, 2)
     runtime.bus.publish(EstateSnapshot(now, {"orders-db": down, "search": BASE}))
     assert len(rec.changed) == 2  # nothing new to show
+    # Several rows changed by one snapshot: one dataChanged over them, not one per row.
+    runtime.bus.publish(EstateSnapshot(now, {"frontend": slow, "payments": BASE,
+                                             "orders-db": down, "search": slow}))
+    assert rec.changed[2:] == [(0, 3)]
+    assert model.health_of("frontend") is Health.DEGRADED
+    assert model.health_of("payments") is Health.OK
     bridge.close()
 
 

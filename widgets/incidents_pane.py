@@ -9,6 +9,7 @@ agent's event is shown straight from the bus.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,10 +55,12 @@ from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS
 
 REFRESH_MS = 250  # bursts of events (340 alerts in two minutes) make one read
-PLOT_REFRESH_MS = 1000  # the implicated metrics' plot is redrawn at most this often
+PLOT_REFRESH_MS = 2000  # the implicated metrics' plot is redrawn at most this often (each
+# redraw re-ticks both axes and the legend in Python: about 40-100 ms of the storm's loop)
 SERIES_COLORS = ("#6ea8ff", "#ff6b70", "#f2a623", "#4cc26a", "#c792ea", "#5fd7d7",
                  "#e6a0c4", "#b5bd68")
 MAX_CURVES = 6  # the worst services of a big incident; more would hide each other
+X_STEP_S = 120.0  # the plot's time axis grows in steps of this many seconds
 MARK_NEAR_S = 120.0  # marks closer than this put their labels at different heights
 MARK_TONES = {"change": "blue", "approval": "green", "action": "blue", "validation": "green"}
 
@@ -109,6 +112,9 @@ class IncidentsPane(QWidget):
         self._following = False
         self._marks: dict[str, pg.InfiniteLine] = {}
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._plot_label: tuple[str, str] | None = None
+        self._curve_colors: dict[str, str] = {}
+        self._x_range: tuple[float, float] | None = None
         self._plot_colors = PLOT_COLORS[DEFAULT_THEME]
         self._state_colors = STATE_COLORS[DEFAULT_THEME]
         self._refresh = QTimer(self)
@@ -516,10 +522,13 @@ class IncidentsPane(QWidget):
         for name in list(self._curves):
             if name not in services:
                 self.plot.removeItem(self._curves.pop(name))
+                self._curve_colors.pop(name, None)
                 self.legend.removeItem(name)
         use_error = self.metric_choice.currentData() != "p99"
-        self.plot.setLabel("left", "Error rate" if use_error else "p99 latency",
-                           units="%" if use_error else "ms")
+        label = ("Error rate", "%") if use_error else ("p99 latency", "ms")
+        if label != self._plot_label:  # a new label lays the axis out again: only on change
+            self._plot_label = label
+            self.plot.setLabel("left", label[0], units=label[1])
         every = self._services()
         for name in services:
             n = every.index(name)  # a service keeps its colour as the ranking changes
@@ -527,7 +536,10 @@ class IncidentsPane(QWidget):
             curve = self._curves.get(name)
             if curve is None:
                 curve = self._curves[name] = self.plot.plot([], [], name=name)
-            curve.setPen(pg.mkPen(SERIES_COLORS[n % len(SERIES_COLORS)], width=2))
+            color = SERIES_COLORS[n % len(SERIES_COLORS)]
+            if self._curve_colors.get(name) != color:
+                self._curve_colors[name] = color
+                curve.setPen(pg.mkPen(color, width=2))
             curve.setData(t, errors if use_error else p99)
         self._fit_x()
 
@@ -545,4 +557,9 @@ class IncidentsPane(QWidget):
             if len(t):
                 ends.append(float(np.nanmax(t)))
         start = min(starts)
-        self.plot.setXRange(start, max(ends), padding=0.02)
+        # The end moves on in whole steps: the axes (their ticks and dates) are laid out
+        # again only when the range changes, not on every redraw of a live incident.
+        end = math.ceil(max(ends) / X_STEP_S) * X_STEP_S
+        if (start, end) != self._x_range:
+            self._x_range = (start, end)
+            self.plot.setXRange(start, end, padding=0.02)

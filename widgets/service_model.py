@@ -9,7 +9,7 @@ one unreachable instance). A row therefore never says "ok" next to a firing aler
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -190,20 +190,25 @@ class ServiceTableModel(TableModel):
                 self._rows.append(row)
                 self._recompute(row)
             self.endInsertRows()
+        changed = []
         for name, values in metrics.items():
             if name not in new:
                 row = self._rows[self._row_of[name]]
                 row.metrics = dict(values)
-                self._refresh(row)
+                if self._refresh(row):
+                    changed.append(self._row_of[name])
+        self._announce(changed)
         self.updated.emit()
 
     def update_alerts(self, signals: Iterable[Signal]) -> None:
-        changed = False
+        touched, changed = False, []
         for name in self.alerts.apply(signals):
             if name in self._row_of:
-                self._refresh(self._rows[self._row_of[name]])
-                changed = True
-        if changed:
+                touched = True
+                if self._refresh(self._rows[self._row_of[name]]):
+                    changed.append(self._row_of[name])
+        self._announce(changed)
+        if touched:
             self.updated.emit()
 
     def _on_bridge_snapshot(self, event: Any) -> None:
@@ -216,13 +221,18 @@ class ServiceTableModel(TableModel):
         row.health = max(self.thresholds.health(row.metrics), self.alerts.health(row.name))
         row.texts = tuple(self._format(row, col) for col in range(len(self.COLUMNS)))
 
-    def _refresh(self, row: _Row) -> None:
+    def _refresh(self, row: _Row) -> bool:
+        """Recompute `row`; True when what it shows changed."""
         shown = (row.health, row.texts)
         self._recompute(row)
-        if (row.health, row.texts) != shown:
-            index = self._row_of[row.name]
-            self.dataChanged.emit(self.index(index, 0),
-                                  self.index(index, len(self.COLUMNS) - 1))
+        return (row.health, row.texts) != shown
+
+    def _announce(self, rows: Sequence[int]) -> None:
+        """One dataChanged over the rows that changed (not one per row: each emit and
+        each index made wait for the GIL while the estate's threads are busy)."""
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 0),
+                                  self.index(max(rows), len(self.COLUMNS) - 1))
 
     def _value(self, row: _Row, col: int) -> float | None:
         column = self.COLUMNS[col]
