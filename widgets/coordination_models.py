@@ -17,7 +17,7 @@ from PySide6.QtCore import QModelIndex, QObject, Qt
 from console.domain import AgentEvent
 from console.storage.repos_agents import RankedHypothesis
 from widgets.delegates import CONFIDENCE_ROLE
-from widgets.models import SORT_ROLE, AnyIndex, TableModel, bold_font, hhmmss, tint
+from widgets.models import SORT_ROLE, AnyIndex, TableModel, bold_font, hhmmss, struck_font, tint
 
 
 class AgentMessageModel(TableModel):
@@ -179,10 +179,7 @@ class HypothesisModel(TableModel):
             if h.state == "pinned" or (col == self.KEY and index.row() == 0):
                 return bold_font()
             if h.state == "excluded":
-                font = bold_font()
-                font.setBold(False)
-                font.setStrikeOut(True)
-                return font
+                return struck_font()
         if role == Qt.ItemDataRole.BackgroundRole and h.state == "pinned" and col == self.KEY:
             return tint(p.blue, 45)
         return None

@@ -44,9 +44,18 @@ RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 
+_TINTS: dict[tuple[int, int], QColor] = {}
+_FONTS: dict[str, QFont] = {}
+# Made once and shared (never change what they return): a model's `data` runs for every
+# painted cell, and making a QColor or QFont there lets go of the GIL (widgets/process.py).
+
+
 def tint(color: QColor, alpha: int) -> QColor:
-    tinted = QColor(color)
-    tinted.setAlpha(alpha)
+    key = (color.rgba(), alpha)
+    tinted = _TINTS.get(key)
+    if tinted is None:
+        tinted = _TINTS[key] = QColor(color)
+        tinted.setAlpha(alpha)
     return tinted
 
 
@@ -66,8 +75,18 @@ def hhmmss(at: datetime) -> str:
 
 
 def bold_font() -> QFont:
-    font = QFont()
-    font.setBold(True)
+    font = _FONTS.get("bold")
+    if font is None:
+        font = _FONTS["bold"] = QFont()
+        font.setBold(True)
+    return font
+
+
+def struck_font() -> QFont:
+    font = _FONTS.get("struck")
+    if font is None:
+        font = _FONTS["struck"] = QFont()
+        font.setStrikeOut(True)
     return font
 
 

@@ -4,14 +4,19 @@ The estate's simulation, the agents and the database work run on Python threads 
 same process as the window. Two things then stall the window, both measured with
 `python -m benchmarks gui` (the 10,000-alert storm streaming into the open window):
 
-- Painting. Qt paints a table by asking its Python model for each visible cell and role,
-  hundreds of calls per paint, and each call must take the GIL back from the busy
-  threads. With every thread at the same OS priority the GUI thread waits for a core
-  each time, and a paint took up to 150 ms. So every thread but the GUI's runs at a
-  lower priority (`BACKGROUND_NICE`): the GUI thread gets the core the moment it wants
-  the GIL. The switch interval is shortened too (a thread that wants the GIL asks the
-  holder for it after this long). The work behind the window still gets every cycle the
-  window does not use.
+- Painting. Qt paints a table by asking its Python model for every visible cell, and
+  PySide lets go of the GIL around most calls into Qt (signal emits, anything that
+  makes a new QModelIndex, QColor or QFont). Each way back into Python then waits for
+  the GIL to be handed over by a busy thread: measured, 50-230 us per call, and a
+  30-row timeline paint took 60 ms. So a paint is entered from Python and keeps the GIL
+  to its end (the main window's `event` and the tables' `paintEvent` are Python frames;
+  see `widgets/tables.py`), a model answers all of a cell's roles in one `multiData`
+  call (`widgets/models.py`), the models' hot paths make no new Qt value objects, and
+  bursts of rows go in as one insert. Every thread but the GUI's also runs at a lower
+  OS priority (`BACKGROUND_NICE`), so the GUI thread gets a core the moment it wants
+  the GIL, and the switch interval is shortened (a thread that wants the GIL asks the
+  holder for it after this long). The work behind the window still gets every cycle
+  the window does not use.
 - Garbage collection on the wrong thread. A collection started by an agent or database
   thread frees Qt objects there, which breaks Qt's thread rules (at best "Timers cannot
   be stopped from another thread", at worst a crash). So automatic collection is off and
