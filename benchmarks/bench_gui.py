@@ -8,7 +8,8 @@ throw-away QSettings file and private user folders (no language model is configu
 1. **Loop lag under the storm.** The window is built as `console.app.main` builds it: a
    qasync loop, the bus bound to it, the process tuned as `watchfloor` tunes it
    (`widgets/process.py`: garbage collection on the GUI thread, the threads behind the
-   window at a lower priority, a short GIL switch interval), the `storm` scenario played
+   window at a lower priority, a short GIL switch interval, start-up's garbage collected
+   and frozen once the panes are in), the `storm` scenario played
    by a `ScenarioDriver` with the agent team through `run_live`, its clock at
    `LAG_SPEED` simulated seconds per wall second (the estate's work bounds what it
    reaches: about 100), until the window has received `LAG_ALERTS` alerts, about a
