@@ -68,4 +68,3 @@ class RowFilterProxy(SortFilterProxy):
         if self._keep is not None and not self._keep(row):
             return False
         return super().filterAcceptsRow(row, parent)
-
