@@ -329,6 +329,8 @@ class WatchfloorService:
     def dead_letter(self, source: str, reason: str, raw: bytes | str) -> None:
         """Keep a rejected delivery for review (the first 64 KiB, as text)."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        # PostgreSQL text cannot hold NUL; a rejected payload may (its reason quotes it).
+        reason, text = (value.replace("\x00", "\\x00") for value in (reason, text))
         with self.db.sessions() as session:
             self._inbound.dead_letter(session, source, reason[:2000], text[:65536], len(raw),
                                       self.clock.now())

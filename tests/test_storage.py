@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -120,3 +121,12 @@ def test_an_in_memory_database_leaves_nothing_behind() -> None:
     assert path.exists()
     db.dispose()
     assert not path.exists()
+
+
+def test_a_rejected_payload_with_a_nul_character_is_kept_for_review(runtime: Any) -> None:
+    """PostgreSQL text cannot hold NUL: the dead letter keeps it escaped, not a crash."""
+    runtime.service.dead_letter("changes", 'change 0: "\x00": Extra inputs', b'{"\\u0000": 1}\x00')
+    source, reason, body = runtime.service.dead_letters(1)[0]
+    assert source == "changes"
+    assert reason == 'change 0: "\\x00": Extra inputs'
+    assert body == '{"\\u0000": 1}\\x00'
