@@ -65,11 +65,16 @@ class TeamSeat:
         self.lead_error: BaseException | None = None  # the last `lead` that failed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._led = asyncio.Event()  # the first `lead` is over (either way)
+        self._lead_over = False  # the `lead` of the leadership held now is over
         self._watch: asyncio.Task[None] | None = None
 
     @property
     def leading(self) -> bool:
-        return self.leadership is not None and self.leadership.leading
+        """This console holds the leadership and its `lead` is over: the estate and the
+        agents run here. While `lead` still settles what was in flight, the console is
+        not said to lead (its status would claim agents that do not run yet)."""
+        return (self.leadership is not None and self.leadership.leading
+                and self._lead_over)
 
     @property
     def postgres(self) -> bool:
@@ -168,11 +173,13 @@ class TeamSeat:
             self.lead_error = exc
             log.exception("console %s could not take the lead", self.origin)
         finally:
+            self._lead_over = True
             self._led.set()
         with contextlib.suppress(Exception):
             await self.refresh()
 
     def _following(self) -> None:
+        self._lead_over = False
         try:
             self._follow()
         finally:

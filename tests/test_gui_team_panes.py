@@ -41,6 +41,30 @@ def test_the_status_bar_says_who_leads_and_tells_when_it_changes(
     assert status.notice == "This console leads the team now: it runs the agents"  # no new
 
 
+def test_the_team_shows_at_once_in_the_frame_that_was_on_screen_before_the_panes(
+        runtime: Any, qtbot: Any, tmp_path: Any) -> None:
+    # console.app.main() shows its frame first and installs the panes into it later; the
+    # status bar then must not wait for a turn of the event loop to be shown.
+    from PySide6.QtCore import QSettings
+
+    from console.app import build_window, recording_window
+    from widgets.main_window import MainWindow
+
+    frame = MainWindow(settings=QSettings(str(tmp_path / "wf.ini"),
+                                          QSettings.Format.IniFormat), title="t",
+                       make_recording_window=recording_window)
+    qtbot.addWidget(frame)
+    frame.show()
+    window = build_window(runtime, None, "alice", window=frame,
+                          settings=QSettings(str(tmp_path / "wf.ini"),
+                                             QSettings.Format.IniFormat))
+    assert window is frame
+    runtime.bus.publish(LeadershipChanged("me", leading=False, leader="bob@ws2",
+                                          members=("bob@ws2", "alice@ws1")))
+    assert window.status.isVisible()
+    assert window.status.team_label.isVisible()
+
+
 def test_another_consoles_incident_and_records_reach_the_models_in_order(
         runtime: Any, console: Any, qtbot: Any, db_url: str, qtmodeltester: Any) -> None:
     window = console(None)

@@ -79,6 +79,49 @@ def test_the_first_leads_the_second_follows_then_takes_over(db_url: str) -> None
     asyncio.run(scenario())
 
 
+def test_a_console_is_not_said_to_lead_before_its_lead_is_over(db_url: str) -> None:
+    # Taking over starts the estate and the agents (`lead`); until that is over the
+    # status must not say this console runs them, however often who leads is read again.
+    async def scenario() -> None:
+        with Runtime(db_url) as first, Runtime(db_url) as second:
+            first.bus.bind_loop(asyncio.get_running_loop())
+            second.bus.bind_loop(asyncio.get_running_loop())
+            seen: list[LeadershipChanged] = []
+            second.bus.subscribe(LeadershipChanged, seen.append)
+            gate = asyncio.Event()
+            calls: list[str] = []
+
+            async def lead() -> None:
+                calls.append("lead")
+                await gate.wait()
+                calls.append("led")
+
+            a = Duties()
+            seat_a = TeamSeat(first.db, first.bus, user="alice", lead=a.lead,
+                              follow=a.follow, **FAST)
+            seat_b = TeamSeat(second.db, second.bus, user="bob", lead=lead,
+                              follow=lambda: None, **FAST)
+            await seat_a.join()
+            await seat_b.join()
+            try:
+                await seat_a.leave()  # bob takes over; his lead waits at the gate
+                await _until(lambda: calls == ["lead"])
+                await asyncio.sleep(0.6)  # three reads of who is connected meanwhile
+                assert seat_b.leadership is not None
+                assert seat_b.leadership.leading
+                assert not seat_b.leading
+                assert not any(s.leading for s in seen)
+                gate.set()
+                await _until(lambda: calls == ["lead", "led"])
+                await _until(lambda: seat_b.leading and bool(seen) and seen[-1].leading)
+            finally:
+                gate.set()
+                await seat_b.leave()
+            await second.bus.drain()
+
+    asyncio.run(scenario())
+
+
 def test_a_lead_that_fails_is_kept_and_the_seat_goes_on(db_url: str) -> None:
     async def scenario() -> None:
         with Runtime(db_url) as runtime:

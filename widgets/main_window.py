@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_worker_failed)
         self.status = status_bar
         self.setStatusBar(status_bar)
+        if self.isVisible():  # installed into the shown start-up window: Qt would show
+            status_bar.show()  # the new bar only on a later turn of the event loop
         self.setDockNestingEnabled(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
                             | QMainWindow.DockOption.AllowNestedDocks
