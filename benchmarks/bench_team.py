@@ -12,6 +12,10 @@ observed on the run's bus by subscriptions added when the team starts, timed wit
 time.perf_counter at each event (wall clock, this process, no LLM unless
 $WATCHFLOOR_LLM_URL is set). Incidents that never got a recommendation are counted apart.
 
+The runs go through `run_headless` in this process with the garbage collector's
+thresholds that the `watchfloor run --headless` and `eval` commands set
+(console/collector.py), restored afterwards.
+
 Targets (issue 5): AC@1 >= 0.95, ECE <= 0.05, latency p95 <= 100 ms without an LLM.
 """
 
@@ -93,6 +97,18 @@ def watching(watches: list[Stopwatch]) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
+    from console import collector
+
+    before = collector.tune()  # as the headless commands run (console/cli.py main)
+    try:
+        return _run(args)
+    finally:
+        gc.set_threshold(*before)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     from console.evaluate import aggregate, percentile, score_run, seeds_for, topology_of
     from console.runtime import run_headless
 

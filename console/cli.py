@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command is not None:  # the window collects on its own terms (widgets/process.py)
+        from console import collector
+
+        collector.tune()
     try:
         return _dispatch(args)
     except (UsageError, DatabaseUrlError) as exc:

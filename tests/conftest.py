@@ -26,8 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _collect_on_the_test_thread() -> Iterator[None]:
-    """Between tests, on the main thread, as far as the collector's thresholds say."""
+    """Between tests, on the main thread, as far as the collector's thresholds say (the
+    test's: a command run in it sets the headless ones, console/collector.py)."""
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)
     counts, thresholds = gc.get_count(), gc.get_threshold()
     for generation in (2, 1, 0):
         if counts[generation] > thresholds[generation]:

@@ -92,3 +92,18 @@ def test_python_dash_m_console_is_the_same_command() -> None:
                           text=True, check=False)
     assert proc.returncode == 0
     assert "watchfloor" in proc.stdout
+
+
+def test_a_headless_command_collects_on_the_headless_thresholds() -> None:
+    # Python's defaults make a headless run spend a quarter of its time in full
+    # collections (console/collector.py); every command but the window sets them.
+    from console import collector
+
+    code = ("import gc; from console.cli import main; before = gc.get_threshold(); "
+            "main(['scenarios']); print(before, gc.get_threshold())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stdout.strip().splitlines()[-1].split(") (")
+    assert before == "(700, 10, 10"
+    assert after == f"{collector.THRESHOLDS}"[1:]
