@@ -314,6 +314,15 @@ def test_filters_and_search_narrow_the_tables_and_the_timeline_is_marked_on_the_
     assert {name for name in incidents._curves} <= set(
         incidents.model.incident_at(0).services)
     assert incidents._curves, "the implicated services are plotted"
+    # Drawn on request up to the history's last sample (the snapshot command asks, as
+    # it steps faster than the plot's refresh timer fires).
+    for _ in range(8):
+        driver.step(15.0)
+    QApplication.processEvents()
+    incidents.draw_plot_now()
+    for name, curve in incidents._curves.items():
+        x, _y = curve.getData()
+        assert x[-1] == incidents.history.series(name)[0][-1]
     total = incidents.timeline_proxy.rowCount()
     incidents.kind_filter.setCurrentIndex(incidents.kind_filter.findData("change"))
     assert 0 < incidents.timeline_proxy.rowCount() < total

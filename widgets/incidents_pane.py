@@ -506,6 +506,12 @@ class IncidentsPane(QWidget):
         else:
             self._plot_stale = True  # drawn when next shown
 
+    def draw_plot_now(self) -> None:
+        """Draw the plot with what the history holds now, without waiting for the refresh
+        timer (a snapshot steps the scenario faster than the timer fires)."""
+        self._plot_timer.stop()
+        self._redraw_curves()
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.shown()

@@ -75,6 +75,8 @@ def render_snapshot(scenario: str, at_seconds: float, out_dir: Path, *,
                 # the fast steps above outrun: ask for the moment's report now.
                 window.outcomes_pane.refresh()
                 settle(app)
+                window.incidents_pane.draw_plot_now()  # its timer is 2 s of real time
+                app.processEvents()
                 saved = [out_dir / "screenshot.png"]
                 window.grab().save(str(saved[0]))
                 if panes:
