@@ -6,7 +6,9 @@ for the caller to say, without stopping the seat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from console.events import LeadershipChanged
@@ -31,6 +33,18 @@ class Duties:
         self.calls.append("follow")
 
 
+@contextlib.contextmanager
+def _two_consoles(db_url: str) -> Iterator[tuple[Runtime, Runtime, list[LeadershipChanged]]]:
+    """Two consoles' runtimes on one database, on the running loop; what the second is
+    told about who leads is kept in the list."""
+    with Runtime(db_url) as first, Runtime(db_url) as second:
+        first.bus.bind_loop(asyncio.get_running_loop())
+        second.bus.bind_loop(asyncio.get_running_loop())
+        seen: list[LeadershipChanged] = []
+        second.bus.subscribe(LeadershipChanged, seen.append)
+        yield first, second, seen
+
+
 async def _until(predicate: Any) -> None:
     async with asyncio.timeout(10.0):
         while not predicate():  # noqa: ASYNC110 (state set on the seat's threads)
@@ -41,11 +55,7 @@ def test_the_first_leads_the_second_follows_then_takes_over(db_url: str) -> None
     host = socket.gethostname()
 
     async def scenario() -> None:
-        with Runtime(db_url) as first, Runtime(db_url) as second:
-            first.bus.bind_loop(asyncio.get_running_loop())
-            second.bus.bind_loop(asyncio.get_running_loop())
-            seen: list[LeadershipChanged] = []
-            second.bus.subscribe(LeadershipChanged, seen.append)
+        with _two_consoles(db_url) as (first, second, seen):
             a, b = Duties(), Duties()
             seat_a = TeamSeat(first.db, first.bus, user="alice", lead=a.lead,
                               follow=a.follow, clock=first.clock, **FAST)
@@ -83,11 +93,7 @@ def test_a_console_is_not_said_to_lead_before_its_lead_is_over(db_url: str) -> N
     # Taking over starts the estate and the agents (`lead`); until that is over the
     # status must not say this console runs them, however often who leads is read again.
     async def scenario() -> None:
-        with Runtime(db_url) as first, Runtime(db_url) as second:
-            first.bus.bind_loop(asyncio.get_running_loop())
-            second.bus.bind_loop(asyncio.get_running_loop())
-            seen: list[LeadershipChanged] = []
-            second.bus.subscribe(LeadershipChanged, seen.append)
+        with _two_consoles(db_url) as (first, second, seen):
             gate = asyncio.Event()
             calls: list[str] = []
 
