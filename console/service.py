@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from console.audit import (
     AuditLog,
@@ -59,6 +60,7 @@ from console.storage.repos import (
 )
 from console.storage.repos_exec import RecommendationRepo
 from console.storage.repos_retrieval import RetrievalRepo
+from console.team_sync import tag_signals
 
 MAX_LEVEL = 5
 
@@ -289,11 +291,20 @@ class WatchfloorService:
         """The database half of `ingest`; safe to run in a worker thread. `logs` are mined
         lines (console.sources.logs.MinedLog), stored with their templates."""
         with self.db.sessions() as session:
-            n_sig = self._signals.add_many(session, signals)
+            n_sig = self._add_signals(session, signals)
             n_chg = self._changes.add_many(session, changes)
             self._logs.add_many(session, logs)
             session.commit()
         return n_sig, n_chg
+
+    def _add_signals(self, session: Session, signals: Iterable[Signal]) -> int:
+        """The change-feed row of this transaction names the signals' id range, so the
+        other consoles of a team read them (console/team_sync.py `tag_signals`)."""
+        signals = tuple(signals)
+        span = self._signals.add_many_range(session, signals)
+        if span is not None:
+            tag_signals(session, *span)
+        return len(signals)
 
     def announce(self, signals: tuple[Signal, ...], changes: tuple[ChangeEvent, ...],
                  logs: tuple[LogRecord, ...]) -> None:
@@ -304,6 +315,12 @@ class WatchfloorService:
             self.bus.publish(ChangesReceived(changes))
         if logs:
             self.bus.publish(LogsReceived(logs))
+
+    def signals_between(self, low: int, high: int) -> list[tuple[int, Signal]]:
+        """Stored signals by id range, oldest first (what another console's feed row
+        names, console/team_sync.py `tag_signals`)."""
+        with self.db.sessions() as session:
+            return self._signals.between(session, low, high)
 
     def accept_payload(self, source: str, body: Any, signals: Iterable[Signal] = (),
                        changes: Iterable[ChangeEvent] = (), logs: Iterable[Any] = ()) -> bool:
@@ -317,7 +334,7 @@ class WatchfloorService:
             self._logs.add_many(session, logs)
             self._inbound.add(session, source, digest, body, self.clock.now(), len(signals),
                               len(changes))
-            self._signals.add_many(session, signals)
+            self._add_signals(session, signals)
             self._changes.add_many(session, changes)
             try:
                 session.commit()

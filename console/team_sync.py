@@ -118,7 +118,29 @@ def tag_operation(session: Session, operation: str, changes: OpChanges,
                   initiator: str) -> None:
     """Called by the operation runner before it commits: the feed row of this
     transaction carries exactly what the operation says it changed."""
-    session.info[_TAGGED] = (operation, changes, initiator)
+    session.info[_TAGGED] = (operation, changes, initiator, True)
+
+
+SIGNALS_ID = "signals:"  # an id of a feed row's OpChanges: "signals:LOW-HIGH"
+
+
+def tag_signals(session: Session, low: int, high: int) -> None:
+    """Called before committing stored signals (not an operation, no audit record): the
+    feed row names an id range that holds them, so another console reads those (reading
+    "ids after the last I saw" could skip a writer that committed late). The range may
+    hold another writer's signals too: a reader shows each id once."""
+    session.info[_TAGGED] = ("signals.store", OpChanges(
+        signals=True, ids=(f"{SIGNALS_ID}{low}-{high}",)), "system", False)
+
+
+def signal_ranges(changes: OpChanges) -> list[tuple[int, int]]:
+    """The id ranges of stored signals a feed row names (see `tag_signals`)."""
+    ranges = []
+    for ident in changes.ids:
+        low, sep, high = str(ident).removeprefix(SIGNALS_ID).partition("-")
+        if str(ident).startswith(SIGNALS_ID) and sep and low.isdigit() and high.isdigit():
+            ranges.append((int(low), int(high)))
+    return ranges
 
 
 class ChangeFeed:
@@ -162,8 +184,8 @@ class ChangeFeed:
         audited = session.info.pop(_AUDITED, [])
         tagged = session.info.pop(_TAGGED, None)
         if tagged is not None:
-            operation, changes, initiator = tagged
-            changes = OpChanges(**{**changes_to_dict(changes), "audit": True,
+            operation, changes, initiator, audit = tagged
+            changes = OpChanges(**{**changes_to_dict(changes), "audit": audit or bool(audited),
                                    "ids": tuple(changes.ids)})
         elif audited:
             operation, changes, initiator = infer_changes(audited)

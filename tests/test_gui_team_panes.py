@@ -102,3 +102,40 @@ def test_another_consoles_incident_and_records_reach_the_models_in_order(
     qtbot.wait(300)
     assert incidents.rowCount() == 1
     assert audit.rowCount() == len(theirs) + 1
+
+
+def test_the_signals_another_console_stored_reach_the_signal_panes_once(
+        runtime: Any, console: Any, qtbot: Any, db_url: str, qtmodeltester: Any) -> None:
+    from datetime import UTC, datetime
+
+    from console.domain import AlertStatus, Severity, Signal, SignalKind
+
+    window = console(None)
+    signals, status = window.signals_pane.model, window.status
+    assert signals.rowCount() == 0
+    total = status.signal_total
+    now = datetime.now(UTC)
+    batch = [Signal(source="test", kind=SignalKind.ALERT, name=f"Alert{n}", service="checkout",
+                    severity=Severity.CRITICAL, status=AlertStatus.FIRING, at=now,
+                    labels={"n": str(n)}) for n in range(4)]
+    with Runtime(db_url) as other:  # another console on the same database, leading
+        other.service.store(batch, ())
+        ids = [i for i, _s in other.service.signals_between(0, 2**31)]
+    QApplication.processEvents()
+    assert signals.rowCount() == 0  # nothing of it here until the feed says so
+    # Two writers' rows interleave: the first range also takes in the second's ids.
+    change = RemoteChange("signals.store", OpChanges(
+        signals=True, ids=(f"signals:{ids[0]}-{ids[-1]}",)), "system",
+        origin="other-console", seq=1)
+    runtime.bus.publish(change)
+    qtbot.waitUntil(lambda: signals.rowCount() == 4, timeout=5000)
+    assert [signals.signal_at(r).name for r in range(4)] == \
+        ["Alert3", "Alert2", "Alert1", "Alert0"]  # newest on top, as local ones are
+    assert status.signal_total == total + 4
+    qtmodeltester.check(signals)
+    runtime.bus.publish(RemoteChange("signals.store", OpChanges(
+        signals=True, ids=(f"signals:{ids[2]}-{ids[3]}",)), "system",
+        origin="other-console", seq=2))  # told again (or overlapping): nothing twice
+    qtbot.wait(300)
+    assert signals.rowCount() == 4
+    assert status.signal_total == total + 4

@@ -16,12 +16,19 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from console.domain import IncidentUpdate, Severity
+from console.domain import AlertStatus, IncidentUpdate, Severity, Signal, SignalKind
 from console.events import OpChanges, RemoteChange
 from console.leader import Leadership, team_members
 from console.runtime import Runtime
 from console.storage.models import ChangeFeedRow
-from console.team_sync import ChangeFeed, FeedListener, infer_changes, prune_feed, tag_operation
+from console.team_sync import (
+    ChangeFeed,
+    FeedListener,
+    infer_changes,
+    prune_feed,
+    signal_ranges,
+    tag_operation,
+)
 from tests.waiting import wait_for
 
 
@@ -153,6 +160,36 @@ def test_incidents_and_agent_writes_are_in_the_feed_too(
     assert seen[0].changes.incidents
     assert seen[0].changes.ids == (str(saved[0].id),)
     assert seen[0].initiator == "agent:correlator"
+
+
+@pytest.mark.parametrize("pair", ["two_consoles", "pg_consoles"])
+def test_stored_signals_are_in_the_feed_by_their_id_range(
+        pair: str, request: pytest.FixtureRequest) -> None:
+    # Not an operation and never audited: the leader's signals reach the other consoles
+    # as a feed row naming exactly the ids it stored.
+    a, b = request.getfixturevalue(pair)
+    now = datetime.now(UTC)
+    first = [Signal(source="test", kind=SignalKind.ALERT, name=f"A{n}", service="checkout",
+                    severity=Severity.CRITICAL, status=AlertStatus.FIRING, at=now,
+                    labels={"n": str(n)}) for n in range(3)]
+    rows = _feed_count(a.runtime)
+    assert a.runtime.service.store((), ()) == (0, 0)
+    assert _feed_count(a.runtime) == rows  # nothing stored, nothing said
+    assert a.runtime.service.store(first, ()) == (3, 0)
+    seen = wait_for(lambda: [e for e in list(b.seen) if e.operation == "signals.store"], 10)
+    [event] = seen
+    assert event.changes.signals
+    assert not event.changes.audit  # nobody re-reads the audit log for it
+    [(low, high)] = signal_ranges(event.changes)
+    read = b.runtime.service.signals_between(low, high)
+    assert [s.name for _i, s in read] == ["A0", "A1", "A2"]
+    assert [s.labels for _i, s in read] == [{"n": "0"}, {"n": "1"}, {"n": "2"}]
+    # a payload taken by the webhook receiver is in the feed the same way
+    assert a.runtime.service.accept_payload("alertmanager", {"n": 1}, signals=first[:1])
+    seen = wait_for(lambda: [e for e in list(b.seen) if e.operation == "signals.store"][1:],
+                    10)
+    [(low2, high2)] = signal_ranges(seen[0].changes)
+    assert low2 == high2 > high
 
 
 def test_the_listener_catches_up_after_its_connection_is_killed(

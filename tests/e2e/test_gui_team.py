@@ -2,10 +2,10 @@
 
 A `watchfloor node` leads (plays the estate, runs the agents); the window of
 console.app.main() joins the same database as a follower: its status bar names the
-leader, the leader's incidents, recommendations and audit records come into its panes,
-an approval clicked in the window is run once, at the leader (the follower has no estate
-to act on), and when the leader goes the window takes the agents over and the estate plays
-there."""
+leader, the leader's incidents, recommendations, audit records and alerts come into its
+panes, an approval clicked in the window is run once, at the leader (the follower has no
+estate to act on), and when the leader goes the window takes the agents over and the
+estate plays there."""
 
 from __future__ import annotations
 
@@ -73,6 +73,12 @@ def test_the_window_follows_the_leader_its_approval_runs_there_and_it_takes_over
         qtbot.waitUntil(lambda: _pending(queue) is not None, timeout=90_000)
         incidents = window.incidents_pane.model
         qtbot.waitUntil(lambda: incidents.rowCount() > 0, timeout=10_000)
+        # and the alerts the leader stored, in the Signals pane and the status bar's count
+        signals = window.signals_pane.model
+        qtbot.waitUntil(lambda: signals.rowCount() > 0, timeout=10_000)
+        assert any(signals.signal_at(r).service in incidents.incident_at(0).services
+                   for r in range(signals.rowCount()))
+        assert status.signal_total >= signals.rowCount()
         audit = window.audit_pane.model
         qtbot.waitUntil(lambda: any(audit.entry_at(r).action == "recommendation.create"
                                     for r in range(audit.rowCount())), timeout=10_000)
