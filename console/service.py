@@ -301,7 +301,7 @@ class WatchfloorService:
         """The change-feed row of this transaction names the signals' id range, so the
         other consoles of a team read them (console/team_sync.py `tag_signals`)."""
         signals = tuple(signals)
-        span = self._signals.add_many_range(session, signals)
+        span = self._signals.add_many(session, signals)
         if span is not None:
             tag_signals(session, *span)
         return len(signals)
@@ -316,11 +316,13 @@ class WatchfloorService:
         if logs:
             self.bus.publish(LogsReceived(logs))
 
-    def signals_between(self, low: int, high: int) -> list[tuple[int, Signal]]:
-        """Stored signals by id range, oldest first (what another console's feed row
-        names, console/team_sync.py `tag_signals`)."""
+    def signals_between(self, low: int, high: int,
+                        limit: int = 5000) -> list[tuple[int, Signal]]:
+        """Stored signals by id range, oldest first, at most the newest `limit` of it
+        (what another console's feed row names, console/team_sync.py `tag_signals`; a
+        range is one store's, so the limit only bounds a bad row)."""
         with self.db.sessions() as session:
-            return self._signals.between(session, low, high)
+            return self._signals.between(session, low, high, limit)
 
     def accept_payload(self, source: str, body: Any, signals: Iterable[Signal] = (),
                        changes: Iterable[ChangeEvent] = (), logs: Iterable[Any] = ()) -> bool:

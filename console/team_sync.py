@@ -133,12 +133,17 @@ def tag_signals(session: Session, low: int, high: int) -> None:
         signals=True, ids=(f"{SIGNALS_ID}{low}-{high}",)), "system", False)
 
 
+MAX_ID = 2**31 - 1  # the signals' ids are 32-bit integers
+
+
 def signal_ranges(changes: OpChanges) -> list[tuple[int, int]]:
-    """The id ranges of stored signals a feed row names (see `tag_signals`)."""
+    """The id ranges of stored signals a feed row names (see `tag_signals`); what is not
+    one (another id, garbage, a range no signal id can be in) is left out."""
     ranges = []
     for ident in changes.ids:
         low, sep, high = str(ident).removeprefix(SIGNALS_ID).partition("-")
-        if str(ident).startswith(SIGNALS_ID) and sep and low.isdigit() and high.isdigit():
+        if str(ident).startswith(SIGNALS_ID) and sep and low.isdigit() and high.isdigit() \
+                and int(low) <= int(high) <= MAX_ID:
             ranges.append((int(low), int(high)))
     return ranges
 

@@ -120,7 +120,7 @@ def test_the_signals_another_console_stored_reach_the_signal_panes_once(
                     labels={"n": str(n)}) for n in range(4)]
     with Runtime(db_url) as other:  # another console on the same database, leading
         other.service.store(batch, ())
-        ids = [i for i, _s in other.service.signals_between(0, 2**31)]
+        ids = [i for i, _s in other.service.signals_between(0, 2**31 - 1)]
     QApplication.processEvents()
     assert signals.rowCount() == 0  # nothing of it here until the feed says so
     # Two writers' rows interleave: the first range also takes in the second's ids.

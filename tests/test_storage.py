@@ -79,7 +79,7 @@ def test_times_come_back_as_utc(db_url: str) -> None:
                  severity=Severity.CRITICAL, status=AlertStatus.FIRING, at=at,
                  labels={"instance": "cart-1"})
     with db.sessions() as s:
-        repo.add_many(s, [sig])
+        assert repo.add_many(s, [sig]) is not None
         s.commit()
     with db.sessions() as s:
         (back,) = repo.recent(s)

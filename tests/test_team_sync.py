@@ -184,6 +184,9 @@ def test_stored_signals_are_in_the_feed_by_their_id_range(
     read = b.runtime.service.signals_between(low, high)
     assert [s.name for _i, s in read] == ["A0", "A1", "A2"]
     assert [s.labels for _i, s in read] == [{"n": "0"}, {"n": "1"}, {"n": "2"}]
+    # a range that a bad row makes huge is read to a bound: the newest, oldest first
+    assert [s.name for _i, s in b.runtime.service.signals_between(0, 2**31 - 1, limit=2)] \
+        == ["A1", "A2"]
     # a payload taken by the webhook receiver is in the feed the same way
     assert a.runtime.service.accept_payload("alertmanager", {"n": 1}, signals=first[:1])
     seen = wait_for(lambda: [e for e in list(b.seen) if e.operation == "signals.store"][1:],
@@ -220,6 +223,13 @@ def test_old_feed_rows_are_pruned(two_consoles: tuple[Console, Console]) -> None
     assert prune_feed(a.runtime.db, timedelta(days=7),
                       now=datetime.now(UTC) + timedelta(days=8)) == stored
     assert _feed_count(a.runtime) == 0
+
+
+def test_a_feed_row_names_signal_ranges_and_garbage_is_left_out() -> None:
+    changes = OpChanges(signals=True, ids=(
+        "signals:5-9", "signals:9-5", "signals:1-99999999999", "signals:x-3", "signals:7",
+        "12", "signals:-3", "signals:3-3"))
+    assert signal_ranges(changes) == [(5, 9), (3, 3)]
 
 
 def test_audit_actions_name_what_changed() -> None:

@@ -133,9 +133,9 @@ class RemoteFollower(QObject):
             if ident not in self._signals_seen:
                 self._signals_seen.add(ident)
                 new.append(signal)
-        if len(self._signals_seen) > SEEN_SIGNALS:
-            keep = sorted(self._signals_seen)[-SEEN_SIGNALS // 2:]
-            self._signals_seen = set(keep)
+        if len(self._signals_seen) > SEEN_SIGNALS:  # ranges are recent: forget the oldest
+            floor = max(self._signals_seen) - SEEN_SIGNALS // 2
+            self._signals_seen = {i for i in self._signals_seen if i > floor}
         return tuple(new)
 
     def _on_read_failed(self, exc: BaseException) -> None:

@@ -42,13 +42,7 @@ def role_rank(role: str) -> int:
 
 
 class SignalRepo:
-    def add_many(self, session: Session, signals: Iterable[Signal]) -> int:
-        rows = self._rows(signals)
-        if rows:
-            session.execute(insert(SignalRow), rows)
-        return len(rows)
-
-    def add_many_range(self, session: Session, signals: Iterable[Signal]) -> tuple[int, int] | None:
+    def add_many(self, session: Session, signals: Iterable[Signal]) -> tuple[int, int] | None:
         """Insert the signals; an id range that holds all of theirs (and maybe others'
         committed meanwhile), or None when there were none. Ids are handed out in
         increasing order, so this transaction's are above the largest id it could see
@@ -74,11 +68,13 @@ class SignalRepo:
             for s in signals
         ]
 
-    def between(self, session: Session, low: int, high: int) -> list[tuple[int, Signal]]:
-        """The signals with ids from `low` to `high`, oldest first, with their ids."""
+    def between(self, session: Session, low: int, high: int,
+                limit: int) -> list[tuple[int, Signal]]:
+        """The newest `limit` signals with ids from `low` to `high`, oldest first, with
+        their ids."""
         rows = session.scalars(select(SignalRow).where(SignalRow.id.between(low, high))
-                               .order_by(SignalRow.id))
-        return [(r.id, self._to_domain(r)) for r in rows]
+                               .order_by(SignalRow.id.desc()).limit(limit))
+        return [(r.id, self._to_domain(r)) for r in rows][::-1]
 
     def recent(self, session: Session, limit: int = 500) -> list[Signal]:
         rows = session.scalars(select(SignalRow).order_by(SignalRow.id.desc()).limit(limit))
