@@ -434,9 +434,11 @@ class RuleEngine:
                 if step.get("outcome") != "ok" or not ticket:
                     continue
                 if step.get("do") == "ticket.open":
+                    extra = ticket.get("extra")
                     self._links[target] = TicketRef(ticket["system"], ticket["id"],
                                                     ticket.get("kind", "incident"),
-                                                    ticket.get("url", ""))
+                                                    ticket.get("url", ""),
+                                                    extra if isinstance(extra, dict) else {})
                 elif step.get("do") == "ticket.close":
                     self._links.pop(target, None)
 
@@ -445,5 +447,12 @@ def _ticket_values(values: dict[str, str], ref: TicketRef) -> None:
     values.update({"ticket.id": ref.id, "ticket.url": ref.url, "ticket.system": ref.system})
 
 
-def _ref_json(ref: TicketRef) -> dict[str, str]:
-    return {"system": ref.system, "id": ref.id, "kind": ref.kind, "url": ref.url}
+def _ref_json(ref: TicketRef) -> dict[str, Any]:
+    """The ticket as the run's record keeps it; its `extra` (what an adapter needs to
+    act on it again, e.g. PagerDuty's summary and severity, ServiceNow's table) goes
+    too, so a later process acts on the same ticket the same way."""
+    out: dict[str, Any] = {"system": ref.system, "id": ref.id, "kind": ref.kind,
+                           "url": ref.url}
+    if ref.extra:
+        out["extra"] = dict(ref.extra)
+    return out

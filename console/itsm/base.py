@@ -31,7 +31,10 @@ class TicketRef:
 
 
 class TicketSystem(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The name its tickets carry in `TicketRef.system` (builtin, servicenow...)."""
+        ...
 
     def open(self, *, kind: TicketKind, title: str, body: str, service: str,
              severity: str, idempotency_key: str) -> TicketRef: ...

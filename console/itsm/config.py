@@ -213,12 +213,17 @@ class ConfiguredTickets:
     an error at that first use (the run that needed a change record fails, saying why),
     never a silent fall back to another system."""
 
-    name = "configured"
-
     def __init__(self, service: WatchfloorService, path: Path | None = None) -> None:
         self._service = service
         self._path = path
         self._system: TicketSystem | None = None
+
+    @property
+    def name(self) -> str:
+        """The configured system's own name, the one its tickets carry: a caller holding
+        a ticket compares the two before acting on it, so this must never be a name of
+        the wrapper's own (every ticket would then look foreign). Asking is a first use."""
+        return self.system().name
 
     def system(self) -> TicketSystem:
         if self._system is None:
