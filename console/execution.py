@@ -183,7 +183,11 @@ class ExecutionEngine:
         return rec_id
 
     def approve(self, rec_id: int, *, as_user: str, preview_hash: str) -> dict[str, Any]:
-        """Approve the preview the approver saw; runs it when policy is then satisfied."""
+        """Approve the preview the approver saw; runs it when policy is then satisfied.
+        An empty hash names no preview: it is bad input, never "whatever is current"."""
+        if not preview_hash.strip():
+            raise ExecutionError("the preview hash is empty: approve names the preview "
+                                 "that was reviewed, by its full hash")
         extra: list[AuditEntry] = []
 
         def apply(session: Session) -> tuple[OpChanges, Mapping[str, Any]]:
@@ -194,6 +198,7 @@ class ExecutionEngine:
                 raise Refused("the preview changed since it was shown; approve the new one",
                               OpChanges(recommendations=True, ids=(str(rec_id),)),
                               {"preview_hash": row.preview_hash})
+            self._refuse_repeat(session, row, as_user, now)
             policy = self.service.policy()
             role = self._users.role_of(session, as_user) or ""
             self._recs.add_approval(session, recommendation_id=rec_id, user=as_user,
@@ -235,6 +240,18 @@ class ExecutionEngine:
 
         self.service.runner.run(Operation("recommendation.reject", f"recommendation:{rec_id}",
                                           "operator", apply, reason=reason[:2000]), as_user)
+
+    def _refuse_repeat(self, session: Session, row: Any, user: str, now: datetime) -> None:
+        """A standing approval of this preview by the same person: refused, not stored
+        again. Refused rather than ignored, so the person learns their second click
+        moves nothing (someone else must approve) and the attempt is on the record; a
+        second row would show them twice and could pass for a second person."""
+        mine = [a for a in self._recs.valid_approvals(session, row, now) if a.user == user]
+        if mine:
+            raise Refused(f"{user} already approved recommendation {row.id} at "
+                          f"{mine[0].at.isoformat()}; an approval counts once per person, "
+                          "so another person must approve it",
+                          outputs={"approved_at": mine[0].at.isoformat()})
 
     def _open_row(self, session: Session, rec_id: int, now: datetime) -> Any:
         # Locked: approvers in other consoles wait, then find it no longer pending.
