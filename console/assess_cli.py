@@ -58,6 +58,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML report")
     parser.add_argument("--as", dest="as_user", default=None, metavar="USER",
                         help="who records the assessment (default: the local user)")
+    from console.cli_identity import add_proof_options
+
+    add_proof_options(parser)
     parser.add_argument("--no-record", action="store_true",
                         help="do not keep this assessment (nothing is written)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -103,10 +106,16 @@ def _run(args: argparse.Namespace, model: Any, answers: Any, proposed: Any) -> i
     from console.operations import PermissionDenied
     from console.runtime import Runtime, local_user
 
+    from console.cli_identity import acting_user, prove
+
     runtime = Runtime(args.db, clock=RealClock())
     try:
         user = args.as_user or local_user()
         runtime.service.bootstrap_admin(local_user())
+        acting = acting_user(args)
+        if acting is not None:  # IdentityError: console/cli.py prints it and exits
+            prove(runtime.service, acting, command="assess",
+                  password_stdin=args.password_stdin)
         assessor = AssessmentService(runtime.service, model=model)
         window = timedelta(days=args.days)
         result = assessor.assess(answers, window=window)

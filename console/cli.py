@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from console.cli_args import positive_float
+from console.cli_identity import (
+    IdentityError,
+    add_actor_options,
+    add_login_parsers,
+    add_proof_options,
+)
 from console.storage.errors import DatabaseUrlError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -103,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="all: a person on call (role approver) approves every "
                           "recommendation as previewed; none (default): they wait")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--i-own-this-database", action="store_true", dest="own_database",
+                     help="with --db: let the run use this database although people work "
+                          "in it (an administrator, proved by password; audited). Without "
+                          "it a database with users is refused")
+    run.add_argument("--as", dest="as_user", default=None, metavar="ADMIN",
+                     help="with --i-own-this-database: the administrator who gives the "
+                          "database (default: the local user)")
+    add_proof_options(run)
 
     sub.add_parser("scenarios", parents=[db_parent], help="list the built-in scenarios")
     snap = sub.add_parser(
@@ -133,12 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("state", choices=["on", "off"])
     kill.add_argument("--as", dest="as_user", required=True, metavar="USER")
     kill.add_argument("--reason", default="")
+    add_proof_options(kill)
 
     ceiling = sub.add_parser("autonomy", parents=[db_parent],
                              help="set the global autonomy ceiling (admin)")
     ceiling.add_argument("level", type=_level)
     ceiling.add_argument("--as", dest="as_user", required=True, metavar="USER")
     ceiling.add_argument("--reason", default="")
+    add_proof_options(ceiling)
 
     ingest = sub.add_parser("ingest", parents=[db_parent],
                             help="import alerts or changes from a file (all or nothing)",
@@ -153,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "changes: change events (JSON list or JSON lines); logs: JSON "
                              "lines or 'TIME LEVEL service[/instance]: message' lines")
     ingest.add_argument("file", type=Path, metavar="FILE")
+    add_actor_options(ingest)
 
     books = sub.add_parser("runbooks", parents=[db_parent],
                            help="list the runbook library, or check runbook files",
@@ -168,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="import '# Alert' pages with Meaning/Impact/Diagnosis/Mitigation sections "
              "(all files or none)")
     k_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add_actor_options(k_import)
     knowledge_sub.add_parser("list", parents=[db_parent], help="list imported documents")
 
     from console import (
@@ -198,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("name")
     user.add_argument("role", choices=["viewer", "operator", "approver", "admin"])
     user.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    add_proof_options(user)
+    add_login_parsers(sub, db_parent)
     return parser
 
 
@@ -212,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, DatabaseUrlError) as exc:
         print(f"watchfloor: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except IdentityError as exc:
+        print(f"watchfloor: {exc}", file=sys.stderr)
+        return exc.code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -268,6 +291,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_runbooks(args)
     if args.command == "knowledge":
         return _cmd_knowledge(args)
+    if args.command in ("login", "logout"):
+        return _cmd_session(args)
     from console import (
         assess_cli,
         cli_exec,
@@ -301,7 +326,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return node_cli.run(args)  # a headless team member until SIGTERM
     for module in (cli_exec, itsm_cli, eval_cli):
         if args.command in module.COMMANDS:
-            runtime = _runtime(args.db)
+            runtime = _runtime(args)
             try:
                 return module.dispatch(args, runtime)
             finally:
@@ -318,9 +343,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = args.scenario
     if scenario.endswith((".yaml", ".yml")) and not Path(scenario).is_file():
         raise UsageError(f"{scenario}: no such scenario file")
-    summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
-                           autonomy=args.autonomy, approve=args.approve,
-                           progress=None if args.json or not sys.stderr.isatty() else progress)
+    from console.run_guard import DatabaseInUse
+
+    owner = _database_owner(args) if args.own_database else None
+    try:
+        summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
+                               autonomy=args.autonomy, approve=args.approve, owner=owner,
+                               progress=None if args.json or not sys.stderr.isatty()
+                               else progress)
+    except DatabaseInUse as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(summary))
         return EXIT_OK
@@ -337,6 +369,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _database_owner(args: argparse.Namespace) -> str:
+    """The administrator who gives `--db` to a headless run, proved by their password."""
+    from console.cli_identity import prove
+    from console.runtime import Runtime, local_user
+
+    if args.db is None:
+        raise UsageError("--i-own-this-database goes with --db URL (without --db the run "
+                         "has a private database of its own)")
+    owner = args.as_user or local_user()
+    runtime = Runtime(args.db)
+    try:
+        if not runtime.service.auth.has_password(owner):
+            raise IdentityError(f"{owner} has no password on this database: only an "
+                                "administrator who proves it gives a database to a run")
+        prove(runtime.service, owner, command="run --i-own-this-database",
+              password_stdin=args.password_stdin)
+    finally:
+        runtime.close()
+    return owner
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from console.audit import BundleError, key_fingerprint, read_bundle, verify_bundle
 
@@ -349,7 +402,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         print(f"{result.describe()} (signed by key {key_fingerprint(bundle['public_key'])}, "
               f"exported {bundle['exported_at']})")
         return EXIT_OK if result.ok else EXIT_FAILED
-    runtime = _runtime(args.db)
+    runtime = _runtime(args)
     try:
         if args.audit_command == "verify":
             result = runtime.service.verify_audit()
@@ -370,7 +423,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         signals, changes, items, logs = parse_file(args.file, args.fmt)
     except PayloadError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
-    runtime = _runtime(args.db)
+    runtime = _runtime(args)
     try:
         stored = runtime.service.accept_payload(f"import:{args.fmt}", items, signals, changes,
                                                 logs)
@@ -418,7 +471,7 @@ def _cmd_knowledge(args: argparse.Namespace) -> int:
                 raise UsageError(f"{path}: cannot read: {exc}") from None
             except KnowledgeError as exc:
                 raise UsageError(str(exc)) from None
-    runtime = _runtime(args.db)
+    runtime = _runtime(args)
     try:
         if args.knowledge_command == "import":
             added = runtime.service.import_knowledge(docs)
@@ -431,10 +484,30 @@ def _cmd_knowledge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_session(args: argparse.Namespace) -> int:
+    from console.cli_identity import login, logout, read_password
+    from console.runtime import local_user
+
+    user = args.as_user or local_user()
+    runtime = _runtime(args)
+    try:
+        if args.command == "logout":
+            ended = logout(runtime.service, user)
+            print(f"session of {user} ended" if ended else f"{user} had no session here")
+            return EXIT_OK
+        password = read_password(user, password_stdin=args.password_stdin)
+        ends = login(runtime.service, user, minutes=args.minutes, password=password)
+        print(f"signed in as {user} until {ends:%Y-%m-%d %H:%M} UTC (session kept in the "
+              "OS keyring; `watchfloor logout` ends it)")
+        return EXIT_OK
+    finally:
+        runtime.close()
+
+
 def _cmd_admin(args: argparse.Namespace) -> int:
     from console.operations import PermissionDenied
 
-    runtime = _runtime(args.db)
+    runtime = _runtime(args)
     try:
         service = runtime.service
         if args.command == "kill-switch":
@@ -486,12 +559,23 @@ def _prometheus_from_env() -> str | None:
         raise UsageError(f"$WATCHFLOOR_PROMETHEUS: {exc}") from None
 
 
-def _runtime(db_url: str | None):  # type: ignore[no-untyped-def]
+def _runtime(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The runtime on `--db`, once the person the command acts as is proved
+    (console/cli_identity.py); IdentityError (nothing done) when they are not."""
     from console.clock import RealClock
+    from console.cli_identity import acting_user, prove
     from console.runtime import Runtime, local_user
 
-    runtime = Runtime(db_url, clock=RealClock(), prometheus=_prometheus_from_env())
-    runtime.service.bootstrap_admin(local_user())
+    runtime = Runtime(args.db, clock=RealClock(), prometheus=_prometheus_from_env())
+    try:
+        runtime.service.bootstrap_admin(local_user())
+        user = acting_user(args)
+        if user is not None:
+            prove(runtime.service, user, command=args.command,
+                  password_stdin=getattr(args, "password_stdin", False))
+    except BaseException:
+        runtime.close()
+        raise
     return runtime
 
 

@@ -39,6 +39,8 @@ def _positive_id(text: str) -> int:
 
 
 def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
+    from console.cli_identity import add_actor_options, add_proof_options
+
     recs = sub.add_parser("recommendations", parents=[db_parent],
                           help="list recommendations with their previews and approvals")
     recs.add_argument("--state", action="append", metavar="STATE",
@@ -51,6 +53,7 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
     propose.add_argument("--param", type=_param, action="append", default=[],
                          metavar="NAME=VALUE")
     propose.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    add_proof_options(propose)
     propose.add_argument("--explain", default="", metavar="TEXT")
 
     approve = sub.add_parser("approve", parents=[db_parent],
@@ -58,12 +61,14 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                                   "is satisfied)")
     approve.add_argument("id", type=_positive_id)
     approve.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    add_proof_options(approve)
     approve.add_argument("--preview-hash", default=None, metavar="SHA256",
                          help="the preview you reviewed; refused if it is no longer current")
 
     reject = sub.add_parser("reject", parents=[db_parent], help="reject a recommendation")
     reject.add_argument("id", type=_positive_id)
     reject.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    add_proof_options(reject)
     reject.add_argument("--reason", required=True, metavar="TEXT")
 
     execs = sub.add_parser("executions", parents=[db_parent],
@@ -74,17 +79,21 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                               help="roll back an executed action")
     rollback.add_argument("id", type=_positive_id)
     rollback.add_argument("--as", dest="as_user", required=True, metavar="USER")
+    add_proof_options(rollback)
 
     ask = sub.add_parser("ask", parents=[db_parent],
                          help="ask a question in plain language; every fact is cited")
     ask.add_argument("question", metavar="QUESTION")
     ask.add_argument("--as", dest="as_user", default=None, metavar="USER",
                      help="who asks (answers follow that person's role; default: you)")
+    add_proof_options(ask)
     ask.add_argument("--incident", type=_positive_id, default=None, metavar="ID")
     ask.add_argument("--json", action="store_true")
 
-    sub.add_parser("reconcile", parents=[db_parent],
-                   help="settle executions a crash left in flight (never re-runs a step)")
+    reconcile = sub.add_parser("reconcile", parents=[db_parent],
+                               help="settle executions a crash left in flight (never "
+                                    "re-runs a step)")
+    add_actor_options(reconcile)
 
     policy = sub.add_parser("policy", help="show or replace the execution policy")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
@@ -95,6 +104,7 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
     put.add_argument("file", type=Path, metavar="FILE")
     put.add_argument("--as", dest="as_user", required=True, metavar="USER")
     put.add_argument("--reason", default="")
+    add_proof_options(put)
 
 
 def dispatch(args: argparse.Namespace, runtime: Any) -> int:

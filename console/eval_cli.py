@@ -51,6 +51,9 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                          "repeatable. Without --scenario, only the recordings are scored. "
                          "Recordings kept in <user data dir>/recordings are always included")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    from console.cli_identity import add_actor_options
+
+    add_actor_options(ev)
 
 
 def dispatch(args: argparse.Namespace, runtime: Any) -> int:

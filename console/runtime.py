@@ -309,6 +309,7 @@ class ScenarioDriver:
         runtime.start_rules()  # level-1 rules react to what the estate emits
         self.log_miner = StreamMiner()
         self.auto_approver: str | None = None  # who approves everything (`--approve all`)
+        self.approve_above = 0  # ...of what was recommended after this id (its own run's)
         self._next_trends = self.player.estate.now
         self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
         if agents:
@@ -368,6 +369,8 @@ class ScenarioDriver:
 
         engine, done = self.runtime.service.engine, []
         for rec in engine.recommendations(("pending",)):
+            if rec.id <= self.approve_above:
+                continue  # somebody else's pending work: theirs to decide
             try:
                 engine.approve(rec.id, as_user=user, preview_hash=rec.preview_hash)
             except Refused:  # expired or its preview changed: the next step sees it anew
@@ -412,18 +415,20 @@ class ScenarioDriver:
         return summarize(self, wall_seconds)
 
 
-HEADLESS_ADMIN, HEADLESS_APPROVER = "headless-admin", "on-call"
-
-
 def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None = None,
                  speed: float | None = None, step: float = 15.0,
                  progress: Callable[[float], None] | None = None,
-                 autonomy: int | None = None, approve: str = "none") -> dict[str, Any]:
+                 autonomy: int | None = None, approve: str = "none",
+                 owner: str | None = None) -> dict[str, Any]:
     """Run a scenario to its end and return the JSON-ready summary (schema in README).
 
     `autonomy` N sets the run's ceiling and every action class to level N; `approve`
     "all" has a person on call (role approver) approve every recommendation as it is
-    previewed, "none" leaves them waiting."""
+    previewed, "none" leaves them waiting. The run acts only as its own identities and
+    only on a private database, or on one whose administrator `owner` (proved by the
+    caller) gave it to the run: console/run_guard.py (DatabaseInUse otherwise)."""
+    from console.run_guard import HEADLESS_ADMIN, HEADLESS_APPROVER, Claim
+
     if approve not in ("all", "none"):
         raise ValueError(f"approve must be all or none, got {approve!r}")
     # Without --db, a private file in a temporary folder: SQLite's in-memory database is
@@ -434,22 +439,25 @@ def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None =
         scratch = tempfile.TemporaryDirectory(prefix="watchfloor-run-")
         db_url = f"sqlite:///{Path(scratch.name) / 'run.db'}"
     runtime = Runtime(db_url)
+    claim = Claim(owner)
     try:
         service = runtime.service
-        service.bootstrap_admin(HEADLESS_ADMIN)
-        admin = next(name for name, role in service.users() if role == "admin")
+        claim.begin(service)
         if autonomy is not None:
             from console.policy import Policy
 
             policy = Policy.model_validate({**service.policy().model_dump(mode="json"),
                                             "default_level": autonomy, "levels": {},
                                             "service_levels": {}})
-            service.set_policy(policy, as_user=admin, reason=f"headless run at {autonomy}")
-            service.set_autonomy_ceiling(autonomy, as_user=admin, reason="headless run")
+            service.set_policy(policy, as_user=HEADLESS_ADMIN,
+                               reason=f"headless run at {autonomy}")
+            service.set_autonomy_ceiling(autonomy, as_user=HEADLESS_ADMIN,
+                                         reason="headless run")
         driver = ScenarioDriver(runtime, scenario, seed=seed, agents=True)
+        driver.approve_above = claim.first_recommendation
         if approve == "all":
             if service.role_of(HEADLESS_APPROVER) is None:
-                service.add_user(HEADLESS_APPROVER, "approver", as_user=admin)
+                service.add_user(HEADLESS_APPROVER, "approver", as_user=HEADLESS_ADMIN)
             driver.auto_approver = HEADLESS_APPROVER
         runtime.service.record(actor="system", action="scenario.start",
                                target=driver.scenario.name,
@@ -460,6 +468,7 @@ def run_headless(scenario: str, *, db_url: str | None = None, seed: int | None =
         runtime.service.record(actor="system", action="scenario.end",
                                target=driver.scenario.name,
                                outputs={"signals": driver.tally.signals})
+        claim.end(service)
         return driver.summary(wall)
     finally:
         runtime.close()
