@@ -10,6 +10,9 @@ sees it:
   of a given fact (it is rewritten as that fact's number), and web links are dropped;
 - a sentence that cites no given fact is dropped (it would state something uncited),
   and so is one in which the model claims to have acted ("I approved…");
+- a sentence that quotes a destructive command (`rm -rf`, `DROP TABLE`, `kubectl
+  delete`..., agents/destructive.py) is left out, and the answer says so: a citation
+  beside it would lend it authority it does not have;
 - if nothing cited is left, the retriever's own template answer is used instead.
 """
 
@@ -18,7 +21,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from agents.destructive import destructive_commands
 from agents.llm import LLM, LLMError
 from console.domain import Evidence
 
@@ -71,16 +76,55 @@ def build_messages(question: str, facts: Sequence[Evidence]) -> list[dict[str, s
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def _sentences(text: str) -> list[str]:
-    out: list[str] = []
+def _sentences(text: str) -> list[tuple[str, bool]]:
+    """Each sentence, and whether it is code (inside a ``` fence, or indented 4 spaces
+    as Markdown shows code): a command there is read as one, whatever its case."""
+    out: list[tuple[str, bool]] = []
+    fenced = False
     for raw_line in text.splitlines():
-        out.extend(p for p in re.split(r"(?<=[.!?])\s+(?!\[)", raw_line) if p.strip())
+        if raw_line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        code = fenced or raw_line.startswith(("    ", "\t"))
+        out.extend((p, code) for p in re.split(r"(?<=[.!?])\s+(?!\[)", raw_line)
+                   if p.strip())
     return out
 
 
+@dataclass(frozen=True)
+class CheckedReply:
+    """What is left of a reply: its kept sentences, the facts they cite, and the
+    destructive commands of the sentences left out for quoting them."""
+
+    text: str  # empty when no cited sentence survives
+    cited: tuple[int, ...]
+    withheld: tuple[str, ...] = ()
+
+    @property
+    def notice(self) -> str:
+        """What the operator is told about sentences left out; empty when none were."""
+        if not self.withheld:
+            return ""
+        commands = ", ".join(dict.fromkeys(self.withheld))
+        count = len(self.withheld)
+        return (f"{count} sentence{'s' if count > 1 else ''} of the language model's answer "
+                f"quoted a destructive command ({commands}) and {'were' if count > 1 else 'was'}"
+                " left out; nothing was run")
+
+    @property
+    def shown(self) -> str:
+        """The text with the notice as its last line, as the operator reads it."""
+        return f"{self.text}\n({self.notice}.)" if self.notice else self.text
+
+
 def validate_reply(reply: str, facts: Sequence[Evidence]) -> tuple[str, tuple[int, ...]] | None:
-    """The reply with only valid citations kept, and the numbers it cites; None when
-    nothing cited survives (the caller then uses its template answer)."""
+    """The reply with only valid citations kept (and a line saying what was left out
+    for quoting a destructive command), and the numbers it cites; None when nothing
+    cited survives (the caller then uses its template answer)."""
+    checked = check_reply(reply, facts)
+    return (checked.shown, checked.cited) if checked.text else None
+
+
+def check_reply(reply: str, facts: Sequence[Evidence]) -> CheckedReply:
     refs = {f.ref: n for n, f in enumerate(facts, 1)}
     text = _clean(reply)[:MAX_REPLY]
 
@@ -99,15 +143,19 @@ def validate_reply(reply: str, facts: Sequence[Evidence]) -> tuple[str, tuple[in
     text = _CITE.sub(keep_valid, text)
     kept: list[str] = []
     cited: list[int] = []
-    for sentence in _sentences(text):
+    withheld: list[str] = []
+    for sentence, code in _sentences(text):
+        commands = destructive_commands(sentence, code=code)
+        if commands:  # noted even when uncited: the operator learns what was suggested
+            withheld.append(commands[0])
+            continue
         numbers = [int(n) for n in _CITE.findall(sentence)]
         if not numbers or _ACTED.search(sentence):
             continue
         kept.append(" ".join(sentence.split()))
         cited.extend(numbers)
-    if not kept:
-        return None
-    return "\n".join(kept), tuple(dict.fromkeys(cited))
+    return CheckedReply("\n".join(kept), tuple(dict.fromkeys(cited)) if kept else (),
+                        tuple(withheld))
 
 
 def phrase(llm: LLM, question: str, facts: Sequence[Evidence]) -> tuple[str | None, str]:
@@ -116,7 +164,9 @@ def phrase(llm: LLM, question: str, facts: Sequence[Evidence]) -> tuple[str | No
         reply = llm.chat(build_messages(question, facts))
     except LLMError as exc:
         return None, f"language model not used: {exc}"
-    checked = validate_reply(reply, facts)
-    if checked is None:
-        return None, "language model reply cited no given fact; template answer used"
-    return checked[0], f"phrased by {llm.settings.model}"
+    checked = check_reply(reply, facts)
+    if not checked.text:
+        why = checked.notice or "language model reply cited no given fact"
+        return None, f"{why}; template answer used"
+    flagged = f"; {checked.notice}" if checked.notice else ""
+    return checked.shown, f"phrased by {llm.settings.model}{flagged}"
