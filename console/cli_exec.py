@@ -32,6 +32,19 @@ def _param(text: str) -> tuple[str, Any]:
     return name, value
 
 
+def _hash(text: str) -> str:
+    """A preview hash as pasted (spaces and capitals are forgiven); anything that is not
+    a whole SHA-256 is refused, so an empty one never stands for the current preview."""
+    from console.execution import ExecutionError
+
+    seen = text.strip().lower()
+    if len(seen) != 64 or any(c not in "0123456789abcdef" for c in seen):
+        raise ExecutionError(f"--preview-hash: expected the 64 hexadecimal digits of the "
+                             f"preview you reviewed (`watchfloor recommendations --json` "
+                             f"shows preview_hash), got {text!r}")
+    return seen
+
+
 def _positive_id(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive id, got {text!r}")
@@ -92,7 +105,8 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
 
     reconcile = sub.add_parser("reconcile", parents=[db_parent],
                                help="settle executions a crash left in flight (never "
-                                    "re-runs a step)")
+                                    "re-runs a step; a validation it resumes is waited "
+                                    "for, up to its deadline)")
     add_actor_options(reconcile)
 
     policy = sub.add_parser("policy", help="show or replace the execution policy")
@@ -151,7 +165,7 @@ def _run(args: argparse.Namespace, runtime: Any) -> int:
             from console.execution import ExecutionError
 
             raise ExecutionError(f"no recommendation {args.id}")
-        seen = args.preview_hash or rec.preview_hash
+        seen = rec.preview_hash if args.preview_hash is None else _hash(args.preview_hash)
         print(f"approving #{rec.id}: {rec.preview.get('summary')} (preview {seen[:12]})")
         out = engine.approve(args.id, as_user=args.as_user, preview_hash=seen)
         print(f"policy: {out['decision']}: {'; '.join(out['reasons'])}")
@@ -181,7 +195,8 @@ def _run(args: argparse.Namespace, runtime: Any) -> int:
     if args.command == "ask":
         return _ask(args, runtime)
     if args.command == "reconcile":
-        for exec_id, state in engine.reconcile():
+        # A validation it takes up again is seen to its end: nobody polls it after this.
+        for exec_id, state in engine.reconcile(wait=True):
             print(f"execution #{exec_id}: {state}")
         return EXIT_OK
     return _policy(args, service)
