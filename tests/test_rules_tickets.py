@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
 import keyring
 import keyring.backend
+import keyring.backends.fail
 import pytest
 import yaml
+from jaraco.classes import properties
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
 from console.itsm.store import BuiltinTicketStore
@@ -39,9 +42,13 @@ RULES = {"rules": [
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A keyring that holds its entries in memory (the real Secret Service is exercised
-    by tests/test_itsm_governance.py; here only the rules' use of tickets is tested)."""
+    by tests/test_itsm_governance.py; here only the rules' use of tickets is tested).
+    It is only ever set by hand: its priority raises, so keyring's own choice of
+    backend (which considers every subclass) never picks it."""
 
-    priority = 1  # type: ignore[assignment]
+    @properties.classproperty
+    def priority(cls) -> float:  # type: ignore[override]
+        raise RuntimeError("set explicitly with keyring.set_keyring, never chosen")
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,11 +84,12 @@ class System:
 
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
+    # Never keyring.get_keyring() here: its first call detects (and caches) the backends
+    # viable in this environment, which would leave out a Secret Service started later.
     backend = MemoryKeyring()
     keyring.set_keyring(backend)
     yield backend
-    keyring.set_keyring(previous)
+    keyring.set_keyring(keyring.backends.fail.Keyring())
 
 
 def _builtin(runtime: Runtime) -> Seen:
