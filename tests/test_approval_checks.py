@@ -106,4 +106,6 @@ def test_an_approval_that_lapsed_may_be_given_again(
     assert rec.approvals == ()
     out = engine.approve(rec_id, as_user="bob", preview_hash=rec.preview_hash)
     assert out["decision"] == "needs_approval"  # an operator is not an approver
-    assert engine.recommendation(rec_id).approvals == (("bob", "operator"),)  # type: ignore[union-attr]
+    again = engine.recommendation(rec_id)
+    assert again is not None
+    assert again.approvals == (("bob", "operator"),)
