@@ -9,7 +9,9 @@ cannot be checked and undone:
   a crash or a second console can never run a step twice;
 - validation repeats until it passes or its deadline passes; a failed validation rolls
   back on its own where policy says so, otherwise rollback is offered;
-- on start, `reconcile()` settles whatever a crash left in flight without re-running it.
+- on start, `reconcile()` settles whatever a crash left in flight without re-running it
+  (console/reconcile.py); the intent records what each executor acts on, so a check or
+  a rollback is never made on another target than the one the action changed.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from console.actions.base import Executor, ExecutorError, ProbeResult, StepResult
+from console.actions.base import (
+    PROBE_EXECUTOR,
+    Executor,
+    ExecutorError,
+    ProbeResult,
+    StepResult,
+    target_of,
+)
 from console.actions.runbooks import Runbook, check_arguments, render_step
 from console.audit import canonical_json, plain
 from console.domain import AuditEntry, Execution, Recommendation
 from console.events import AuditAppended, OpChanges, OperationDone
 from console.operations import Operation, Refused
 from console.policy import Decision, History, Policy, Request, decide
+from console.reconcile import Reconciler, probe_executor, targets, unobserved
 from console.storage.repos import UserRepo
 from console.storage.repos_exec import IN_FLIGHT, ExecutionRepo, RecommendationRepo
 
@@ -36,7 +46,6 @@ if TYPE_CHECKING:
 
     from console.service import WatchfloorService
 
-PROBE_EXECUTOR = {"check": "estate", "command": "command", "http": "http", "promql": "prometheus"}
 OPEN_STATES = ("pending", "queued")
 SYSTEM = "system:lifecycle"
 
@@ -74,9 +83,18 @@ def preview_hash(preview: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(plain(preview)).encode()).hexdigest()
 
 
+def _not_before(now: datetime, started_at: datetime) -> datetime:
+    """The finish as this process's clock reads it, but never before the start: the start
+    may have been read from another clock (a crashed console in real time settled by one
+    playing a scenario months behind, or the other way round)."""
+    return max(now, started_at)
+
+
 class ExecutionEngine:
     """Owned by one process; executors it lacks (the estate lives in the console that
     plays it) leave work queued for the process that has them."""
+
+    actor = SYSTEM  # who the lifecycle's own records name
 
     def __init__(self, service: WatchfloorService, library: Mapping[str, Runbook],
                  executors: Mapping[str, Executor] | None = None, *,
@@ -427,6 +445,7 @@ class ExecutionEngine:
             if not self._recs.move(session, rec_id, ("queued",), "executing"):
                 return None
             plan = self.plan(row.runbook_id or "", row.params)
+            stored = {**plan.stored(), "targets": targets(plan.stored(), self.executors)}
             exec_id = self._execs.add(
                 session, recommendation_id=rec_id, idempotency_key=f"rec:{rec_id}",
                 action=row.action_class, target=row.target, params=row.params,
@@ -434,12 +453,12 @@ class ExecutionEngine:
                 # autonomous: it runs without anyone's approval, not merely an agent's idea
                 autonomous=row.autonomous and not self._recs.valid_approvals(session, row, now),
                 result={"steps": []}, started_at=now, finished_at=None,
-                runbook_id=row.runbook_id, plan=plan.stored(), step=0, validate_by=None)
+                runbook_id=row.runbook_id, plan=stored, step=0, validate_by=None)
             entries.append(self.service.audit.append(
                 session, actor=initiator, action="execution.intent",
                 target=f"execution:{exec_id}", decision="allow",
                 reason="; ".join(decision.reasons)[:2000],
-                inputs={"recommendation": rec_id, "plan": plan.stored()}, at=now))
+                inputs={"recommendation": rec_id, "plan": stored}, at=now))
             session.commit()
         self._announce(entries, OpChanges(recommendations=True, executions=True,
                                           ids=(str(rec_id), str(exec_id))))
@@ -527,7 +546,9 @@ class ExecutionEngine:
         return True
 
     def _finish(self, exec_id: int, state: str, why: str, steps: list[dict[str, Any]] | None,
-                *, rollback_offered: bool, validation: ProbeResult | None = None) -> None:
+                *, rollback_offered: bool, validation: ProbeResult | None = None,
+                open_rollbacks: str | None = None) -> None:
+        """`open_rollbacks`: the state a rollback still marked running ends in."""
         now = self.service.clock.now()
         with self.service.db.sessions() as session:
             row = self._execs.row(session, exec_id)
@@ -538,11 +559,16 @@ class ExecutionEngine:
             result.update(outcome=why, rollback_offered=rollback_offered and
                           bool(row.plan.get("rollback")))
             if validation is not None:
-                result["validation"] = {"passed": validation.passed,
-                                        "detail": validation.detail, "value": validation.value}
+                result["validation"] = {
+                    "passed": validation.passed, "detail": validation.detail,
+                    "value": validation.value,
+                    "target": target_of(self.executors.get(probe_executor(row.plan)))}
             if not self._execs.move(session, exec_id, IN_FLIGHT,
-                                    {"state": state, "result": result, "finished_at": now}):
+                                    {"state": state, "result": result,
+                                     "finished_at": _not_before(now, row.started_at)}):
                 return
+            if open_rollbacks is not None:
+                self._execs.end_rollbacks(session, exec_id, open_rollbacks)
             if row.recommendation_id is not None:
                 self._recs.move(session, row.recommendation_id, ("executing",), "executed")
             entry = self.service.audit.append(
@@ -579,6 +605,11 @@ class ExecutionEngine:
             execution = self.execution(exec_id)
             if execution is None or execution.state != "validating":
                 return None
+            if unobserved(execution.plan, self.executors,
+                          [probe_executor(execution.plan)]) is not None:
+                # Not the target the action changed (another estate, another host): the
+                # console that has it checks it, or a reconcile interrupts it.
+                return "validating"
             probe = dict(execution.plan["probe"])
             result = self._probe(probe)
             if result is None:
@@ -620,6 +651,11 @@ class ExecutionEngine:
                 raise ExecutionError(f"no execution {exec_id}")
             if not row.plan.get("rollback"):
                 raise Refused(f"execution {exec_id} ({row.runbook_id}) has no rollback path")
+            names = sorted({str(step["executor"]) for step in row.plan["rollback"]})
+            elsewhere = unobserved(row.plan, self.executors, names) \
+                if "targets" in row.plan else None  # older intents: as before
+            if elsewhere is not None:
+                raise Refused(f"execution {exec_id} is not rolled back here: {elsewhere}")
             if not self.can_run({"steps": row.plan["rollback"]}):
                 raise Refused("this console cannot reach the executor of the rollback")
             claimed.append(self._claim_rollback(session, exec_id, f"user:{as_user}"))
@@ -675,7 +711,7 @@ class ExecutionEngine:
             row = self._execs.row(session, exec_id)
             assert row is not None
             self._execs.move(session, exec_id, ("rolling_back",),
-                             {"state": state, "finished_at": now,
+                             {"state": state, "finished_at": _not_before(now, row.started_at),
                               "result": {**row.result, "rollback": results}})
             entry = self.service.audit.append(
                 session, actor=who, action=f"execution.{state}", target=f"execution:{exec_id}",
@@ -686,30 +722,7 @@ class ExecutionEngine:
 
     # --- after a crash ------------------------------------------------------------------
 
-    def reconcile(self) -> list[tuple[int, str]]:
-        """Settle what a crash left in flight. Nothing is re-run: a step that may have
-        run is validated and offered for rollback; validation simply goes on."""
-        settled: list[tuple[int, str]] = []
-        for execution in self.executions(IN_FLIGHT):
-            if execution.state == "intent":
-                self._finish(execution.id, "cancelled", "interrupted before any step ran; "
-                             "nothing was executed", None, rollback_offered=False)
-                settled.append((execution.id, "cancelled"))
-            elif execution.state == "running":
-                probe = self._probe(dict(execution.plan["probe"]))
-                self._finish(execution.id, "interrupted",
-                             f"interrupted during step {execution.step}; it may or may not "
-                             "have completed, so it is not run again",
-                             None, rollback_offered=True, validation=probe)
-                settled.append((execution.id, "interrupted"))
-            elif execution.state == "rolling_back":
-                self._finish(execution.id, "rollback_failed", "interrupted during rollback; "
-                             "check the target", None, rollback_offered=False)
-                settled.append((execution.id, "rollback_failed"))
-            else:
-                settled.append((execution.id, self.validate(execution.id) or "validating"))
-        if settled:
-            self.service.record(actor=SYSTEM, action="execution.reconcile",
-                                outputs={"settled": [list(s) for s in settled]})
-        return settled
-
+    def reconcile(self, *, wait: bool = False) -> list[tuple[int, str]]:
+        """Settle what a crash left in flight (console/reconcile.py); with `wait`, a
+        validation taken up again is seen to its end before this returns."""
+        return Reconciler(self).reconcile(wait=wait)

@@ -11,6 +11,11 @@ Steps are plain dicts (JSON-ready, stored in the intent row before anything runs
 - http:    {"executor": "http", "method": str, "url": str, "body": JSON | None,
             "timeout": float}
 Probes (validations) are dicts too: {"kind": "check" | "promql" | "command" | "http", ...}.
+
+An executor names what it acts on in `target` (the host a command runs on, the estate
+instance, the Prometheus asked). The intent records it, so that after a crash an
+execution is validated or rolled back only by an executor that reaches the same thing,
+never by one that merely has the same kind (a new estate, another host).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# The executor each kind of probe (a runbook's validation) is made by.
+PROBE_EXECUTOR = {"check": "estate", "command": "command", "http": "http", "promql": "prometheus"}
 
 
 class ExecutorError(Exception):
@@ -40,6 +48,8 @@ class ProbeResult:
 
 class Executor(Protocol):
     kind: str
+    # What it acts on; two executors with the same target act on the same thing.
+    target: str
 
     def preview(self, step: Mapping[str, Any]) -> dict[str, Any]:
         """What the step will change and the target's observed state now (JSON-ready).
@@ -59,3 +69,10 @@ class Executor(Protocol):
     def rollback(self, step: Mapping[str, Any]) -> StepResult:
         """Run one rollback step (a step of the runbook's rollback list)."""
         ...
+
+
+def target_of(executor: object | None) -> str | None:
+    """The target an executor names; None when there is no executor, or it names none
+    (such an executor is taken to reach the same thing wherever it runs)."""
+    target = getattr(executor, "target", None) if executor is not None else None
+    return target if isinstance(target, str) else None

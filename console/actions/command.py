@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -105,6 +106,8 @@ class CommandExecutor:
         self.cwd = str(Path(cwd).resolve()) if cwd is not None else None
         self.output_limit = output_limit
         self.default_timeout = default_timeout
+        # A command acts on the machine it runs on; another team member's host is not it.
+        self.target = f"host:{socket.gethostname()}"
 
     # --- checks -----------------------------------------------------------------------
 

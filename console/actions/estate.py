@@ -9,6 +9,7 @@ learn the ground truth from it.
 from __future__ import annotations
 
 import operator
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ class EstateExecutor:
 
     def __init__(self, player: ScenarioPlayer) -> None:
         self._player = player
+        # The estate lives in this process only: a console that plays the same scenario
+        # after a crash plays another estate, never the one an action changed.
+        self.target = f"estate:{player.scenario.name}:{uuid.uuid4().hex[:12]}"
 
     @property
     def services(self) -> set[str]:

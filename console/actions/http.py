@@ -63,6 +63,7 @@ class HttpExecutor:
     {"kind": "http", "method": "GET", "url", "expect_status": 200}."""
 
     kind = "http"
+    target = "http"  # every step and probe names its own URL: the same from any console
 
     def __init__(self, *, allowed_hosts: Iterable[str] | None = None,
                  timeout: float = 10.0, follow_redirects: bool = False,

@@ -13,8 +13,12 @@ class LazyExecutor:
     """Stands for the executor `make` returns, made on first attribute access (once,
     whichever thread asks first)."""
 
-    def __init__(self, kind: str, make: Callable[[], Any]) -> None:
+    def __init__(self, kind: str, make: Callable[[], Any], *,
+                 target: str | None = None) -> None:
+        """`target`: what the made executor will name (default: its kind), readable
+        without making it."""
         self.kind = kind
+        self.target = target if target is not None else kind
         self._make = make
         self._made: Any = None
         self._lock = threading.Lock()

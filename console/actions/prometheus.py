@@ -34,6 +34,7 @@ class PrometheusProbe:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"prometheus: {base_url!r} is not an http(s) URL")
         self.timeout = timeout
+        self.target = f"prometheus:{base_url}"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="prometheus-probe")

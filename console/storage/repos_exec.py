@@ -164,6 +164,15 @@ class ExecutionRepo:
     def rollback_row(self, session: Session, rollback_id: int) -> RollbackRow | None:
         return session.get(RollbackRow, rollback_id)
 
+    def end_rollbacks(self, session: Session, exec_id: int, state: str) -> int:
+        """Rollbacks of an execution still marked running end in `state` (a crash cut
+        them short); how many there were."""
+        done = session.execute(update(RollbackRow)
+                               .where(RollbackRow.execution_id == exec_id,
+                                      RollbackRow.state == "running")
+                               .values(state=state))
+        return int(getattr(done, "rowcount", 0) or 0)
+
 
 def to_execution(r: ExecutionRow) -> Execution:
     return Execution(id=r.id, recommendation_id=r.recommendation_id, runbook_id=r.runbook_id,
