@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
+from console.sources.timestamps import OptionalEnd, Timestamp
 
 MAX_ALERTS = 10_000
 MAX_LABELS = 64
 MAX_VALUE = 4096
 MAX_NAME = 200  # an alert's name and service (console/storage/models.py name200)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 class PayloadError(ValueError):
@@ -49,8 +49,16 @@ def _annotations(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
+
+
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Annotations = Annotated[dict[str, str], AfterValidator(_annotations)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""Text that is stored (PostgreSQL text cannot hold NUL); give its length with Field."""
 
 
 class _Model(BaseModel):
@@ -61,31 +69,31 @@ class WebhookAlert(_Model):
     status: Literal["firing", "resolved"]
     labels: Labels
     annotations: Annotations = {}
-    startsAt: datetime
-    endsAt: datetime | None = None
-    generatorURL: str = Field("", max_length=MAX_VALUE)
-    fingerprint: str = Field("", max_length=64)
+    startsAt: Timestamp
+    endsAt: OptionalEnd = None
+    generatorURL: Text = Field("", max_length=MAX_VALUE)
+    fingerprint: Text = Field("", max_length=64)
 
 
 class WebhookPayload(_Model):
     """Alertmanager's webhook body, version 4."""
 
     version: Literal["4"]
-    groupKey: str = Field(max_length=MAX_VALUE)
+    groupKey: Text = Field(max_length=MAX_VALUE)
     truncatedAlerts: int = Field(0, ge=0)
     status: Literal["firing", "resolved"]
-    receiver: str = Field("", max_length=256)
+    receiver: Text = Field("", max_length=256)
     groupLabels: Labels = {}
     commonLabels: Labels = {}
     commonAnnotations: Annotations = {}
-    externalURL: str = Field("", max_length=MAX_VALUE)
+    externalURL: Text = Field("", max_length=MAX_VALUE)
     alerts: list[WebhookAlert] = Field(max_length=MAX_ALERTS)
 
 
 class ApiAlertStatus(_Model):
     state: Literal["active", "suppressed", "unprocessed"]
-    silencedBy: list[str] = []
-    inhibitedBy: list[str] = []
+    silencedBy: list[Text] = []
+    inhibitedBy: list[Text] = []
 
 
 class ApiAlert(_Model):
@@ -93,10 +101,10 @@ class ApiAlert(_Model):
 
     labels: Labels
     annotations: Annotations = {}
-    startsAt: datetime
-    endsAt: datetime | None = None
-    updatedAt: datetime | None = None
-    fingerprint: str = Field("", max_length=64)
+    startsAt: Timestamp
+    endsAt: OptionalEnd = None
+    updatedAt: OptionalEnd = None
+    fingerprint: Text = Field("", max_length=64)
     status: ApiAlertStatus
 
 

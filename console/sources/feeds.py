@@ -9,22 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
+from console.sources import jsonbody
 from console.sources.alertmanager import (
     Annotations,
     Labels,
     PayloadError,
+    Text,
     check_names,
     explain,
     parse_webhook,
 )
 from console.sources.logs import MinedLog, parse_logs
+from console.sources.timestamps import Timestamp
 
 MAX_FILE = 64 * 1024 * 1024
 FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes", "logs")
@@ -35,11 +37,11 @@ class ChangeIn(BaseModel):
 
     service: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")
     kind: Literal["deploy", "config", "feature_flag", "scale", "rollback"]
-    description: str = Field(max_length=4000)
-    at: datetime
-    author: str = Field("unknown", max_length=200)
-    version_from: str | None = Field(None, max_length=64)
-    version_to: str | None = Field(None, max_length=64)
+    description: Text = Field(max_length=4000)
+    at: Timestamp
+    author: Text = Field("unknown", max_length=200)
+    version_from: Text | None = Field(None, max_length=64)
+    version_to: Text | None = Field(None, max_length=64)
 
 
 def parse_changes(items: Iterable[Any]) -> list[ChangeEvent]:
@@ -49,8 +51,6 @@ def parse_changes(items: Iterable[Any]) -> list[ChangeEvent]:
             c = ChangeIn.model_validate(item)
         except ValidationError as exc:
             raise PayloadError(f"change {index}: " + explain(exc, "change event")) from None
-        if c.at.tzinfo is None:
-            raise PayloadError(f"change {index}: at: needs a timezone (e.g. ...Z)")
         out.append(ChangeEvent(c.service, c.kind, c.description, c.at, c.author,
                                c.version_from, c.version_to))
     return out
@@ -63,7 +63,7 @@ class PromAlert(BaseModel):
     labels: Labels
     annotations: Annotations = {}
     state: Literal["firing", "pending", "inactive"]
-    activeAt: datetime
+    activeAt: Timestamp
     value: str = ""
 
 
@@ -74,7 +74,7 @@ class PagerDutyData(BaseModel):
     service: dict[str, Any] = {}
     urgency: Literal["high", "low"] = "high"
     status: str = Field("triggered", max_length=32)
-    created_at: datetime
+    created_at: Timestamp
 
 
 class PagerDutyEvent(BaseModel):
@@ -82,57 +82,69 @@ class PagerDutyEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: str = Field(pattern=r"^incident\.[a-z_]+$")
-    occurred_at: datetime
+    occurred_at: Timestamp
     data: PagerDutyData
 
 
 def _records(text: str) -> list[Any]:
-    """A JSON document (object or list) or JSON lines."""
+    """A JSON document (object or list) or JSON lines; each record is held to the
+    receiver's limits (console/sources/jsonbody.py), so a file stores what a delivery
+    would."""
     stripped = text.strip()
     if not stripped:
         raise PayloadError("the file is empty")
     try:
-        body = json.loads(stripped, parse_constant=_no_constant)
-        return body if isinstance(body, list) else [body]
+        body = jsonbody.decode(stripped)
     except json.JSONDecodeError:
-        pass
+        return _json_lines(text)
+    items = body if isinstance(body, list) else [body]
+    for index, item in enumerate(items):
+        try:
+            jsonbody.check(item)
+        except PayloadError as exc:
+            raise PayloadError(f"document {index}: {exc}") from None
+    return items
+
+
+def _json_lines(text: str) -> list[Any]:
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line, parse_constant=_no_constant))
+                record = jsonbody.decode(line)
+                jsonbody.check(record)
             except json.JSONDecodeError as exc:
                 raise PayloadError(f"line {number}: not valid JSON (column {exc.colno})") from None
+            except PayloadError as exc:
+                raise PayloadError(f"line {number}: {exc}") from None
+            out.append(record)
     return out
-
-
-def _no_constant(name: str) -> Any:
-    raise PayloadError(f"{name} is not allowed in JSON")
 
 
 def _prometheus(items: list[Any]) -> list[Signal]:
     signals = []
     for index, item in enumerate(items):
-        alerts = item.get("data", {}).get("alerts") if isinstance(item, dict) else None
+        data = item.get("data") if isinstance(item, dict) else None
+        alerts = data.get("alerts") if isinstance(data, dict) else None
         if not isinstance(alerts, list):
             raise PayloadError(f"document {index}: expected Prometheus /api/v1/alerts output "
                                "({\"status\": \"success\", \"data\": {\"alerts\": [...]}})")
         for n, raw in enumerate(alerts):
+            where = f"document {index}: data.alerts.{n}"
             try:
                 a = PromAlert.model_validate(raw)
             except ValidationError as exc:
-                raise PayloadError(f"data.alerts.{n}: " + explain(exc, "Prometheus alert")) \
-                    from None
+                raise PayloadError(f"{where}: " + explain(exc, "Prometheus alert")) from None
             if a.state != "firing":
                 continue
             name = a.labels.get("alertname")
             if not name:
-                raise PayloadError(f"data.alerts.{n}: no alertname label")
+                raise PayloadError(f"{where}: no alertname label")
             service = a.labels.get("service") or a.labels.get("job") or "unknown"
             try:
                 check_names(name, service)
             except PayloadError as exc:
-                raise PayloadError(f"data.alerts.{n}: {exc}") from None
+                raise PayloadError(f"{where}: {exc}") from None
             sev = a.labels.get("severity", "warning")
             signals.append(Signal("prometheus", SignalKind.ALERT, name, service,
                                   Severity(sev) if sev in Severity._value2member_map_
@@ -181,10 +193,6 @@ def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], l
         return [], [], [{"digest_of_text": hashlib.sha256(text.encode()).hexdigest(),
                          "lines": len(mined)}], mined
     items = _records(text)
-    try:
-        json.dumps(items, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise PayloadError("contains an unpaired surrogate (invalid unicode)") from None
     signals: list[Signal] = []
     changes: list[ChangeEvent] = []
     if fmt == "alertmanager":

@@ -22,7 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from console.domain import LogRecord
-from console.sources.alertmanager import PayloadError, explain
+from console.sources import jsonbody
+from console.sources.alertmanager import PayloadError, Text, explain
+from console.sources.timestamps import Timestamp
 
 MAX_LINE = 16 * 1024
 _PLAIN = re.compile(r"^(?P<at>\S+)\s+(?P<level>[A-Z]+)\s+(?P<service>[A-Za-z0-9_.-]+)"
@@ -36,9 +38,9 @@ class LogIn(BaseModel):
 
     service: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")
     level: str = Field("INFO", max_length=16)
-    message: str = Field(min_length=1, max_length=MAX_LINE)
-    at: datetime
-    instance: str = Field("", max_length=200)
+    message: Text = Field(min_length=1, max_length=MAX_LINE)
+    at: Timestamp
+    instance: Text = Field("", max_length=200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +69,13 @@ def _line(number: int, line: str) -> LogIn:
     try:
         if line.lstrip().startswith("{"):
             try:
-                data: Any = json.loads(line)
+                data: Any = jsonbody.decode(line)
+                jsonbody.check(data)
             except json.JSONDecodeError as exc:
                 raise PayloadError(f"line {number}: not valid JSON (column {exc.colno})") \
                     from None
+            except PayloadError as exc:
+                raise PayloadError(f"line {number}: {exc}") from None
         else:
             match = _PLAIN.match(line)
             if match is None:
@@ -78,12 +83,12 @@ def _line(number: int, line: str) -> LogIn:
                                    "[/instance]: message'")
             data = {k: v for k, v in match.groupdict().items() if v is not None}
         record = LogIn.model_validate(data)
-        if record.at.tzinfo is None:
-            raise PayloadError(f"line {number}: at: needs a timezone (e.g. ...Z)")
         _level(record.level)
         return record
     except ValidationError as exc:
         raise PayloadError(f"line {number}: " + explain(exc, "log record")) from None
+    except PayloadError:
+        raise  # already names the line
     except ValueError as exc:
         raise PayloadError(f"line {number}: {exc}") from None
 

@@ -14,18 +14,20 @@ Mappings live in a YAML file (`--webhook-mappings FILE`); each becomes a receive
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from console.domain import AlertStatus, Severity, Signal, SignalKind
-from console.sources.alertmanager import PayloadError
+from console.sources.alertmanager import MAX_NAME, PayloadError
+from console.sources.timestamps import TIMESTAMP
 from console.yamlpos import ScenarioError, load_yaml, validate
 
 _PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-_DATETIME = TypeAdapter(datetime)
+# A mapping's signals are stored with the source "webhook:<name>" in a 64-character column.
+MAX_MAPPING_NAME = 64 - len("webhook:")
 
 
 class Fields(BaseModel):
@@ -60,9 +62,10 @@ def load_mappings(path: Path) -> dict[str, Mapping]:
     data, lines = load_yaml(text, str(path))
     parsed: MappingFile = validate(MappingFile, data, lines, str(path))
     for name in parsed.mappings:
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ScenarioError(f"{path}:{lines.get(('mappings', name), 1)}: mappings.{name}: "
-                                "names are letters, digits, - and _")
+        if not re.fullmatch(rf"[A-Za-z0-9_-]{{1,{MAX_MAPPING_NAME}}}", name):
+            raise ScenarioError(f"{path}:{lines.get(('mappings', name), 1)}: "
+                                f"mappings.{name[:40]}: names are letters, digits, - and _, "
+                                f"at most {MAX_MAPPING_NAME} characters")
     return dict(parsed.mappings)
 
 
@@ -78,12 +81,16 @@ def _get(body: Any, path: str) -> Any:
     return value
 
 
-def _text(value: Any, what: str, limit: int = 400) -> str:
+def _text(value: Any, what: str, limit: int) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(f"{what}: expected text, got {type(value).__name__}")
     text = str(value)
-    if not text or len(text) > limit or "\x00" in text:
-        raise PayloadError(f"{what}: empty, longer than {limit} characters, or has NUL")
+    if not text:
+        raise PayloadError(f"{what}: is empty")
+    if len(text) > limit:
+        raise PayloadError(f"{what}: {len(text)} characters long; at most {limit} are allowed")
+    if "\x00" in text:
+        raise PayloadError(f"{what}: contains a NUL character")
     return text
 
 
@@ -97,16 +104,15 @@ def apply_mapping(name: str, mapping: Mapping, body: Any) -> list[Signal]:
     out = []
     for index, item in enumerate(items):
         where = f"{mapping.items}.{index}" if mapping.items else "body"
-        alert = _text(_get(item, f.name), f"{where}.{f.name}")
-        service = _text(_get(item, f.service), f"{where}.{f.service}", 200)
+        alert = _text(_get(item, f.name), f"{where}.{f.name}", MAX_NAME)
+        service = _text(_get(item, f.service), f"{where}.{f.service}", MAX_NAME)
         raw_at = _get(item, f.at)
         try:
-            at = _DATETIME.validate_python(raw_at)
-        except ValidationError:
-            raise PayloadError(f"{where}.{f.at}: not a date-time: {str(raw_at)[:40]!r}") \
-                from None
-        if at.tzinfo is None:
-            raise PayloadError(f"{where}.{f.at}: needs a timezone")
+            at = TIMESTAMP.validate_python(raw_at)
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise PayloadError(f"{where}.{f.at}: not a time ({reason}): "
+                               f"{str(raw_at)[:40]!r}") from None
         status = str(_get(item, f.status) or "firing").lower() if f.status else "firing"
         sev = str(_get(item, f.severity) or "warning").lower() if f.severity else "warning"
         summary = _get(item, f.summary) if f.summary else None
