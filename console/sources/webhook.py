@@ -20,6 +20,7 @@ from typing import Any
 
 from console.domain import ChangeEvent, Signal
 from console.service import WatchfloorService
+from console.sources import jsonbody
 from console.sources.alertmanager import PayloadError, parse_webhook
 from console.sources.feeds import parse_changes
 from console.sources.mapping import Mapping, apply_mapping
@@ -32,38 +33,16 @@ Parser = Callable[[Any], tuple[list[Signal], list[ChangeEvent]]]
 
 
 def load_json(raw: bytes) -> Any:
-    """Parse a body as JSON; refuse what cannot be stored as-is (bad UTF-8, NaN, nesting)."""
+    """Parse a body as JSON; refuse what cannot be stored as-is (bad UTF-8, NaN, nesting,
+    NUL...) with the place named (console/sources/jsonbody.py)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 (byte {exc.start})") from None
     try:
-        body = json.loads(text, parse_constant=_no_constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(
-            exc, json.JSONDecodeError) else ""
-        raise PayloadError(f"body is not valid JSON{where}") from None
-    if _depth(body) > MAX_DEPTH:
-        raise PayloadError(f"body is nested deeper than {MAX_DEPTH} levels")
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise PayloadError("body contains an unpaired surrogate (invalid unicode)") from None
-    return body
-
-
-def _no_constant(name: str) -> Any:
-    raise PayloadError(f"body contains {name}, which JSON does not allow")
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+        return jsonbody.parse(text, max_depth=MAX_DEPTH)
+    except PayloadError as exc:
+        raise PayloadError(f"body: {exc}") from None
 
 
 def _alertmanager(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
