@@ -5,8 +5,12 @@ JSON serialization of every field (sorted keys, no whitespace, UTC timestamps wi
 microseconds), so changing any field, deleting or inserting a record breaks the chain
 at that point. Deleting the newest records leaves no gap behind them, so the chain head
 (count and last hash) is kept beside the records, written in the same transaction, and
-checked by `verify`. Bundles are signed with an Ed25519 key from the user config
-directory and can be verified with no database.
+checked by `verify`. Whoever can write the records can write that head too, so the
+chain is also anchored outside the database by signed checkpoints
+(console/audit_anchor.py) and held against the rows written with its records
+(console/audit_checks.py). Bundles are signed with an Ed25519 key from the user config
+directory and can be verified with no database. A record whose stored fields no honest
+writer produces (bytes where text belongs) is reported by name, never hashed blindly.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import column as sql_column
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -77,41 +82,78 @@ def record_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(record_body(fields)).encode()).hexdigest()
 
 
+TEXT_FIELDS = ("actor", "action", "target", "reason", "decision", "prev_hash", "hash")
+OBJECT_FIELDS = ("inputs", "outputs")
+
+
+class UnreadableRecord(ValueError):
+    """A stored record that cannot even be read as an audit record (a raw SQL write put
+    bytes or garbage where text, JSON or a time belongs): a named failure, never a
+    traceback."""
+
+    def __init__(self, seq: int, field: str, why: str) -> None:
+        super().__init__(f"record {seq}: field {field} {why}")
+        self.seq, self.field, self.why = seq, field, why
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
     records: int
     first_bad_seq: int | None = None
     problem: str = ""
+    notes: tuple[str, ...] = ()  # what else was checked (checkpoints, rows), one line each
 
     def describe(self) -> str:
         if self.ok:
-            return f"audit chain holds: {self.records} records"
-        return f"audit chain broken at record {self.first_bad_seq}: {self.problem}"
+            head = f"audit chain holds: {self.records} records"
+        elif self.first_bad_seq is None:
+            head = f"audit chain does not hold: {self.problem}"
+        else:
+            head = f"audit chain broken at record {self.first_bad_seq}: {self.problem}"
+        return "\n".join((head, *self.notes))
+
+
+def field_problem(rec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, why) of the first field whose type no honest writer produces; checked
+    before hashing, since hashing bytes or a non-object would raise instead of report."""
+    for name in TEXT_FIELDS:
+        value = rec.get(name)
+        if not isinstance(value, str):
+            return name, f"is not text ({type(value).__name__})"
+    for name in OBJECT_FIELDS:
+        value = rec.get(name)
+        if value is not None and not isinstance(value, dict):
+            return name, f"is not a JSON object ({type(value).__name__})"
+    at = rec.get("at")
+    if not isinstance(at, (str, datetime)) or (isinstance(at, datetime) and at.tzinfo is None):
+        return "at", f"is not a UTC time ({type(at).__name__})"
+    return None
+
+
+RecordCheck = Callable[[Mapping[str, Any]], str | None]
 
 
 def verify_records(records: Iterable[Mapping[str, Any]],
-                   head: Mapping[str, Any] | None) -> VerifyResult:
-    """Walk the chain in order; report the first record that does not hold."""
-    prev_hash = GENESIS
-    expected_seq = 1
-    count = 0
-    for rec in records:
-        seq = rec["seq"]
-        if seq != expected_seq:
-            what = "missing" if seq > expected_seq else "duplicated or out of order"
-            return VerifyResult(False, count, expected_seq,
-                                f"record {expected_seq} is {what} (found {seq} next)")
-        if rec["prev_hash"] != prev_hash:
-            return VerifyResult(False, count, seq,
-                                "prev_hash does not match the hash of the record before it "
-                                "(a record was inserted, deleted or changed)")
-        if record_hash(rec) != rec["hash"]:
-            return VerifyResult(False, count, seq,
-                                "contents do not match the record's hash (a field was changed)")
-        prev_hash = rec["hash"]
-        expected_seq += 1
-        count += 1
+                   head: Mapping[str, Any] | None, *,
+                   check: RecordCheck | None = None,
+                   start: tuple[int, str] = (0, GENESIS)) -> VerifyResult:
+    """Walk the chain in order; report the first record that does not hold. `check` sees
+    each record that holds and may name a further problem with it (a checkpoint that
+    says otherwise). `start` (seq, hash): the records follow that one (a checkpoint)
+    instead of the beginning; `records` then counts up from its seq."""
+    count, prev_hash = start
+    expected_seq = count + 1
+    try:
+        for rec in records:
+            result = _verify_one(rec, expected_seq, prev_hash, count, check)
+            if result is not None:
+                return result
+            prev_hash = rec["hash"]
+            expected_seq += 1
+            count += 1
+    except UnreadableRecord as exc:
+        return VerifyResult(False, count, exc.seq, f"field {exc.field} {exc.why}")
     if head is not None and (head.get("count") != count or head.get("hash") != prev_hash):
         head_count = head.get("count")
         first_bad = min(head_count, count) + 1 if isinstance(head_count, int) else 1
@@ -122,6 +164,65 @@ def verify_records(records: Iterable[Mapping[str, Any]],
     if head is None and count:
         return VerifyResult(False, count, 1, "chain head is missing")
     return VerifyResult(True, count)
+
+
+def _verify_one(rec: Mapping[str, Any], expected_seq: int, prev_hash: str, count: int,
+                check: RecordCheck | None) -> VerifyResult | None:
+    seq = rec["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return VerifyResult(False, count, expected_seq,
+                            f"record {expected_seq}: field seq is not an integer ({seq!r})")
+    if seq != expected_seq:
+        what = "missing" if seq > expected_seq else "duplicated or out of order"
+        return VerifyResult(False, count, expected_seq,
+                            f"record {expected_seq} is {what} (found {seq} next)")
+    bad_field = field_problem(rec)
+    if bad_field is not None:
+        return VerifyResult(False, count, seq, f"field {bad_field[0]} {bad_field[1]}")
+    if rec["prev_hash"] != prev_hash:
+        return VerifyResult(False, count, seq,
+                            "prev_hash does not match the hash of the record before it "
+                            "(a record was inserted, deleted or changed)")
+    if record_hash(rec) != rec["hash"]:
+        return VerifyResult(False, count, seq,
+                            "contents do not match the record's hash (a field was changed)")
+    problem = check(rec) if check is not None else None
+    if problem:
+        return VerifyResult(False, count, seq, problem)
+    return None
+
+
+def _rows_up_to_the_unreadable(session: Session, after: int, batch: int) -> list[AuditRow]:
+    """Read one row at a time: the readable rows before the bad one, then UnreadableRecord
+    naming the bad one and which of its columns fails to load."""
+    table = AuditRow.__table__
+    seqs = session.scalars(select(table.c.seq).where(table.c.seq > after)
+                           .order_by(table.c.seq).limit(batch)).all()
+    rows: list[AuditRow] = []
+    for seq in seqs:
+        try:
+            row = session.scalars(select(AuditRow).where(AuditRow.seq == seq)).one()
+        except (TypeError, ValueError):
+            session.rollback()
+            if rows:  # the good ones first; the next batch starts at the bad one
+                return rows
+            for column in table.c:
+                try:
+                    session.execute(select(column).where(table.c.seq == seq)).one()
+                except (TypeError, ValueError) as exc:
+                    session.rollback()
+                    raw = session.execute(select(sql_column(column.name)).select_from(table)
+                                          .where(table.c.seq == seq)).scalar()
+                    raise UnreadableRecord(int(seq), column.name, _why(raw, exc)) from None
+            raise UnreadableRecord(int(seq), "?", "cannot be read") from None
+        rows.append(row)
+    return rows
+
+
+def _why(raw: Any, exc: Exception) -> str:
+    if isinstance(raw, (bytes, bytearray, memoryview)):  # a BLOB where text is stored
+        return "is not text (bytes)"
+    return f"cannot be read ({str(exc)[:120] or type(exc).__name__})"
 
 
 def _row_fields(row: AuditRow) -> dict[str, Any]:
@@ -182,12 +283,17 @@ class AuditLog:
 
     def iter_fields(self, session: Session, batch: int = 2000,
                     after: int = 0) -> Iterator[dict[str, Any]]:
-        """The records after record `after` (0: all of them), oldest first."""
+        """The records after record `after` (0: all of them), oldest first. A row that
+        cannot be read (bytes where a time or JSON belongs) raises UnreadableRecord
+        naming it, after every readable record before it."""
         last = after
         while True:
-            rows = session.scalars(
-                select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(batch)
-            ).all()
+            query = select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq)
+            try:
+                rows = session.scalars(query.limit(batch)).all()
+            except (TypeError, ValueError):
+                session.rollback()
+                rows = _rows_up_to_the_unreadable(session, last, batch)
             if not rows:
                 return
             for row in rows:
@@ -246,6 +352,9 @@ def build_bundle(records: Iterable[Mapping[str, Any]], head: Mapping[str, Any] |
                  key: Ed25519PrivateKey, *, source: str) -> dict[str, Any]:
     serial = []
     for rec in records:
+        bad_field = field_problem(rec)
+        if bad_field is not None:  # json.dumps would raise on it; name it instead
+            raise UnreadableRecord(int(rec["seq"]), *bad_field)
         item = record_body(rec)
         item["hash"] = rec["hash"]
         serial.append(item)

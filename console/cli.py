@@ -132,15 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--theme", choices=["dark", "light"], default="dark")
     snap.add_argument("--window-only", action="store_true", help="no per-pane PNGs")
 
-    audit = sub.add_parser("audit", help="verify or export the audit log")
-    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = audit_sub.add_parser("verify", parents=[db_parent],
-                                  help="check the hash chain (exit 1 naming the first bad record)")
-    verify.add_argument("--bundle", type=Path, metavar="FILE",
-                        help="verify an exported bundle (chain and signature), no database")
-    export = audit_sub.add_parser("export", parents=[db_parent],
-                                  help="write a self-contained, signed bundle")
-    export.add_argument("--out", type=Path, required=True, metavar="FILE")
+    from console import audit_cli
+
+    audit_cli.add_parser(sub, db_parent)
 
     kill = sub.add_parser("kill-switch", parents=[db_parent],
                           help="drop every agent to level 0 (on) or restore the ceiling (off)")
@@ -284,7 +278,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{name:20} {load_scenario(name).description}")
         return EXIT_OK
     if args.command == "audit":
-        return _cmd_audit(args)
+        from console import audit_cli
+
+        return audit_cli.dispatch(args)  # opens the database itself, read-only for verify
     if args.command == "ingest":
         return _cmd_ingest(args)
     if args.command == "runbooks":
@@ -388,31 +384,6 @@ def _database_owner(args: argparse.Namespace) -> str:
     finally:
         runtime.close()
     return owner
-
-
-def _cmd_audit(args: argparse.Namespace) -> int:
-    from console.audit import BundleError, key_fingerprint, read_bundle, verify_bundle
-
-    if args.audit_command == "verify" and args.bundle is not None:
-        try:
-            bundle = read_bundle(args.bundle)
-        except BundleError as exc:
-            raise UsageError(str(exc)) from exc
-        result = verify_bundle(bundle)
-        print(f"{result.describe()} (signed by key {key_fingerprint(bundle['public_key'])}, "
-              f"exported {bundle['exported_at']})")
-        return EXIT_OK if result.ok else EXIT_FAILED
-    runtime = _runtime(args)
-    try:
-        if args.audit_command == "verify":
-            result = runtime.service.verify_audit()
-            print(result.describe())
-            return EXIT_OK if result.ok else EXIT_FAILED
-        count, fingerprint = runtime.service.export_audit(args.out)
-        print(f"wrote {count} records to {args.out} (signed by key {fingerprint})")
-        return EXIT_OK
-    finally:
-        runtime.close()
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:

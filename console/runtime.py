@@ -38,6 +38,7 @@ from agents.retriever import Answer, Retriever
 from agents.runtime import Agent, AgentRuntime
 from agents.scribe import Scribe
 from console.actions.estate import EstateExecutor
+from console.audit_checkpointer import start_checkpoints
 from console.bus import EventBus, OffLoopSubscriber
 from console.clock import RealClock, SimClock
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
@@ -95,6 +96,8 @@ class Runtime:
         # Scenarios move a simulated clock; headless commands live in real time.
         self.clock: Any = clock or SimClock(SCENARIO_EPOCH)
         self.service = WatchfloorService(self.db, self.bus, self.clock)
+        # Signed checkpoints of the audit chain, outside the database's reach
+        self.checkpoints = start_checkpoints(self.db, self.bus)
         # Tickets and change records go to the configured system (tickets.yaml; the
         # built-in store by default), built on first use.
         self.tickets = ConfiguredTickets(self.service)
@@ -241,6 +244,8 @@ class Runtime:
                 closer = getattr(executor, "close", None)
                 if callable(closer):
                     closer()
+        if self.checkpoints is not None:
+            self.checkpoints.close()  # what this process appended is anchored before it ends
         self.db.dispose()
 
     def __enter__(self) -> Runtime:

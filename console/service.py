@@ -18,7 +18,6 @@ from console.audit import (
     build_bundle,
     canonical_json,
     key_fingerprint,
-    load_or_create_key,
     write_bundle,
 )
 from console.auth import Authenticator
@@ -46,7 +45,7 @@ from console.events import (
 from console.execution import ExecutionEngine
 from console.operations import Operation, OperationRunner, Refused
 from console.policy import Policy
-from console.storage.db import Database, config_dir
+from console.storage.db import Database
 from console.storage.repos import (
     ROLES,
     ChangeRepo,
@@ -496,12 +495,17 @@ class WatchfloorService:
             return self.audit.entries(session, after=after)
 
     def verify_audit(self) -> VerifyResult:
-        with self.db.sessions() as session:
-            return self.audit.verify(session)
+        """The chain, this workstation's checkpoints of it and the rows it vouches for
+        (console/audit_checks.py)."""
+        from console.audit_checks import verify_database
+
+        return verify_database(self.db, self.audit)
 
     def export_audit(self, out: Path, key_path: Path | None = None) -> tuple[int, str]:
         """Write a signed bundle; returns the record count and the signing key's fingerprint."""
-        key = load_or_create_key(key_path or config_dir() / "audit_ed25519.pem")
+        from console.audit_trust import workstation_key  # also lists it as trusted
+
+        key = workstation_key(key_path)
         with self.db.sessions() as session:
             bundle = build_bundle(self.audit.iter_fields(session), self.audit.head(session),
                                   key, source=self.db.url)
