@@ -6,6 +6,11 @@ to it in the service graph, in time, or by its labels (the same zone). Every dec
 carries the reason it was taken, so an operator can see why two alerts were folded
 together. The topology comes from a source (a mapping service -> what it calls), never
 from the estate's internals.
+
+An alert is scored only against the incidents it could join: those holding a service
+within `max_hops` of its own, or its zone. The rest could score at most the time
+closeness (0.5), below `join_score`, so one delivery of 10,000 unrelated alerts costs
+10,000 look-ups instead of 50 million comparisons.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import networkx as nx
 from console.domain import AlertStatus, Severity, Signal
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+TIME_SCORE = 0.5  # the most time closeness alone adds to a score
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,9 @@ class Correlator:
         self._held: dict[str, datetime] = {}  # flapping fingerprint -> clear after
         self._next_id = 1
         self.alerts_seen = 0
+        # Which incidents ever held a service / a zone: an alert's candidates.
+        self._by_service: dict[str, set[int]] = {}
+        self._by_zone: dict[str, set[int]] = {}
 
     # --- input ----------------------------------------------------------------------
 
@@ -164,7 +173,7 @@ class Correlator:
         best: Incident | None = None
         best_score, best_why = 0.0, ""
         zone = sig.labels.get("zone", "")
-        for incident in self.incidents.values():
+        for incident in self._candidates(sig.service, zone):
             if incident.state == "open":
                 if not self._recent(incident, sig.at):
                     continue
@@ -174,11 +183,26 @@ class Correlator:
                 idle = sig.at - incident.resolved_at
             else:
                 continue
-            score, why = self._score(incident, sig.service, zone, idle)
+            # An alert older than the incident's last activity (a late or re-sent one) is
+            # as close in time as one at that moment: time alone never joins it anywhere.
+            score, why = self._score(incident, sig.service, zone, max(idle, timedelta(0)))
             if score > best_score or (score == best_score and best is not None
                                       and incident.id > best.id):
                 best, best_score, best_why = incident, score, why
         return best, best_score, best_why
+
+    def _candidates(self, service: str, zone: str) -> Iterable[Incident]:
+        """The incidents that could reach `join_score`: a service within `max_hops`, or
+        the zone. With a threshold time closeness alone reaches, every incident is one.
+        The best match does not depend on the order (ties go to the highest id)."""
+        if self.settings.join_score <= TIME_SCORE:
+            return self.incidents.values()
+        ids: set[int] = set()
+        for near in self._distance.get(service, ()):
+            ids.update(self._by_service.get(near, ()))
+        if zone:
+            ids.update(self._by_zone.get(zone, ()))
+        return [self.incidents[i] for i in ids]
 
     def _score(self, incident: Incident, service: str, zone: str,
                idle: timedelta) -> tuple[float, str]:
@@ -201,7 +225,7 @@ class Correlator:
                 score += 1.0 + share
                 reasons.append(f"zone {zone} like {share:.0%} of its instance alerts")
         window = self.settings.group_window.total_seconds()
-        score += 0.5 * max(0.0, 1.0 - idle.total_seconds() / window)
+        score += TIME_SCORE * max(0.0, 1.0 - idle.total_seconds() / window)
         reasons.append(f"{_ago(idle)} after its last activity")
         return score, "; ".join(reasons)
 
@@ -214,9 +238,11 @@ class Correlator:
         incident.active.add(sig.fingerprint)
         incident.alerts += 1
         incident.services[sig.service] = incident.services.get(sig.service, 0) + 1
+        self._by_service.setdefault(sig.service, set()).add(incident.id)
         zone = sig.labels.get("zone")
         if zone:
             incident.zones[zone] = incident.zones.get(zone, 0) + 1
+            self._by_zone.setdefault(zone, set()).add(incident.id)
         incident.last_activity = max(incident.last_activity, sig.at)
         if _RANK[sig.severity] > _RANK[incident.severity]:
             incident.severity = sig.severity
