@@ -18,6 +18,10 @@ from console.service import WatchfloorService
 ACTOR = "agent:correlator"
 _NOTED = {"open", "join", "reopen", "flapping", "resolve"}
 _AUDITED = {"open": "incident.open", "reopen": "incident.reopen", "resolve": "incident.resolve"}
+# Incident updates per transaction: a delivery of 10,000 unrelated alerts opens 10,000
+# incidents, and one transaction for all of them held the database's write lock for
+# seconds (the receiver and the team's heartbeat waited behind it).
+SAVE_CHUNK = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +72,11 @@ class CorrelatorAgent:
             updates.append(IncidentUpdate(key, self.ids.get(key), inc.title, inc.severity,
                                           inc.state, services, inc.opened_at, inc.resolved_at,
                                           notes, audit))
-        if not updates:
-            return []
-        saved = self.service.save_incidents(updates, actor=ACTOR)
-        for update, info in zip(updates, saved, strict=True):
-            self.ids[update.key] = info.id
+        saved: list[IncidentInfo] = []
+        for start in range(0, len(updates), SAVE_CHUNK):
+            chunk = updates[start:start + SAVE_CHUNK]
+            stored = self.service.save_incidents(chunk, actor=ACTOR)
+            for update, info in zip(chunk, stored, strict=True):
+                self.ids[update.key] = info.id
+            saved.extend(stored)
         return saved

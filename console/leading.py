@@ -47,6 +47,7 @@ class LeaderDuties:
         self.driver: ScenarioDriver | None = None
         self.reconciled: list[tuple[int, str]] = []  # what the last lead settled
         self.pruned = 0
+        self.recovered = 0  # stored deliveries the last lead correlated late
         self.receiver: WebhookReceiver | None = None
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -62,6 +63,7 @@ class LeaderDuties:
         """Settle what was in flight (a dead leader's action, a crash's), then play the
         estate with the agents and start the sources."""
         from console.runtime import ScenarioDriver
+        from console.sources.webhook import source_parsers
         from console.team_sync import prune_feed
 
         runtime = self.runtime
@@ -81,6 +83,10 @@ class LeaderDuties:
         driver = self.driver
         self.reconciled = list(await asyncio.to_thread(engine.reconcile))
         self.pruned = await asyncio.to_thread(prune_feed, runtime.db)
+        # Deliveries stored and answered but not correlated (a crash, a lost leader) go
+        # before anything new.
+        self.recovered = await asyncio.to_thread(runtime.deferred.recover,
+                                                 source_parsers(self.mappings))
         await asyncio.to_thread(
             runtime.service.record, actor="system", action="scenario.start",
             target=driver.scenario.name,
@@ -96,6 +102,7 @@ class LeaderDuties:
         if self.receiver is not None:
             self.receiver.close()
             self.receiver = None
+        self.runtime.deferred.stop()  # the backlog is the next leader's
         self.runtime.agents.cancel()
 
     async def stop(self) -> None:
@@ -105,8 +112,8 @@ class LeaderDuties:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self.receiver is not None:
-            self.receiver.close()
+        if self.receiver is not None:  # waits for the deliveries being stored
+            await asyncio.to_thread(self.receiver.close)
             self.receiver = None
         if self.http is not None:
             await self.http.aclose()
@@ -125,7 +132,7 @@ class LeaderDuties:
             try:
                 self.receiver = WebhookReceiver(
                     runtime.service, host=self.listen[0], port=self.listen[1],
-                    token=self.token, on_stored=runtime.receive,
+                    token=self.token, on_stored=runtime.deferred.submit,
                     mappings=self.mappings).start()
             except OSError as exc:
                 self.notify(f"webhook receiver not started: {exc}", True)

@@ -41,6 +41,7 @@ from console.actions.estate import EstateExecutor
 from console.audit_checkpointer import start_checkpoints
 from console.bus import EventBus, OffLoopSubscriber
 from console.clock import RealClock, SimClock
+from console.correlation import DeferredCorrelation
 from console.domain import AlertStatus, ChangeEvent, IncidentInfo, LogRecord, Signal
 from console.estate import ScenarioPlayer, load_scenario
 from console.estate.telemetry import EstateMetrics
@@ -108,6 +109,8 @@ class Runtime:
             self.service.engine.executors["prometheus"] = PrometheusProbe(prometheus)
         # Without an estate there is no topology: grouping by time and labels only.
         self.correlator = CorrelatorAgent(self.service, {})
+        # What the webhook receiver stored is correlated on this worker, after the answer.
+        self.deferred = DeferredCorrelation(self.db, self.receive)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.rules: RuleEngine | None = None
         self.rule_error: str | None = None
@@ -217,7 +220,8 @@ class Runtime:
 
     def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
         """Signals a source has stored (from its own thread): correlate them, then tell
-        the subscribers on the event loop's thread."""
+        the subscribers on the event loop's thread. The webhook receiver's deliveries
+        come here through `deferred`, after their answer."""
         incidents = self.correlator.handle(signals, self.clock.now()) if signals else []
 
         def announce() -> None:
@@ -230,6 +234,8 @@ class Runtime:
             announce()
 
     def close(self) -> None:
+        self.deferred.stop()  # what is queued stays in the backlog for the next start
+        self.deferred.wait_idle(timeout=60)
         self.ticket_worker.flush()
         for detach in self._detach:
             detach()

@@ -57,6 +57,7 @@ from console.storage.repos import (
     SignalRepo,
     UserRepo,
 )
+from console.storage.repos_backlog import BacklogRepo
 from console.storage.repos_exec import RecommendationRepo
 from console.storage.repos_retrieval import RetrievalRepo
 from console.team_sync import tag_signals
@@ -324,25 +325,31 @@ class WatchfloorService:
             return self._signals.between(session, low, high, limit)
 
     def accept_payload(self, source: str, body: Any, signals: Iterable[Signal] = (),
-                       changes: Iterable[ChangeEvent] = (), logs: Iterable[Any] = ()) -> bool:
+                       changes: Iterable[ChangeEvent] = (), logs: Iterable[Any] = (), *,
+                       defer: bool = False) -> int | None:
         """Keep a delivery and what it normalized to, all in one transaction (worker-thread
-        safe). A delivery seen before (same canonical body) stores nothing: returns False."""
+        safe); returns the stored delivery's id. A delivery seen before (same canonical
+        body) stores nothing: returns None. `defer`: its signals are correlated later, off
+        the sender's path; a correlation backlog row stored with it says so until then
+        (console/correlation.py), so a crash in between loses nothing."""
         digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
         signals, changes, logs = tuple(signals), tuple(changes), tuple(logs)
         with self.db.sessions() as session:
             if self._inbound.exists(session, digest):
-                return False
-            self._logs.add_many(session, logs)
-            self._inbound.add(session, source, digest, body, self.clock.now(), len(signals),
-                              len(changes))
-            self._add_signals(session, signals)
-            self._changes.add_many(session, changes)
+                return None
             try:
+                self._logs.add_many(session, logs)
+                delivery = self._inbound.add(session, source, digest, body, self.clock.now(),
+                                             len(signals), len(changes))
+                if defer and signals:
+                    BacklogRepo().add(session, delivery, self.clock.now())
+                self._add_signals(session, signals)
+                self._changes.add_many(session, changes)
                 session.commit()
             except IntegrityError:  # the same delivery raced us: it is stored once
                 session.rollback()
-                return False
-        return True
+                return None
+        return delivery
 
     def dead_letter(self, source: str, reason: str, raw: bytes | str) -> None:
         """Keep a rejected delivery for review (the first 64 KiB, as text)."""
@@ -402,9 +409,10 @@ class WatchfloorService:
         (safe in a worker thread); returns the stored incidents for `announce_incidents`."""
         saved: list[IncidentInfo] = []
         entries: list[AuditEntry] = []
+        updates = tuple(updates)
         with self.db.sessions() as session:
-            for update in updates:
-                incident_id = self._incidents.save(session, update)
+            ids = self._incidents.save_many(session, updates)
+            for incident_id, update in zip(ids, updates, strict=True):
                 for action, reason in update.audit:
                     entries.append(self.audit.append(
                         session, actor=actor, action=action, target=f"incident:{incident_id}",

@@ -4,18 +4,17 @@ It listens on loopback unless told otherwise, can require a bearer token, stores
 delivery (and the signals it normalizes to) before it answers 200, answers a malformed
 delivery with 400 and the reason, and keeps the rejected body in the dead-letter table.
 A delivery seen before is answered 200 and stored once. It runs in its own threads
-(the standard library's ThreadingHTTPServer), so a slow sender never blocks the GUI.
+(console/sources/http_intake.py: one loop reads every connection within a deadline, a
+fixed pool parses and stores), so a slow sender never blocks the GUI nor another sender.
+What happens to the signals next (correlation) happens after the answer, elsewhere.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-import logging
-import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from console.domain import ChangeEvent, Signal
@@ -23,9 +22,9 @@ from console.service import WatchfloorService
 from console.sources import jsonbody
 from console.sources.alertmanager import PayloadError, parse_webhook
 from console.sources.feeds import parse_changes
+from console.sources.http_intake import IntakeLimits, IntakeServer
 from console.sources.mapping import Mapping, apply_mapping
 
-log = logging.getLogger(__name__)
 MAX_BODY = 4 * 1024 * 1024
 MAX_DEPTH = 32
 
@@ -68,13 +67,39 @@ ROUTES: dict[str, tuple[str, Parser]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A delivery as stored: `id` is its stored payload's, which stays in the correlation
+    backlog until its signals are correlated (console/correlation.py)."""
+
+    id: int
+    source: str
+    signals: tuple[Signal, ...]
+    changes: tuple[ChangeEvent, ...]
+
+
+def source_parsers(mappings: dict[str, Mapping] | None = None) -> dict[str, Parser]:
+    """Each source's parser, by the name its deliveries are stored under: what a stored
+    delivery is read back with (the receiver's routes, keyed by source)."""
+    parsers = {source: parse for source, parse in ROUTES.values()}
+    for name, mapping in (mappings or {}).items():
+        parsers[f"webhook:{name}"] = _generic(name, mapping)
+    return parsers
+
+
 class WebhookReceiver:
-    """Start with `start()`, stop with `close()`; `url` is where senders post."""
+    """Start with `start()`, stop with `close()`; `url` is where senders post.
+
+    `on_stored` hears each stored delivery on a receiver worker, before its answer: it
+    must hand the work on, not do it (Runtime.receive_later queues it), or the sender
+    waits for it. Such deliveries are stored with a correlation backlog row (`defer`).
+    The HTTP side and its limits are console/sources/http_intake.py."""
 
     def __init__(self, service: WatchfloorService, *, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None,
-                 on_stored: Callable[[list[Signal], list[ChangeEvent]], None] | None = None,
-                 mappings: dict[str, Mapping] | None = None) -> None:
+                 on_stored: Callable[[Delivery], None] | None = None,
+                 mappings: dict[str, Mapping] | None = None,
+                 limits: IntakeLimits | None = None) -> None:
         self.service = service
         self.routes = dict(ROUTES)
         for name, mapping in (mappings or {}).items():
@@ -82,27 +107,20 @@ class WebhookReceiver:
                                                       _generic(name, mapping))
         self.token = token
         self.on_stored = on_stored
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self.server = IntakeServer(host, port, self.handle, reject=self._reject,
+                                   limits=limits or IntakeLimits(max_body=MAX_BODY))
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self.server.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> WebhookReceiver:
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="webhook-receiver", daemon=True)
-        self._thread.start()
+        self.server.start()
         return self
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.server.close()
 
     def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
         """Decide the answer to one delivery (the HTTP layer only reads and writes)."""
@@ -121,53 +139,14 @@ class WebhookReceiver:
         except PayloadError as exc:
             self.service.dead_letter(source, str(exc), raw)
             return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
-        stored = self.service.accept_payload(source, body, signals, changes)
+        defer = self.on_stored is not None
+        stored = self.service.accept_payload(source, body, signals, changes, defer=defer)
         if stored and self.on_stored is not None:
-            self.on_stored(signals, changes)
+            self.on_stored(Delivery(stored, source, tuple(signals), tuple(changes)))
         return HTTPStatus.OK, {"status": "stored" if stored else "duplicate",
                                "signals": len(signals), "changes": len(changes)}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "watchfloor-receiver"
-
-            def do_POST(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length", ""))
-                except ValueError:
-                    self._answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length needed"})
-                    return
-                if length < 0 or length > MAX_BODY:
-                    receiver.service.dead_letter("webhook", f"body of {length} bytes is over "
-                                                 f"the {MAX_BODY}-byte limit", b"")
-                    self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                 {"error": f"body over {MAX_BODY} bytes"})
-                    return
-                raw = self.rfile.read(length)
-                try:
-                    status, answer = receiver.handle(self.path, self.headers, raw)
-                except Exception:  # never lose the sender's retry: 500 makes it try again
-                    log.exception("webhook delivery failed")
-                    status, answer = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "not stored"}
-                self._answer(status, answer)
-
-            def do_GET(self) -> None:
-                if self.path == "/-/healthy":
-                    self._answer(HTTPStatus.OK, {"status": "ok"})
-                else:
-                    self._answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST deliveries"})
-
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("webhook: " + format, *args)
-
-        return Handler
+    def _reject(self, path: str, reason: str, kept: bytes) -> None:
+        """A request refused before it was decided (too big, cut short) is kept too."""
+        route = self.routes.get(path.split("?", 1)[0])
+        self.service.dead_letter(route[0] if route is not None else "webhook", reason, kept)

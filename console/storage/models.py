@@ -472,3 +472,14 @@ class TeamMemberRow(Base):
     heartbeat_at: Mapped[utc] = mapped_column(index=True)
     leader_since: Mapped[utc_opt]
     clock_at: Mapped[utc_opt]  # the console's clock at its heartbeat (a simulated estate's)
+
+
+class CorrelationBacklogRow(Base):
+    """A stored delivery whose signals are not correlated yet (console/correlation.py).
+    Written in the delivery's own transaction, deleted once its signals are correlated:
+    what a crash or a lost leadership leaves here is correlated by the next leader."""
+
+    __tablename__ = "correlation_backlog"
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("inbound_payloads.id"),
+                                             primary_key=True, autoincrement=False)
+    queued_at: Mapped[utc]

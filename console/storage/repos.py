@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from console.domain import (
@@ -52,7 +53,9 @@ class SignalRepo:
         if not rows:
             return None
         before = session.scalar(select(func.max(SignalRow.id))) or 0
-        session.execute(insert(SignalRow), rows)
+        # Into the table, not the ORM entity: the ORM's bulk path costs about as much
+        # again per row, on the receiver's path from a delivery to its answer.
+        session.execute(insert(cast(Table, SignalRow.__table__)), rows)
         after = session.scalar(select(func.max(SignalRow.id))) or 0
         return before + 1, after
 
@@ -167,6 +170,35 @@ class IncidentRepo:
                  "ref": n.ref, "data": dict(n.data)} for n in update.notes])
         return row.id
 
+    def save_many(self, session: Session, updates: Sequence[IncidentUpdate]) -> list[int]:
+        """`save` for a batch, in order: the new incidents in one insert that hands their
+        ids back, every note in one more (a delivery of unrelated alerts opens thousands,
+        and a flush per incident was most of the time it took)."""
+        fresh = [u for u in updates if u.id is None]
+        new_ids: list[int] = []
+        if fresh:
+            new_ids = list(session.scalars(
+                insert(IncidentRow).returning(IncidentRow.id, sort_by_parameter_order=True),
+                [{"title": u.title, "severity": u.severity.value, "state": u.state,
+                  "services": list(u.services), "opened_at": u.opened_at,
+                  "resolved_at": u.resolved_at} for u in fresh]))
+        given = iter(new_ids)
+        ids = [next(given) if u.id is None else self._update(session, u) for u in updates]
+        notes = [{"incident_id": incident_id, "at": n.at, "kind": n.kind, "summary": n.summary,
+                  "ref": n.ref, "data": dict(n.data)}
+                 for incident_id, u in zip(ids, updates, strict=True) for n in u.notes]
+        if notes:
+            session.execute(insert(TimelineEventRow), notes)
+        return ids
+
+    def _update(self, session: Session, update: IncidentUpdate) -> int:
+        row = session.get(IncidentRow, update.id)
+        if row is None:  # gone meanwhile: stored again, as `save` does
+            return self.save(session, replace(update, notes=()))
+        row.title, row.severity, row.state = update.title, update.severity.value, update.state
+        row.services, row.resolved_at = list(update.services), update.resolved_at
+        return row.id
+
     def all(self, session: Session, limit: int = 500, *,
             ids: Iterable[int] | None = None) -> list[IncidentInfo]:
         query = select(IncidentRow)
@@ -203,10 +235,13 @@ class InboundRepo:
                               .where(InboundPayloadRow.digest == digest)) is not None
 
     def add(self, session: Session, source: str, digest: str, body: Any, received_at: datetime,
-            signals: int, changes: int) -> None:
-        session.add(InboundPayloadRow(source=source, digest=digest, received_at=received_at,
-                                      body=body if isinstance(body, dict) else {"items": body},
-                                      signals=signals, changes=changes))
+            signals: int, changes: int) -> int:
+        row = InboundPayloadRow(source=source, digest=digest, received_at=received_at,
+                                body=body if isinstance(body, dict) else {"items": body},
+                                signals=signals, changes=changes)
+        session.add(row)
+        session.flush()
+        return row.id
 
     def count(self, session: Session) -> int:
         return int(session.scalar(select(func.count()).select_from(InboundPayloadRow)) or 0)

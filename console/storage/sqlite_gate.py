@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import deque
 from typing import Any
 
 BUSY_TIMEOUT_S = 5.0
@@ -31,28 +32,40 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "
 
 class WriteGate:
     """The lock of one file: held by a connection (any thread may let it go, so a
-    connection closed elsewhere never strands it)."""
+    connection closed elsewhere never strands it). It is handed over in the order the
+    writers came: a writer that commits and at once writes again (a batch stored in
+    chunks) queues behind those already waiting, instead of taking the lock back before
+    a woken waiter could; otherwise a long batch kept a one-row writer waiting for
+    seconds, past the busy timeout ("database is locked")."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: object | None = None
         self._owner_thread: int | None = None
+        self._waiting: deque[tuple[object, int]] = deque()
 
     def acquire(self, conn: object, timeout: float) -> bool:
         me = threading.get_ident()
         with self._cond:
             if self._owner is not None and self._owner_thread == me:
                 return False  # this thread writes elsewhere already: SQLite decides
-            if not self._cond.wait_for(lambda: self._owner is None, timeout):
+            if self._owner is None and not self._waiting:
+                self._owner, self._owner_thread = conn, me
+                return True
+            self._waiting.append((conn, me))
+            if not self._cond.wait_for(lambda: self._owner is conn, timeout):
+                self._waiting.remove((conn, me))
                 return False
-            self._owner, self._owner_thread = conn, me
             return True
 
     def release(self, conn: object) -> None:
         with self._cond:
             if self._owner is conn:
-                self._owner = self._owner_thread = None
-                self._cond.notify()
+                if self._waiting:  # straight to the first in line
+                    self._owner, self._owner_thread = self._waiting.popleft()
+                else:
+                    self._owner = self._owner_thread = None
+                self._cond.notify_all()
 
 
 _gates: dict[str, WriteGate] = {}
