@@ -141,7 +141,7 @@ def world(tmp_path: Path, db_url: str) -> Iterator[tuple[Runtime, Estate, Stack,
     runtime = Runtime(db_url)
     agent = CorrelatorAgent(runtime.service, player.estate.topology())
     receiver = WebhookReceiver(runtime.service, token=TOKEN,
-                               on_stored=lambda s, c: agent.handle(s, datetime.now(UTC)))
+                               on_stored=lambda d: agent.handle(d.signals, datetime.now(UTC)))
     receiver.start()
     estate = Estate(player)
     stack = Stack(tmp_path, receiver.url, estate.port)
