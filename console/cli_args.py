@@ -41,3 +41,15 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a timezone (e.g. ...Z)")
     return value
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """[HOST:]PORT for a receiver to listen on; the host is loopback unless given."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {number}")
+    return host or "127.0.0.1", number

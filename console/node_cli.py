@@ -5,8 +5,12 @@ feed (console/team_sync.py). While it leads it first settles what a dead leader 
 flight (`engine.reconcile()`), then plays the scenario with the agent team and runs the
 queued actions; while it follows, it only syncs. With `--json-events`, one JSON object
 per line on stdout for each notable event (joined, leader, lost_leadership,
-remote_change with its seq and latency, action, stopped), so scripts and tests can
+remote_change with its seq and latency, action, notice, stopped), so scripts and tests can
 follow it. SIGTERM or SIGINT stop it cleanly (exit 0).
+
+With `--listen`, the member that leads also runs the webhook receiver (the engine owns
+it; a window need not be open): it starts when this member takes the lead and stops
+when it loses it, so senders pointed at each member's address reach the leader's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -27,7 +32,7 @@ if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to 
     from console.runtime import Runtime
     from console.team_seat import TeamSeat
 
-from console.cli_args import positive_float
+from console.cli_args import listen_address, positive_float
 
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -57,6 +62,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="a folder of your own runbooks, added to the library")
     parser.add_argument("--json-events", action="store_true", dest="json_events",
                         help="print one JSON object per notable event on stdout")
+    parser.add_argument("--listen", type=listen_address, default=None, metavar="[HOST:]PORT",
+                        help="run the webhook receiver on this port (host 127.0.0.1 unless "
+                             "given) while this member leads")
+    parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
+                        help="bearer token senders must present (default: "
+                             "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
+    parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
+                        help="YAML file of generic JSON webhook mappings (see README)")
     return parser
 
 
@@ -93,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
     if args.runbooks is not None and not args.runbooks.is_dir():
         sys.stderr.write(f"watchfloor node: no runbook folder {args.runbooks}\n")
         return EXIT_BAD_INPUT
+    args.mappings = None
+    if args.webhook_mappings is not None:
+        from console.sources.mapping import load_mappings
+
+        try:
+            args.mappings = load_mappings(args.webhook_mappings)
+        except ScenarioError as exc:  # a bad mapping file: exit 2 before joining
+            sys.stderr.write(f"watchfloor node: {exc}\n")
+            return EXIT_BAD_INPUT
     try:
         return asyncio.run(_main(args))
     except DatabaseUrlError as exc:
@@ -111,22 +133,25 @@ class Node:
 
         self.log = log
         self.duties = LeaderDuties(runtime, args.scenario, user=user, mode="node",
-                                   seed=args.seed, notify=self._notify)
+                                   seed=args.seed, listen=args.listen,
+                                   token=args.webhook_token, mappings=args.mappings,
+                                   notify=self._notify)
 
     async def lead(self) -> None:
         await self.duties.lead()
         self.log.emit("leader", reconciled=[list(s) for s in self.duties.reconciled],
-                      pruned=self.duties.pruned)
+                      pruned=self.duties.pruned, recovered=self.duties.recovered)
 
     def follow(self) -> None:
         """The leadership is lost: stop acting as the leader at once."""
         self.log.emit("lost_leadership")
         self.duties.follow()
 
-    @staticmethod
-    def _notify(text: str, error: bool) -> None:
+    def _notify(self, text: str, error: bool) -> None:
         if error:  # a failed task or source: on stderr (the JSON events are on stdout)
             sys.stderr.write(f"watchfloor node: {text}\n")
+        else:  # e.g. where the receiver listens
+            self.log.emit("notice", text=text)
 
     def on_remote(self, change: RemoteChange) -> None:  # the listener's thread
         latency = None

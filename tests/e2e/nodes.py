@@ -54,7 +54,9 @@ class NodeProcess:
     as they come by a reader thread."""
 
     def __init__(self, url: str, name: str, folder: Path, runbooks: Path, *,
-                 scenario: str = "quiet-day", speed: float = 5.0) -> None:
+                 scenario: str = "quiet-day", speed: float = 5.0,
+                 extra: tuple[str, ...] = ()) -> None:
+        """`extra`: more arguments for `watchfloor node` (e.g. --listen)."""
         self.name = name
         folder.mkdir(parents=True, exist_ok=True)
         self.stderr_path = folder / "stderr.log"
@@ -64,7 +66,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "console.node_cli", "node", "--db", url,
              "--scenario", scenario, "--speed", str(speed), "--name", name, "--json-events",
-             "--runbooks", str(runbooks)],
+             "--runbooks", str(runbooks), *extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
