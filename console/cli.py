@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.cli_args import positive_float
+from console.cli_args import listen_address, positive_float
 from console.cli_identity import (
     IdentityError,
     add_actor_options,
@@ -24,17 +24,6 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 class UsageError(Exception):
     """Bad input on the command line or in a file it names: exit 2 with the reason."""
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
-    if not 0 < number < 65536:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {number}")
-    return host or "127.0.0.1", number
 
 
 def _http_url(text: str) -> str:
@@ -77,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: bad-deploy)")
     parser.add_argument("--speed", type=positive_float, default=10.0,
                         help="simulated seconds per wall second in the console (default 10)")
-    parser.add_argument("--listen", type=_listen, default=None, metavar="[HOST:]PORT",
+    parser.add_argument("--listen", type=listen_address, default=None, metavar="[HOST:]PORT",
                         help="run the webhook receiver on this port (host 127.0.0.1 unless "
                              "given) while the console is open")
     parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
