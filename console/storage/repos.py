@@ -187,8 +187,8 @@ class IncidentRepo:
         notes = [{"incident_id": incident_id, "at": n.at, "kind": n.kind, "summary": n.summary,
                   "ref": n.ref, "data": dict(n.data)}
                  for incident_id, u in zip(ids, updates, strict=True) for n in u.notes]
-        if notes:
-            session.execute(insert(TimelineEventRow), notes)
+        if notes:  # into the table, as the signals go (SignalRepo.add_many)
+            session.execute(insert(cast(Table, TimelineEventRow.__table__)), notes)
         return ids
 
     def _update(self, session: Session, update: IncidentUpdate) -> int:
