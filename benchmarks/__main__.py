@@ -16,6 +16,7 @@ from benchmarks import (
     bench_gui,
     bench_policy,
     bench_rca,
+    bench_receiver,
     bench_simulation,
     bench_team,
     bench_team_store,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "team-store": bench_team_store.run,
     "team-sync": bench_team_sync.run,
     "rca": bench_rca.run,
+    "receiver": bench_receiver.run,
     "gui": bench_gui.run,
 }
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, metavar="DIR",
                         help="recorded incidents with known causes (rca): PetShop, Nezha or "
                              "Watchfloor recordings; scores the investigator beside baselines")
+    parser.add_argument("--cpu-load", type=int, default=0, dest="cpu_load", metavar="N",
+                        help="busy processes competing for the CPU meanwhile (receiver)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}
