@@ -277,7 +277,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "knowledge":
         return _cmd_knowledge(args)
     if args.command in ("login", "logout"):
-        return _cmd_session(args)
+        from console.cli_identity import run_session
+
+        return run_session(args, _runtime)
     from console import (
         assess_cli,
         cli_exec,
@@ -330,7 +332,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{scenario}: no such scenario file")
     from console.run_guard import DatabaseInUse
 
-    owner = _database_owner(args) if args.own_database else None
+    from console.cli_identity import database_owner
+
+    owner = database_owner(args) if args.own_database else None
     try:
         summary = run_headless(scenario, db_url=args.db, seed=args.seed, speed=args.speed,
                                autonomy=args.autonomy, approve=args.approve, owner=owner,
@@ -352,27 +356,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for f in summary["faults"]:
         print(f"fault   +{f['at_s']:>7.0f}s {f['service']:18} {f['kind']}")
     return EXIT_OK
-
-
-def _database_owner(args: argparse.Namespace) -> str:
-    """The administrator who gives `--db` to a headless run, proved by their password."""
-    from console.cli_identity import prove
-    from console.runtime import Runtime, local_user
-
-    if args.db is None:
-        raise UsageError("--i-own-this-database goes with --db URL (without --db the run "
-                         "has a private database of its own)")
-    owner = args.as_user or local_user()
-    runtime = Runtime(args.db)
-    try:
-        if not runtime.service.auth.has_password(owner):
-            raise IdentityError(f"{owner} has no password on this database: only an "
-                                "administrator who proves it gives a database to a run")
-        prove(runtime.service, owner, command="run --i-own-this-database",
-              password_stdin=args.password_stdin)
-    finally:
-        runtime.close()
-    return owner
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -442,26 +425,6 @@ def _cmd_knowledge(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     return EXIT_OK
-
-
-def _cmd_session(args: argparse.Namespace) -> int:
-    from console.cli_identity import login, logout, read_password
-    from console.runtime import local_user
-
-    user = args.as_user or local_user()
-    runtime = _runtime(args)
-    try:
-        if args.command == "logout":
-            ended = logout(runtime.service, user)
-            print(f"session of {user} ended" if ended else f"{user} had no session here")
-            return EXIT_OK
-        password = read_password(user, password_stdin=args.password_stdin)
-        ends = login(runtime.service, user, minutes=args.minutes, password=password)
-        print(f"signed in as {user} until {ends:%Y-%m-%d %H:%M} UTC (session kept in the "
-              "OS keyring; `watchfloor logout` ends it)")
-        return EXIT_OK
-    finally:
-        runtime.close()
 
 
 def _cmd_admin(args: argparse.Namespace) -> int:

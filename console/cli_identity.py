@@ -303,6 +303,52 @@ def _publish(service: WatchfloorService, entry: Any) -> None:
     service.bus.publish(AuditAppended(entry))
 
 
+# --- the commands of its own -----------------------------------------------------------
+
+
+def run_session(args: argparse.Namespace, open_runtime: Callable[[argparse.Namespace], Any]
+                ) -> int:
+    """`watchfloor login` / `logout` (IdentityError: the CLI prints it with its code)."""
+    from console.runtime import local_user
+
+    user = args.as_user or local_user()
+    runtime = open_runtime(args)
+    try:
+        if args.command == "logout":
+            ended = logout(runtime.service, user)
+            print(f"session of {user} ended" if ended else f"{user} had no session here")
+            return 0
+        password = read_password(user, password_stdin=args.password_stdin)
+        ends = login(runtime.service, user, minutes=args.minutes, password=password)
+        print(f"signed in as {user} until {ends:%Y-%m-%d %H:%M} UTC (session kept in the "
+              "OS keyring; `watchfloor logout` ends it)")
+        return 0
+    finally:
+        runtime.close()
+
+
+def database_owner(args: argparse.Namespace) -> str:
+    """The administrator who gives `--db` to a headless run (`run --i-own-this-database`),
+    proved by their password or session: a database with people on it is theirs to give
+    (console/run_guard.py), and only with proof."""
+    from console.runtime import Runtime, local_user
+
+    if args.db is None:
+        raise IdentityError("--i-own-this-database goes with --db URL (without --db the run "
+                            "has a private database of its own)", 2)
+    owner = args.as_user or local_user()
+    runtime = Runtime(args.db)
+    try:
+        if not runtime.service.auth.has_password(owner):
+            raise IdentityError(f"{owner} has no password on this database: only an "
+                                "administrator who proves it gives a database to a run")
+        prove(runtime.service, owner, command="run --i-own-this-database",
+              password_stdin=args.password_stdin)
+    finally:
+        runtime.close()
+    return owner
+
+
 # --- which commands act as a person ----------------------------------------------------
 
 ACTING_COMMANDS = frozenset({"propose", "approve", "reject", "rollback", "reconcile",

@@ -235,3 +235,10 @@ def test_a_changed_password_ends_the_session(team_db: Db, os_keyring: None,
     finally:
         rt.close()
     assert _run(["autonomy", "2", "--as", "adm1", *db], monkeypatch) == 2
+
+
+def test_owning_a_database_needs_one(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["run", "--headless", "--scenario", "bad-deploy",
+                 "--i-own-this-database"], monkeypatch) == 2
+    assert "goes with --db" in capsys.readouterr().err
