@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, delete, update
@@ -92,7 +93,7 @@ def test_checkpoints_of_sqlite_files_that_are_gone_are_swept(tmp_path: Path) -> 
     assert AnchorStore.for_url(f"sqlite:///{kept}").exists()
 
 
-def test_every_team_member_keeps_its_own_checkpoints(tmp_path: Path,
+def test_every_team_member_keeps_its_own_checkpoints(tmp_path: Path, make_db_url: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Two members on one database, each with its own user directories and key: the one
     that only follows checkpoints what the other appends (it hears of it through the
@@ -100,7 +101,7 @@ def test_every_team_member_keeps_its_own_checkpoints(tmp_path: Path,
     from console.bus import EventBus
     from console.team_sync import FeedListener
 
-    url = f"sqlite:///{tmp_path / 'team.db'}"
+    url = make_db_url(tmp_path, "team")
     members = {}
     for name in ("a", "b"):
         monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / name / "data"))
