@@ -57,6 +57,14 @@ class Db:
             rt.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_keyring_detection() -> None:
+    """Commands here read the keyring for a session: never let that be keyring's own
+    detection, which runs once a process and would leave out a Secret Service that a
+    later test starts (tests/test_itsm_governance.py)."""
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+
+
 @pytest.fixture
 def team_db(db_url: str) -> Db:
     return Db(db_url)
