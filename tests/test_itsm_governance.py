@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import keyring
+import keyring.backend
 import keyring.backends.fail
 import keyring.core
 import pytest
@@ -59,6 +60,9 @@ def os_keyring(secret_service: SecretService,
                        secret_service.env["DBUS_SESSION_BUS_ADDRESS"])
     monkeypatch.setenv("XDG_CONFIG_HOME", secret_service.env["XDG_CONFIG_HOME"])
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    # keyring finds the viable backends once a process; an earlier test may have made it
+    # look before this bus existed
+    keyring.backend.get_all_keyring.reset()
     keyring.core.init_backend()
     assert type(keyring.get_keyring()).__module__ == "keyring.backends.SecretService"
     yield CredentialStore()
