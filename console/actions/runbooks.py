@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from console.yamlpos import Duration, ScenarioError, load_model_text, read_config_text
 
@@ -202,6 +209,20 @@ class Validation(_Strict):
         return self
 
 
+class SideEffect(_Strict):
+    """What running the runbook itself does to a metric for a while (a restart drops
+    instances, a scale-out warms new ones): the team reads it so that it does not take
+    its own action's wake for a new fault. `scope: callers` is every service that calls
+    the target, directly or not (their errors while it restarts)."""
+
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    change: Literal["rises", "drops", "moves"]
+    window: Duration = Field(gt=0, le=86400, description="from the start of the action")
+    scope: Literal["target", "callers"] = "target"
+    service: str = Field("{service}", description="the target: a service parameter")
+    description: str = Field("", max_length=300)
+
+
 class AppliesTo(_Strict):
     faults: tuple[str, ...] = ()
     alerts: tuple[str, ...] = ()
@@ -224,6 +245,22 @@ class Runbook(_Strict):
     blast_radius: int = Field(ge=1, le=1000, description="targets touched at most")
     owner: str = Field(min_length=1)
     version: int = Field(1, ge=1)
+    side_effects: tuple[SideEffect, ...] = Field((), description="what the action itself "
+                                                  "does to metrics, and for how long")
+
+    @field_validator("side_effects")
+    @classmethod
+    def _effects_name_a_service(cls, value: tuple[SideEffect, ...],
+                                info: ValidationInfo) -> tuple[SideEffect, ...]:
+        params = info.data.get("parameters") or {}
+        for i, effect in enumerate(value):
+            named = _placeholders(effect.service)
+            name = min(named) if len(named) == 1 else ""
+            if effect.service != "{" + name + "}" or \
+                    getattr(params.get(name), "type", None) != "service":
+                raise ValueError(f"item {i}: service {effect.service!r} must be one whole "
+                                 "placeholder of a declared service parameter")
+        return value
 
     @field_validator("parameters")
     @classmethod
