@@ -16,7 +16,10 @@ Rules, in order:
    service, under the global ceiling) is 3 or more and the risk tier allows it; a
    level-1 rule (actor rule:ID, a fixed workflow someone wrote and reviewed) may run its
    named runbook from level 1, within the same risk tiers;
-   otherwise a person approves, and high risk needs an approver other than the requester.
+   otherwise a person approves, and high risk needs an approver other than the requester,
+   unless an admin granted that high-risk action class level 3 on the named service
+   (`high_risk_autonomy`, changed like all policy through an audited operation).
+`causes` sets the circuit breaker per cause and per incident (agents/escalation.py).
 """
 
 from __future__ import annotations
@@ -80,6 +83,40 @@ class BlastBudget(_Strict):
     targets: int = Field(ge=0)
 
 
+class ActionBudget(_Strict):
+    """At least `confidence` allows up to `actions` actions on one incident per window."""
+
+    confidence: float = Field(ge=0, le=1)
+    actions: int = Field(ge=0)
+
+
+class Causes(_Strict):
+    """The circuit breaker per cause (an incident's diagnosed service and fault class)
+    and per incident: stop acting where acting did not help, and hand it to a person."""
+
+    autonomous_attempts: int = Field(1, ge=0, le=10, description="actions on one cause "
+                                     "that may run on their own; after that a person "
+                                     "approves, and never after an ineffective one")
+    ineffective: int = Field(2, ge=1, le=10, description="ineffective actions on one "
+                             "cause after which the team proposes nothing more and "
+                             "escalates")
+    incident_budgets: tuple[ActionBudget, ...] = Field(
+        (ActionBudget(confidence=0.9, actions=3), ActionBudget(confidence=0.7, actions=2),
+         ActionBudget(confidence=0.0, actions=1)),
+        description="actions per incident per window, fewer as the diagnosis is less sure")
+    window: Duration = Field(3600.0, gt=0, description="the window of the incident budget "
+                             "and of the attempts counted on a cause")
+    observe: Duration = Field(240.0, gt=0, le=86400, description="how long after an action "
+                              "settles its cause's symptoms are checked")
+    recurrence: Duration = Field(1800.0, ge=0, le=86400, description="how long after an "
+                                 "effective action a return of the symptoms means it did "
+                                 "not last")
+
+    def incident_budget(self, confidence: float) -> int:
+        fitting = [b.actions for b in self.incident_budgets if confidence >= b.confidence]
+        return max(fitting, default=0)
+
+
 class Policy(_Strict):
     default_level: int = Field(2, ge=0, le=5)
     levels: dict[str, int] = Field(default_factory=dict, description="per action class")
@@ -104,6 +141,13 @@ class Policy(_Strict):
                                       "runs on its own only above this diagnosis confidence")
     corroboration: int = Field(2, ge=1, le=10, description="independent signals a diagnosis "
                                "needs before its remediation may run on its own")
+
+    causes: Causes = Field(Causes.model_validate({}), description="the circuit breaker "
+                           "per cause and per incident")
+    high_risk_autonomy: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="action class -> services where a high-risk "
+        "remediation may run on its own at level 3 (an admin's grant); elsewhere high risk "
+        "always needs an approver")
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> Policy:
@@ -223,6 +267,11 @@ def decide(policy: Policy, request: Request, *, ceiling: int, kill_switch: bool,
         if independent:
             return Decision("allow", (*reasons, f"high risk, approved by {independent[0]}"),
                             level=level, budget=budget)
+        granted = policy.high_risk_autonomy.get(request.action_class, ())
+        if agent and not rule and level >= 3 and _covers(granted, request.service):
+            return Decision("allow", (*reasons, f"high risk {request.action_class} on "
+                            f"{request.service} may run on its own at level 3+: granted by "
+                            "policy"), level=level, budget=budget)
         return Decision("needs_approval", (*reasons, "high risk needs an approver other "
                         "than the requester"), approver_role="approver",
                         approver_not=request.actor, level=level, budget=budget)
