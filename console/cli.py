@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "database (default: the local user)")
     add_proof_options(run)
 
-    sub.add_parser("scenarios", parents=[db_parent], help="list the built-in scenarios")
+    from console import scenarios_cli
+
+    scenarios_cli.add_parser(sub, db_parent)
     snap = sub.add_parser(
         "snapshot", parents=[db_parent],
         help="save PNGs of the console window and each pane at a moment of a scenario",
@@ -261,11 +263,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.command == "scenarios":
-        from console.estate import builtin_scenarios, load_scenario
+        from console import scenarios_cli
 
-        for name in builtin_scenarios():
-            print(f"{name:20} {load_scenario(name).description}")
-        return EXIT_OK
+        return scenarios_cli.dispatch(args)  # files only, no database
     if args.command == "audit":
         from console import audit_cli
 
