@@ -50,6 +50,20 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                          "truth (a recording, a PetShop or Nezha case, or a folder of them); "
                          "repeatable. Without --scenario, only the recordings are scored. "
                          "Recordings kept in <user data dir>/recordings are always included")
+    from console.scenario_gen import DEFAULT_REPORT_SEED, FIT_SEEDS
+    from console.scenarios_cli import count_arg, seed_arg
+
+    ev.add_argument("--generated", type=count_arg, default=None, metavar="N",
+                    help="instead of the built-in scenarios, generate N (as `scenarios "
+                         "generate` does) and score them per injected fault, with "
+                         "breakdowns by family")
+    ev.add_argument("--seed", type=seed_arg, default=None, metavar="S",
+                    help=f"with --generated: the generator seed (default "
+                         f"{DEFAULT_REPORT_SEED}; {FIT_SEEDS.start}-{FIT_SEEDS.stop - 1} are "
+                         f"fit seeds, {FIT_SEEDS.stop} and above report seeds)")
+    ev.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="with --generated: keep the generated files in DIR (default: a "
+                         "temporary folder, removed afterwards)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     from console.cli_identity import add_actor_options
 
@@ -59,6 +73,10 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
 def dispatch(args: argparse.Namespace, runtime: Any) -> int:
     from console.evaluate import EvalError, check_scope, evaluate
 
+    if args.generated is not None or args.seed is not None or args.out is not None:
+        from console.eval_generated import run_generated
+
+        return run_generated(args, runtime)
     try:
         check_scope(args.scenarios, args.seeds, args.autonomy)
     except EvalError as exc:

@@ -342,9 +342,11 @@ def aggregate(runs: Sequence[RunScore]) -> dict[str, Any]:
 
 def replay(scenarios: Sequence[str], *, seeds: int = 1, autonomy: int | None = 3,
            approve: str = "all",
-           progress: Callable[[str, int], None] | None = None) -> tuple[dict[str, Any],
-                                                                        list[RunScore]]:
-    """Run every (scenario, seed) headless and score it; returns the scope and the runs."""
+           progress: Callable[[str, int], None] | None = None,
+           on_summary: Callable[[str, Mapping[str, Any]], None] | None = None
+           ) -> tuple[dict[str, Any], list[RunScore]]:
+    """Run every (scenario, seed) headless and score it; returns the scope and the runs.
+    `on_summary` sees each run's summary too (the per-fault scores need it whole)."""
     from console.runtime import run_headless
 
     names = check_scope(scenarios, seeds, autonomy)
@@ -359,6 +361,8 @@ def replay(scenarios: Sequence[str], *, seeds: int = 1, autonomy: int | None = 3
                 progress(name, seed)
             summary = run_headless(name, seed=seed, autonomy=autonomy, approve=approve)
             runs.append(score_run(summary, topology))
+            if on_summary is not None:
+                on_summary(name, summary)
     return scope, runs
 
 
@@ -440,14 +444,18 @@ def headline(scores: Mapping[str, Any]) -> dict[str, Any]:
             "playbook": scores["playbook_selection"]["accuracy"],
             "auto_resolution": scores["auto_resolution"]["rate"],
             "rollback": scores["rollback"]["rate"],
-            "quiet_day_actions": scores["quiet_day_actions"], "audit_ok": scores["audit_ok"]}
+            "quiet_day_actions": scores["quiet_day_actions"], "audit_ok": scores["audit_ok"],
+            **({"per_fault_top1": scores["per_fault"]["accuracy"]["top1"],
+                "per_fault_ece": scores["per_fault"]["calibration"]["ece"]}
+               if "per_fault" in scores else {})}
 
 
 def store(service: WatchfloorService, scope: Mapping[str, Any],
-          runs: Sequence[RunScore]) -> dict[str, Any]:
+          runs: Sequence[RunScore], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score the runs, keep the eval in eval_runs and audit it; returns the report
-    (`schema`, `id`, `at`, `scope`, `scores`, `cases`)."""
-    scores = aggregate(runs)
+    (`schema`, `id`, `at`, `scope`, `scores`, `cases`). `extra` scores (the per-fault
+    ones) are kept beside the others."""
+    scores = {**aggregate(runs), **(extra or {})}
     cases = [c for r in runs for c in r.cases]
     at = service.clock.now()
     with service.db.sessions() as session:
