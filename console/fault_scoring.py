@@ -244,7 +244,7 @@ def _one(fault: Mapping[str, Any], index: int,
     if not resolved and fixed_by_team:
         resolved = [float(fault["fixed_at_s"])]
     first_diag = min(diagnosed) if diagnosed else None
-    in_time = None
+    in_time: bool | None = None
     if remedyless:
         in_time = bool(escalated_at) and first_diag is not None \
             and min(escalated_at) - first_diag <= ESCALATE_WITHIN_S

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,17 @@ def _eval(runtime: Any, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.fixture(scope="session")
+def _server_first(request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL, the server is set up before the session's databases, so that it is
+    still there when they are dropped."""
+    if os.environ.get("WATCHFLOOR_TEST_DB", "").strip().lower() == "postgresql":
+        request.getfixturevalue("pg_server")
+
+
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory, make_db_url_session: Any) -> Any:
+def runtime(tmp_path_factory: pytest.TempPathFactory, _server_first: None,
+            make_db_url_session: Any) -> Any:
     from console.clock import RealClock
     from console.runtime import Runtime
 
