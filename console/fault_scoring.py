@@ -5,8 +5,12 @@ to stop?
 names one of them is then scored right while the other is never fixed. Here each fault
 of a run (its summary's ground truth, never shown to the agents) is one case:
 
-- detected: an incident is about it (console/evaluate.py `faults_of`: begun by the time
-  the incident opened, one of its services within the fault's reach);
+- detected: an incident is about it: the incident was still open when the fault began
+  (a fault that joins an open incident belongs to it too; `eval`'s per-incident rule,
+  begun by the time the incident opened, would leave it out), it opened no later than 15
+  minutes after the fault was fixed, and one of its services lies within the fault's
+  reach (console/evaluation.py); time to detect counts from the fault's start to the
+  first incident that opened after it, or the first cause that names it;
 - AC@1: a diagnosed cause of such an incident names the fault's service and fault class
   (an incident with a `causes` list has one diagnosis per cause; otherwise its root cause
   is its only diagnosis); AC@3: the fault is among the first three of a cause's ranking
@@ -34,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.evaluate import FIXES, FIXING_ACTIONS, faults_of, percentile, reliability
+from console.evaluate import AFTERMATH_S, FIXES, FIXING_ACTIONS, percentile, reliability
 
 ESCALATE_WITHIN_S = 600.0
 ACTION_WINDOW_S = 600.0  # an estate reaction counts for an execution begun at most this before
@@ -111,10 +115,33 @@ def causes_of(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _begins(fault: Mapping[str, Any]) -> float:
+    """A certificate warns from the start: its fault is there before it expires."""
+    return float("-inf") if fault["kind"] == "certificate_expiry" else float(fault["at_s"])
+
+
+def incident_faults(incident: Mapping[str, Any], faults: Sequence[Mapping[str, Any]],
+                    reach: Sequence[set[str]]) -> list[int]:
+    """Indexes of the faults an incident is about (see the module docstring)."""
+    opened = float(incident["opened_at_s"])
+    closed = incident.get("resolved_at_s")
+    services = set(incident["services"])
+    out = []
+    for index, fault in enumerate(faults):
+        fixed = fault.get("fixed_at_s")
+        if closed is not None and float(closed) < _begins(fault):
+            continue  # over before the fault began
+        if fixed is not None and opened > float(fixed) + AFTERMATH_S \
+                and fault["kind"] != "certificate_expiry":
+            continue
+        if (fault.get("params") or {}).get("all_services") or services & reach[index]:
+            out.append(index)
+    return out
+
+
 def _active(fault: Mapping[str, Any], at: float) -> bool:
-    begins = 0.0 if fault["kind"] == "certificate_expiry" else float(fault["at_s"])
     ends = fault.get("fixed_at_s")
-    return begins <= at and (ends is None or at < float(ends))
+    return _begins(fault) <= at and (ends is None or at < float(ends))
 
 
 def _on(fault: Mapping[str, Any], service: str) -> bool:
@@ -199,7 +226,7 @@ def score_faults(summary: Mapping[str, Any], facts: EstateFacts,
                    family or family_of(summary["scenario"].get("description") or ""))
     about: list[list[tuple[Mapping[str, Any], list[dict[str, Any]]]]] = [[] for _ in faults]
     for inc in summary["incidents"]:
-        idx = faults_of(inc, faults, reach)
+        idx = incident_faults(inc, faults, reach)
         causes = causes_of(inc)
         mine = [faults[i] for i in idx]
         if not idx:
@@ -232,8 +259,9 @@ def _one(fault: Mapping[str, Any], index: int,
     causes = [c for _, cs in about for c in cs]
     right = [c for c in causes if _names(c["cause"], fault)]
     top3 = any(_names(h, fault) for c in causes for h in c["ranked"])
-    opened = [float(inc["opened_at_s"]) for inc, _ in about]
     diagnosed = [float(c["diagnosed_at_s"]) for c in right if c["diagnosed_at_s"] is not None]
+    opened = [float(inc["opened_at_s"]) for inc, _ in about
+              if float(inc["opened_at_s"]) >= _begins(fault)] + diagnosed
     acts = [a for a in run.actions if index in a["faults"]]
     escalations = [e for e in run.escalations if index in e["faults"]]
     escalated_at = [float(e["at_s"]) for e in escalations if e["at_s"] is not None]

@@ -204,3 +204,21 @@ def test_causes_of_an_old_summary_is_its_root_cause() -> None:
     (cause,) = causes_of(inc)
     assert [h["fault_class"] for h in cause["ranked"]] == ["bad_deploy", "config_error"]
     assert causes_of(_incident(2, ["cart"], 700.0, None)) == []
+
+
+def test_a_fault_that_joins_an_open_incident_belongs_to_it() -> None:
+    """The slow database begins after the incident opened for cart: named by the
+    incident's second cause, it is diagnosed; it was detected when that cause appeared."""
+    inc = _incident(1, ["cart", "checkout", "payments"], 700.0, _hyp("cart", "bad_deploy", 0.9),
+                    causes=[_hyp("cart", "bad_deploy", 0.9, opened_at_s=710.0),
+                            _hyp("payments-db", "slow_dependency", 0.8, opened_at_s=900.0)])
+    cases = score_faults(_summary([CART, PAYDB], [inc]), FACTS).faults
+    assert [c["correct_top1"] for c in cases] == [True, True]
+    assert cases[1]["time_to_detect_s"] == 60.0
+
+
+def test_an_incident_over_before_a_fault_began_is_not_about_it() -> None:
+    early = {**_incident(1, ["payments"], 100.0, _hyp("payments-db", "slow_dependency", 0.9)),
+             "resolved_at_s": 400.0}
+    (case,) = score_faults(_summary([PAYDB], [early]), FACTS).faults
+    assert not case["detected"] and not case["correct_top1"]
