@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from console.audit import GENESIS, public_key_b64
+from console.audit import GENESIS, appended_in_flush, public_key_b64
 from console.audit_anchor import AnchorStore, Checkpoint, sign, sweep_gone_sqlite
 from console.audit_trust import key_path, workstation_key
 from console.bus import EventBus
@@ -79,7 +79,7 @@ class Checkpointer:
     # --- counting (any thread, on the appender's path: keep it cheap) --------------------
 
     def _count(self, session: Session, _context: Any, _instances: Any) -> None:
-        added = sum(1 for obj in session.new if isinstance(obj, AuditRow))
+        added = len(appended_in_flush(session))  # ORM rows and bulk inserts alike
         if added:
             session.info[self._info_key] = session.info.get(self._info_key, 0) + added
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from console.audit import (
+    AuditDraft,
     AuditLog,
     VerifyResult,
     build_bundle,
@@ -408,19 +409,19 @@ class WatchfloorService:
         """Store an agent's incident updates and their audit records in one transaction
         (safe in a worker thread); returns the stored incidents for `announce_incidents`."""
         saved: list[IncidentInfo] = []
-        entries: list[AuditEntry] = []
+        drafts: list[AuditDraft] = []
         updates = tuple(updates)
         with self.db.sessions() as session:
             ids = self._incidents.save_many(session, updates)
             for incident_id, update in zip(ids, updates, strict=True):
-                for action, reason in update.audit:
-                    entries.append(self.audit.append(
-                        session, actor=actor, action=action, target=f"incident:{incident_id}",
-                        reason=reason, inputs={"services": list(update.services)},
-                        outputs={"state": update.state}, at=self.clock.now()))
+                drafts.extend(AuditDraft(actor, action, f"incident:{incident_id}", reason,
+                                         {"services": list(update.services)},
+                                         {"state": update.state}, at=self.clock.now())
+                              for action, reason in update.audit)
                 saved.append(IncidentInfo(incident_id, update.title, update.severity,
                                           update.state, update.services, update.opened_at,
                                           update.resolved_at))
+            entries = self.audit.append_many(session, drafts)
             session.commit()
         self._pending_audit.extend(entries)
         return saved

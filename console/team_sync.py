@@ -39,10 +39,11 @@ from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction
 
+from console.audit import appended_in_flush
 from console.bus import EventBus
 from console.events import OpChanges, RemoteChange
 from console.storage.db import Database
-from console.storage.models import AuditRow, ChangeFeedRow
+from console.storage.models import ChangeFeedRow
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +175,9 @@ class ChangeFeed:
         return _FEEDS.get(db)
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
-        for obj in session.new:
-            if isinstance(obj, AuditRow):
-                session.info.setdefault(_AUDITED, []).append((obj.actor, obj.action,
-                                                              obj.target))
+        appended = appended_in_flush(session)  # ORM rows and bulk inserts alike
+        if appended:
+            session.info.setdefault(_AUDITED, []).extend(appended)
 
     def _before_commit(self, session: Session) -> None:
         if not session.info.get(_AUDITED) and _TAGGED not in session.info:
