@@ -171,24 +171,41 @@ class IncidentRepo:
         return row.id
 
     def save_many(self, session: Session, updates: Sequence[IncidentUpdate]) -> list[int]:
-        """`save` for a batch, in order: the new incidents in one insert that hands their
-        ids back, every note in one more (a delivery of unrelated alerts opens thousands,
-        and a flush per incident was most of the time it took)."""
-        fresh = [u for u in updates if u.id is None]
-        new_ids: list[int] = []
-        if fresh:
-            new_ids = list(session.scalars(
-                insert(IncidentRow).returning(IncidentRow.id, sort_by_parameter_order=True),
-                [{"title": u.title, "severity": u.severity.value, "state": u.state,
+        """`save` for a batch, in order: the new incidents in one or two inserts
+        (`_insert_new`), every note in one more (a delivery of unrelated alerts opens
+        thousands, and a flush per incident was most of the time it took)."""
+        fresh = [{"title": u.title, "severity": u.severity.value, "state": u.state,
                   "services": list(u.services), "opened_at": u.opened_at,
-                  "resolved_at": u.resolved_at} for u in fresh]))
-        given = iter(new_ids)
+                  "resolved_at": u.resolved_at} for u in updates if u.id is None]
+        given = iter(self._insert_new(session, fresh))
         ids = [next(given) if u.id is None else self._update(session, u) for u in updates]
         notes = [{"incident_id": incident_id, "at": n.at, "kind": n.kind, "summary": n.summary,
                   "ref": n.ref, "data": dict(n.data)}
                  for incident_id, u in zip(ids, updates, strict=True) for n in u.notes]
         if notes:  # into the table, as the signals go (SignalRepo.add_many)
             session.execute(insert(cast(Table, TimelineEventRow.__table__)), notes)
+        return ids
+
+    @staticmethod
+    def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert incident rows; their ids, in order. SQLite cannot say which id went to
+        which row of one multi-row insert, so an ordered RETURNING becomes one INSERT
+        per row there (most of the time a delivery of unrelated alerts took to store).
+        Instead the first row is inserted alone: from then on this transaction holds
+        SQLite's write lock, so nothing else inserts before it commits and the ids
+        SQLite would give the others are the next ones up, which they get explicitly."""
+        if not rows:
+            return []
+        if session.get_bind().dialect.name != "sqlite":
+            return list(session.scalars(
+                insert(IncidentRow).returning(IncidentRow.id, sort_by_parameter_order=True),
+                rows))
+        table = cast(Table, IncidentRow.__table__)
+        first = int(session.execute(insert(table).returning(table.c.id), rows[0]).scalar_one())
+        ids = list(range(first, first + len(rows)))
+        if len(rows) > 1:
+            session.execute(insert(table), [{**row, "id": ident}
+                                            for row, ident in zip(rows[1:], ids[1:], strict=True)])
         return ids
 
     def _update(self, session: Session, update: IncidentUpdate) -> int:
