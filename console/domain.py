@@ -233,6 +233,10 @@ class Hypothesis:
     evidence: tuple[Evidence, ...] = ()
     score: float = 0.0  # the investigator's raw score, before calibration
     signals: int = 0  # independent signals that corroborate it (metric, change, log...)
+    # Which of the incident's causes it would be (an incident may have several at once):
+    # 1, 2... in the investigator's ranking, the stored cause's ordinal once on the board;
+    # 0 when nobody grouped it (one cause assumed).
+    cause: int = 0
 
     @property
     def key(self) -> str:

@@ -366,6 +366,31 @@ class HypothesisRow(Base):
     state: Mapped[name64]  # live | superseded | pinned | excluded
     created_at: Mapped[utc]
     updated_at: Mapped[utc]
+    cause: Mapped[int] = mapped_column(Integer, default=0)  # the cause's ordinal; 0: none
+
+
+class CauseRow(Base):
+    """One cause of an incident (an incident may have several at once): its current
+    diagnosis, every hypothesis key it has held (what its recommendations were made
+    for), and its state (console/storage/repos_causes.py)."""
+
+    __tablename__ = "causes"
+    __table_args__ = (UniqueConstraint("incident_id", "ordinal"),)
+    id: Mapped[intpk]
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)  # 1 the first found, then 2...
+    service: Mapped[name200]
+    fault_class: Mapped[name64]
+    confidence: Mapped[float] = mapped_column(Float)
+    signals: Mapped[int] = mapped_column(Integer, default=0)
+    keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # diagnosing | waiting | running | validating | resolved | rolled_back | needs_person
+    # | withdrawn
+    state: Mapped[name64]
+    note: Mapped[str] = mapped_column(Text, default="")
+    opened_at: Mapped[utc]
+    updated_at: Mapped[utc]
 
 
 class AgentEventRow(Base):

@@ -124,7 +124,7 @@ def _hypothesis(row: HypothesisRow) -> Hypothesis:
                               str(e.get("ref", "")), float(e.get("weight", 0.0)))
                      for e in row.evidence)
     return Hypothesis(row.service, row.fault_class, row.confidence, evidence, row.score,
-                      row.signals)
+                      row.signals, row.cause or 0)
 
 
 def _ranked(row: HypothesisRow) -> RankedHypothesis:
@@ -156,7 +156,7 @@ class HypothesisRepo:
                               fault_class=h.fault_class, confidence=float(h.confidence),
                               score=float(h.score), rank=rank, signals=int(h.signals),
                               evidence=evidence_json(h.evidence), state=steering.state_of(h),
-                              created_at=at, updated_at=at)
+                              created_at=at, updated_at=at, cause=int(h.cause))
                 for rank, h in enumerate(ranking, start=1)]
         session.add_all(rows)
         session.flush()

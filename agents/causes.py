@@ -1,0 +1,108 @@
+"""Several causes behind one incident: which candidates compete to explain the same
+symptoms, and which stand for a cause of their own.
+
+The correlator groups symptoms by topology and time, so one incident may hold two
+faults at once (a bad deploy of one service and, minutes later, a slow database in
+another branch of the graph). A single softmax over every candidate assumes exactly one
+cause: the second fault is then shown at 0.01 beside the first at 0.99, and nothing acts
+on it. Here the candidates are split by explain-away instead:
+
+- a candidate joins a cause when that cause's leader explains its service (the service
+  is the leader's own or one of its callers, or lies where the leader's fault class
+  reaches: a surge's callees, a stampede's sibling datastores), or when the candidate
+  would explain the leader's service and its anomaly began no later than the leader's:
+  it competes for the same symptoms;
+- one that explains the leader's service but began clearly later cannot be what the
+  earlier symptoms came from: a second fault that joined the incident;
+- a candidate related to no cause starts one of its own when it stands out by itself
+  (its signature is clear and its score beats "none of these"); a faint one stays an
+  alternative of the first cause, as before;
+- a zone's partition is one cause, whichever services lost instances there.
+
+Each cause's candidates then get a softmax of their own against "none of these", so the
+probabilities of one cause no longer take from another's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from agents.investigator_scoring import Candidate, calibrate
+
+# A candidate whose anomaly began this much after the cause's leader's (seconds) is not
+# what the leader's earlier symptoms came from.
+ONSET_SLACK_S = 90.0
+# What a candidate needs to stand for a cause of its own: a clear signature...
+MIN_OWN_SIGNATURE = 0.3
+
+
+@dataclass
+class CauseGroup:
+    """The candidates of one cause, best first (the first is its leader)."""
+
+    members: list[Candidate] = field(default_factory=list)
+
+    @property
+    def leader(self) -> Candidate:
+        return self.members[0]
+
+
+def group_causes(ranked: Sequence[Candidate], *,
+                 explains: Callable[[Candidate, str], bool],
+                 onset: Callable[[Candidate], float | None],
+                 same_zone: Callable[[Candidate, Candidate], bool],
+                 null_score: float) -> list[CauseGroup]:
+    """Split `ranked` (best score first) into causes; the first group holds the best
+    candidate. `explains(c, service)`: c's fault would explain that service's symptoms.
+    `onset(c)`: when c's anomaly began (epoch seconds, None when unseen)."""
+    groups: list[CauseGroup] = []
+    for cand in ranked:
+        home = next((g for g in groups
+                     if _related(cand, g.leader, explains, onset, same_zone)), None)
+        if home is None and groups and not _stands_alone(cand, null_score):
+            home = groups[0]  # too faint for a cause of its own: an alternative, as before
+        if home is None:
+            groups.append(CauseGroup([cand]))
+        else:
+            home.members.append(cand)
+    return groups
+
+
+def _related(cand: Candidate, leader: Candidate,
+             explains: Callable[[Candidate, str], bool],
+             onset: Callable[[Candidate], float | None],
+             same_zone: Callable[[Candidate, Candidate], bool]) -> bool:
+    if cand.service == leader.service or explains(leader, cand.service):
+        return True  # the leader explains its symptoms away
+    if same_zone(cand, leader):
+        return True
+    if not explains(cand, leader.service):
+        return False
+    began, theirs = onset(cand), onset(leader)
+    # It would explain the leader's symptoms, unless those were there well before it.
+    return began is None or theirs is None or began <= theirs + ONSET_SLACK_S
+
+
+def _stands_alone(cand: Candidate, null_score: float) -> bool:
+    return cand.signature >= MIN_OWN_SIGNATURE and cand.score >= null_score
+
+
+def posteriors(groups: Sequence[CauseGroup], temperature: float,
+               null_score: float) -> list[list[tuple[Candidate, float]]]:
+    """Per cause, its candidates with their probability among themselves and "none of
+    these" (the same calibration as for one cause, applied to each)."""
+    return [list(zip(g.members, calibrate([c.score for c in g.members], temperature,
+                                          null_score), strict=True))
+            for g in groups]
+
+
+def by_service_zone(zones: Mapping[str, frozenset[str]]
+                    ) -> Callable[[Candidate, Candidate], bool]:
+    """Two partition candidates in a zone where both lost instances are one cause."""
+    def same(a: Candidate, b: Candidate) -> bool:
+        if a.fault_class != "network_partition" or b.fault_class != "network_partition":
+            return False
+        return bool(zones.get(a.service, frozenset()) & zones.get(b.service, frozenset()))
+
+    return same
