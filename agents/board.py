@@ -44,6 +44,7 @@ from console.storage.repos_agents import (
     SteeringRepo,
     board_order,
 )
+from console.storage.repos_causes import CauseRepo
 
 if TYPE_CHECKING:
     from agents.runtime import AgentRun, AgentRuntime
@@ -210,6 +211,7 @@ class BoardStore:
         self._events = AgentEventRepo()
         self._hypotheses = HypothesisRepo()
         self._steering = SteeringRepo()
+        self._causes = CauseRepo()
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(*args)` on the writer thread; a future of its result (already done when
@@ -312,7 +314,8 @@ class BoardStore:
                                             list[RankedHypothesis]]:
             at = self.service.clock.now()
             steering = self._steering.steering(session, incident_id)
-            stored = self._hypotheses.save_ranking(session, incident_id, agent, ranking,
+            grouped = self._causes.record_ranking(session, incident_id, ranking, at)
+            stored = self._hypotheses.save_ranking(session, incident_id, agent, grouped,
                                                    steering, at)
             events = [self._events.add(
                 session, incident_id=incident_id, agent=agent, kind="hypothesis",
@@ -322,6 +325,7 @@ class BoardStore:
                                    "fault_class": h.hypothesis.fault_class,
                                    "confidence": h.confidence, "rank": h.rank,
                                    "state": h.state, "hypothesis_id": h.id,
+                                   "cause": h.hypothesis.cause,
                                    "signals": h.hypothesis.signals,
                                    "evidence": [e.ref for e in h.hypothesis.evidence]}))
                 for h in stored]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from agents.causes import CauseGroup, by_service_zone, group_causes, posteriors
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
@@ -41,7 +42,6 @@ from agents.investigator_scoring import (
     Part,
     ServiceView,
     alert_support,
-    calibrate,
     change_support,
     deeper,
     explained_set,
@@ -87,7 +87,8 @@ class InvestigatorSettings:
     # source whose range reads cost nothing (a recording in memory), where the newest
     # sample's fixed lines say little about a system with its own normal.
     screen: bool = True
-    max_hypotheses: int = 5
+    max_hypotheses: int = 5  # of the first cause
+    per_other_cause: int = 3  # of each further cause (agents/causes.py)
     # A low confidence is no reason to drop a hypothesis: a second, concurrent cause (two
     # faults at once) keeps its rank even when the single-cause softmax gives it little.
     min_confidence: float = 0.0
@@ -173,18 +174,47 @@ class Investigator:
             if change.service in views:  # a source may answer more than was asked
                 views[change.service].changes.append(change)
         ranked = self._score(views, first_alert.timestamp())
-        probabilities = calibrate([c.score for c in ranked], cfg.temperature, cfg.null_score)
-        pairs = _zone_wide(list(zip(ranked, probabilities, strict=True)), views,
-                           self.ancestors)
+        groups = self._causes(ranked, views)
         out: list[Hypothesis] = []
-        for cand, p in pairs:
-            if p <= cfg.min_confidence or len(out) >= cfg.max_hypotheses:
-                break
-            out.append(Hypothesis(cand.service, cand.fault_class, float(f"{p:.4g}"),
-                                  tuple(Evidence(x.kind, x.summary, x.ref, round(x.weight, 3))
-                                        for x in cand.parts),
-                                  round(cand.score, 4), cand.kinds))
+        for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score),
+                                      start=1):
+            pairs = _zone_wide(pairs, views, self.ancestors)
+            room = cfg.max_hypotheses if cause == 1 else min(cfg.max_hypotheses,
+                                                             cfg.per_other_cause)
+            for cand, p in pairs[:room]:
+                if p <= cfg.min_confidence:
+                    break
+                out.append(Hypothesis(cand.service, cand.fault_class, float(f"{p:.4g}"),
+                                      tuple(Evidence(x.kind, x.summary, x.ref,
+                                                     round(x.weight, 3)) for x in cand.parts),
+                                      round(cand.score, 4), cand.kinds, cause))
+        # best first, whichever cause it is of (the first cause first on a tie)
+        out.sort(key=lambda h: -h.confidence)
         return out
+
+    def _causes(self, ranked: list[Candidate],
+                views: Mapping[str, ServiceView]) -> list[CauseGroup]:
+        """The candidates split by the cause they would be (agents/causes.py)."""
+        covers: dict[tuple[str, str], set[str]] = {}
+
+        def explains(cand: Candidate, service: str) -> bool:
+            key = (cand.service, cand.fault_class)
+            if key not in covers:
+                covers[key] = explained_set(views[cand.service], cand.fault_class, views,
+                                            self.ancestors, self.descendants)
+            return service in covers[key]
+
+        def onset(cand: Candidate) -> float | None:
+            view = views[cand.service]
+            began = onset_of(primary_stat(view, cand.fault_class, views), cand.fault_class)
+            return began if began is not None else _golden_onset(view)
+
+        zones = {s: frozenset(str(a.labels["zone"]) for a in v.alerts
+                              if alert_metric(a) == "up" and a.labels.get("zone"))
+                 for s, v in views.items()}
+        return group_causes(ranked, explains=explains, onset=onset,
+                            same_zone=by_service_zone(zones),
+                            null_score=self.settings.null_score)
 
     def _candidates(self, services: Sequence[str]) -> list[str]:
         known = set(self.callees) | set(self.metrics.services())

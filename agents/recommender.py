@@ -33,6 +33,7 @@ from console.execution import ExecutionError
 from console.policy import Policy
 from console.service import WatchfloorService
 from console.sources.metrics import MetricsReader
+from console.storage.repos_causes import CauseRepo
 from console.storage.repos_learning import (
     Diagnosis,
     IncidentProfile,
@@ -75,6 +76,8 @@ PROTECTIVE_FLAGS: Mapping[str, str] = {"cache_stampede": "request-coalescing"}
 FLAG_ON_FAULTS = frozenset({"cpu_saturation"})  # fixed by turning the culprit flag off
 _FLAG = re.compile(r"\bflag\s+([A-Za-z0-9_.:@/+=,-]+)")
 _ON, _OFF = re.compile(r"\b(enable|enabled|on)\b"), re.compile(r"\b(disable|disabled|off)\b")
+# A cause with an action under way, or handed to a person, gets no new proposal.
+BUSY_CAUSE = frozenset({"running", "validating", "needs_person"})
 Stats = Mapping[tuple[str, str], tuple[int, int]]  # (runbook, fault class) -> (wins, losses)
 
 
@@ -128,6 +131,7 @@ class Recommender:
         self.settings = settings or RecommenderSettings()
         self.last: list[Choice] = []  # the latest decisions, for the coordination view
         self._repo = LearningRepo()
+        self._causes = CauseRepo()
         self._lock = threading.Lock()
 
     # --- the agent's act ------------------------------------------------------------------
@@ -163,11 +167,13 @@ class Recommender:
              pinned: str | None = None) -> list[Choice]:
         """What `recommend` would propose, and why, without proposing anything."""
         excluded = set(excluded_services)
-        selected, notes = self._select(hypotheses, excluded, pinned)
         with self.service.db.sessions() as session:
             incident = self._repo.incident(session, incident_id)
             priors = self._repo.recommendations_for(session, incident_id)
             diagnoses = self._repo.diagnoses(session, [p.id for p in priors])
+            causes = {c.ordinal: c.state for c in self._causes.causes(session, incident_id)} \
+                if any(h.cause for h in hypotheses) else {}
+        selected, notes = self._select(hypotheses, excluded, pinned, causes)
         status = self.service.status()
         blocked = None
         if incident is None:
@@ -190,7 +196,8 @@ class Recommender:
     # --- which hypotheses ----------------------------------------------------------------
 
     def _select(self, hypotheses: Sequence[Hypothesis], excluded: set[str],
-                pinned: str | None) -> tuple[list[Hypothesis], list[str]]:
+                pinned: str | None, causes: Mapping[int, str] | None = None
+                ) -> tuple[list[Hypothesis], list[str]]:
         ranked = sorted(hypotheses, key=lambda h: (-h.confidence, h.key))
         notes: list[str] = []
         if pinned:
@@ -207,6 +214,8 @@ class Recommender:
             if chosen.service in excluded:
                 return [], notes
             return [chosen], notes
+        if any(h.cause for h in ranked):
+            return self._per_cause(ranked, excluded, causes or {})
         picked: list[Hypothesis] = []
         for h in ranked:
             if h.service in excluded:
@@ -222,6 +231,39 @@ class Recommender:
             else:
                 notes.append(f"Not acting on {h.key} ({h.confidence:.2f}): below "
                              f"{self.settings.min_confidence:.2f}, too unsure to act on")
+        return picked, notes
+
+    def _per_cause(self, ranked: Sequence[Hypothesis], excluded: set[str],
+                   causes: Mapping[int, str]) -> tuple[list[Hypothesis], list[str]]:
+        """The best hypothesis of each cause of the incident (the investigator grouped
+        them: agents/causes.py), unless an action on that cause is under way or it was
+        handed to a person. The first cause needs `min_confidence`, a further one
+        `second_cause`."""
+        first = min((h.cause for h in ranked), default=0)
+        best: dict[int, Hypothesis] = {}
+        picked: list[Hypothesis] = []
+        notes: list[str] = []
+        for h in ranked:
+            state = causes.get(h.cause, "diagnosing")
+            floor = self.settings.min_confidence if h.cause == first else \
+                self.settings.second_cause
+            if h.service in excluded:
+                notes.append(f"Not acting on {h.key}: the operator excluded {h.service}")
+            elif h.cause in best:
+                lead = best[h.cause]
+                notes.append(f"Not acting on {h.key} ({h.confidence:.2f}): {lead.key} "
+                             f"({lead.confidence:.2f}) explains the same symptoms better")
+            elif state in BUSY_CAUSE:
+                best[h.cause] = h
+                notes.append(f"Not acting on {h.key}: cause {h.cause} is "
+                             f"{state.replace('_', ' ')}")
+            elif h.confidence < floor:
+                best[h.cause] = h
+                notes.append(f"Not acting on {h.key} ({h.confidence:.2f}): below "
+                             f"{floor:.2f}, too unsure to act on")
+            else:
+                best[h.cause] = h
+                picked.append(h)
         return picked, notes
 
     # --- which runbook -------------------------------------------------------------------

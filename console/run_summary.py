@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Any
 from console.evaluation import Placement, score
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from console.runtime import ScenarioDriver
+    from console.storage.repos_causes import Cause
 
 SUMMARY_SCHEMA = "watchfloor.run/1"
 
 
 def summarize(driver: ScenarioDriver, wall_seconds: float) -> dict[str, Any]:
+    from console.escalations import annotate_run
+
     t = driver.tally
     start = driver.player.start
     verify = driver.runtime.service.verify_audit()
@@ -39,7 +44,9 @@ def summarize(driver: ScenarioDriver, wall_seconds: float) -> dict[str, Any]:
                      "version_from": c.version_from, "version_to": c.version_to}
                     for c in t.changes],
         "faults": faults,
-        "incidents": _incidents(driver),
+        # per action its judged outcome, per incident whether it needs a person
+        "incidents": annotate_run(_incidents(driver), driver.runtime.service.audit_entries(),
+                                  start),
         "correlation": score(placements, faults, driver.player.estate.topology()),
         "actions": [{"id": e.id, "runbook": e.runbook_id, "action_class": e.action_class,
                      "target": e.target, "state": e.state, "autonomous": e.autonomous,
@@ -56,12 +63,13 @@ def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
     truth, evaluation only); an incident opened before its fault began (an early
     warning) has a negative time to detect."""
     from console.storage.repos_agents import HypothesisRepo
+    from console.storage.repos_causes import CauseRepo
 
     start = driver.player.start
     faults = sorted(driver.player.ground_truth_faults(), key=lambda f: f["at_s"])
     executions = driver.runtime.service.engine.executions()
     recs = {r.id: r for r in driver.runtime.service.engine.recommendations()}
-    repo = HypothesisRepo()
+    repo, cause_repo = HypothesisRepo(), CauseRepo()
     out = []
     for key, inc in sorted(driver.correlator.correlator.incidents.items()):
         incident_id = driver.correlator.ids.get(key)
@@ -70,6 +78,7 @@ def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
         with driver.runtime.db.sessions() as session:
             board = repo.current(session, incident_id) if incident_id else []
             history = repo.history(session, incident_id) if incident_id else []
+            found = cause_repo.causes(session, incident_id) if incident_id else []
         usable = [h for h in board if h.usable]
         ranked = [{"service": h.service, "fault_class": h.hypothesis.fault_class,
                    "confidence": round(h.confidence, 4), "signals": h.hypothesis.signals,
@@ -83,6 +92,14 @@ def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
                     "validation": (e.result.get("validation") or {}).get("detail"),
                     "rolled_back": e.state in ("rolled_back", "rollback_failed"),
                     "at_s": (e.started_at - start).total_seconds()} for e in mine]
+        causes = [_cause(c, start) for c in found]
+        # The first cause is the root cause (as before there were several); without any
+        # stored cause, the board's best hypothesis.
+        root = {k: causes[0][k] for k in ("service", "fault_class", "confidence", "signals",
+                                          "state")} if causes else \
+            (ranked[0] if ranked else None)
+        root_key = None if root is None else (root["service"], root["fault_class"])
+        others = [h for h in ranked if (h["service"], h["fault_class"]) != root_key]
         # The fault it is most likely about: the latest one begun before it opened, else
         # the first one to come (an early warning; its time to detect is negative).
         cause = next((f for f in reversed(faults) if f["at_s"] <= opened),
@@ -94,7 +111,7 @@ def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
             "services": sorted(inc.services, key=lambda s: (-inc.services[s], s)),
             "alerts": inc.alerts, "reopened": inc.reopened,
             "opened_at_s": opened, "resolved_at_s": resolved,
-            "root_cause": ranked[0] if ranked else None, "alternatives": ranked[1:5],
+            "root_cause": root, "alternatives": others[:4], "causes": causes,
             "diagnosed_at_s": diagnosed, "actions": actions,
             "autonomous": bool(actions) and all(a["autonomous"] for a in actions),
             "rollbacks": sum(1 for e in mine if e.state in ("rolled_back", "rollback_failed")),
@@ -108,3 +125,25 @@ def _incidents(driver: ScenarioDriver) -> list[dict[str, Any]]:
             else resolved - origin,
         })
     return out
+
+
+def _cause(cause: Cause, start: datetime) -> dict[str, Any]:
+    """One cause of an incident: its diagnosis, its state, its newest recommendation and
+    the actions that ran for it."""
+    rec = cause.recommendation
+    return {
+        "cause": cause.ordinal, "service": cause.service, "fault_class": cause.fault_class,
+        "confidence": round(cause.confidence, 4), "signals": cause.signals,
+        "state": cause.state, "note": cause.note,
+        "opened_at_s": (cause.opened_at - start).total_seconds(),
+        "recommendation": None if rec is None else {
+            "id": rec.recommendation_id, "runbook": rec.runbook_id, "target": rec.target,
+            "state": rec.recommendation_state, "confidence": rec.confidence,
+            "autonomous": rec.autonomous},
+        "actions": [{"id": a.execution_id, "recommendation": a.recommendation_id,
+                     "runbook": a.runbook_id, "target": a.target, "state": a.execution_state,
+                     "autonomous": a.autonomous,
+                     "at_s": None if a.started_at is None
+                     else (a.started_at - start).total_seconds()}
+                    for a in cause.actions if a.execution_id is not None],
+    }
