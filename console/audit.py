@@ -33,6 +33,14 @@ from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from console.audit_form import (
+    HASHED_FIELDS,
+    canonical_json,
+    format_time,
+    plain,
+    record_body,
+    record_hash,
+)
 from console.domain import AuditEntry
 from console.storage.models import AuditRow, SettingRow
 
@@ -40,51 +48,11 @@ GENESIS = "0" * 64
 HEAD_KEY = "audit.head"
 BUNDLE_FORMAT = "watchfloor-audit-bundle"
 BUNDLE_VERSION = 1
-HASHED_FIELDS = (
-    "seq", "at", "actor", "action", "target", "reason", "inputs", "outputs", "decision",
-    "prev_hash",
-)
 # session.info, only during the flush `append_many` ends with: (actor, action, target) of
 # the records it inserted without ORM objects. Whoever counts the records a unit of work
 # appends from `session.new` in a before_flush listener (the checkpoints, the change feed)
 # adds these: `appended_in_flush`.
 BULK_APPENDED = "watchfloor.audit.bulk_appended"
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
-
-
-def plain(value: Any) -> Any:
-    """The JSON-safe form a value will have when read back from storage."""
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
-
-
-def format_time(at: datetime) -> str:
-    if at.tzinfo is None:
-        raise ValueError(f"audit times must be timezone-aware, got {at!r}")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def record_body(fields: Mapping[str, Any]) -> dict[str, Any]:
-    body = {name: fields[name] for name in HASHED_FIELDS}
-    body["at"] = format_time(body["at"]) if isinstance(body["at"], datetime) else body["at"]
-    return body
-
-
-def record_hash(fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(record_body(fields)).encode()).hexdigest()
 
 
 TEXT_FIELDS = ("actor", "action", "target", "reason", "decision", "prev_hash", "hash")

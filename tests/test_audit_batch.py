@@ -7,6 +7,7 @@ interleaving into one unbroken chain."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from console.audit import GENESIS, AuditDraft, AuditLog
+from console.audit_form import _json_default, plain
 from console.audit_checkpointer import Checkpointer
 from console.runtime import Runtime
 from console.storage.db import Database
@@ -74,6 +78,41 @@ def test_a_batch_makes_the_chain_one_by_one_appends_make(make_db_url: Any,
     finally:
         single.dispose()
         batched.dispose()
+
+
+_atoms = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+          | st.datetimes(timezones=st.just(UTC)))
+_values = st.recursive(_atoms, lambda inner: (
+    st.lists(inner, max_size=4) | st.tuples(inner, inner) | st.frozensets(st.integers())
+    | st.dictionaries(st.text() | st.integers() | st.booleans(), inner, max_size=4)),
+    max_leaves=30)
+
+
+def _round_trip(value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+    except ValueError as exc:
+        return "error", type(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_values)
+def test_inputs_are_stored_as_a_json_round_trip_gives_them_back(value: Any) -> None:
+    """What the chain hashes is what storage gives back: a value that is JSON already is
+    copied instead of round-tripped, with the same result, types included (1 is not 1.0
+    or True), and the same refusal (NaN, a number too long to write)."""
+    try:
+        got: tuple[str, Any] = ("ok", plain(value))
+    except ValueError as exc:
+        got = ("error", type(exc))
+    expected = _round_trip(value)
+    assert repr(got) == repr(expected)
+
+
+def test_a_number_too_long_to_write_is_refused_as_before() -> None:
+    with pytest.raises(ValueError, match="4300 digits"):
+        plain({"n": [10**4400]})
+    assert plain({"n": [2**64, -(2**64)]}) == {"n": [2**64, -(2**64)]}
 
 
 def test_a_batch_with_a_record_lacking_its_actor_writes_nothing(db_url: str) -> None:
