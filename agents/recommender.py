@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from agents.evidence_gate import Verdict, gate
 from agents.learner import Learner, note_diagnosis, success_mean
 from console.actions.runbooks import Param, Runbook, check_arguments
 from console.domain import ChangeEvent, Hypothesis
@@ -326,7 +327,14 @@ class Recommender:
         mean, wins, losses = self._mean(stats, chosen.id, fault)
         confidence = round(min(1.0, max(0.0, h.confidence * mean)), 4)
         fixes = chosen.id not in eases
-        autonomous, autonomy = self._autonomy(h, chosen, fixes, policy, ceiling)
+        verdict = gate(h, chosen.action_class, corroboration=policy.corroboration,
+                       min_persistence=policy.min_persistence, opened_at=incident.opened_at,
+                       now=self.service.clock.now(),
+                       series=self.metrics.series if self.metrics is not None else None)
+        if not verdict.propose:
+            return Choice(h, None, explanation="\n".join([head, *verdict.reasons, *tail]),
+                          alternatives=tuple(alternatives), skipped=verdict.reasons[0])
+        autonomous, autonomy = self._autonomy(h, chosen, fixes, policy, ceiling, verdict)
         a, b = self.settings.prior
         lines = [head,
                  f"Chose {chosen.id} ({chosen.title}): it "
@@ -373,19 +381,18 @@ class Recommender:
 
     @staticmethod
     def _autonomy(h: Hypothesis, rb: Runbook, fixes: bool, policy: Policy,
-                  ceiling: int) -> tuple[bool, str]:
+                  ceiling: int, verdict: Verdict) -> tuple[bool, str]:
         if not fixes:
             return False, "a remedy that only eases the fault always waits for a person"
         needed, threshold = policy.corroboration, policy.autonomy_threshold
-        gaps = [f"only {h.signals} independent signal(s) corroborate it (policy needs "
-                f"{needed})"] if h.signals < needed else []
+        gaps = list(verdict.reasons)  # agents/evidence_gate.py: thin evidence waits
         if h.confidence < threshold:
             gaps.append(f"confidence {h.confidence:.2f} is under the autonomy threshold "
                         f"{threshold:.2f}")
         if gaps:
             return False, "waits for a person: " + " and ".join(gaps)
         level = min(policy.level(rb.action_class, h.service), ceiling)
-        head = (f"{h.signals} independent signals (policy needs {needed}) at "
+        head = (f"{verdict.independent} independent signals (policy needs {needed}) at "
                 f"{h.confidence:.2f} (threshold {threshold:.2f}), so policy decides at once: ")
         stops = [f"{rb.action_class} on {h.service} is at level {level} (it takes 3)"] \
             if level < 3 else []

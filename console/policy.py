@@ -141,6 +141,9 @@ class Policy(_Strict):
                                       "runs on its own only above this diagnosis confidence")
     corroboration: int = Field(2, ge=1, le=10, description="independent signals a diagnosis "
                                "needs before its remediation may run on its own")
+    min_persistence: Duration = Field(120.0, ge=0, description="a symptom must have lasted "
+                                      "this long (two 60 s evaluation intervals) before "
+                                      "its remediation may run on its own")
 
     causes: Causes = Field(Causes.model_validate({}), description="the circuit breaker "
                            "per cause and per incident")

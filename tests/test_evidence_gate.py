@@ -1,0 +1,148 @@
+"""No autonomy on thin evidence (issue 19, point 4): a symptom must last, independent
+signals must corroborate it (a load pulse, a forecast or the graph are not witnesses),
+and a learner forecast alone never justifies a rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agents.evidence_gate import assess, gate, witnesses
+from console.domain import Evidence, Hypothesis
+from console.runtime import run_headless
+from tests.test_recommender import World, make_world
+
+NOW = datetime(2026, 1, 5, 2, 30, tzinfo=UTC)
+
+
+def _h(fault: str, *kinds: str, service: str = "search") -> Hypothesis:
+    evidence = tuple(Evidence(k, f"{k} evidence", f"{k}:1", 1.0) for k in kinds)
+    return Hypothesis(service, fault, 0.95, evidence, signals=len(set(kinds)))
+
+
+def test_a_symptom_younger_than_the_policy_minimum_does_not_run_alone() -> None:
+    h = _h("disk_filling", "metric", "alert", "log")
+    young = assess(h, "disk_hygiene", now=NOW, onset=NOW - timedelta(seconds=40),
+                   onset_from="disk of search", min_persistence=120.0, corroboration=2)
+    assert not young.autonomous
+    assert young.reasons == ("the symptom has lasted 40 s (from disk of search); policy "
+                             "wants 120 s before acting alone",)
+    lasting = assess(h, "disk_hygiene", now=NOW, onset=NOW - timedelta(seconds=150),
+                     onset_from="disk of search", min_persistence=120.0, corroboration=2)
+    assert lasting.autonomous and lasting.reasons == ()
+    assert lasting.independent == 3
+
+
+def test_persistence_is_dated_from_the_class_metric_not_the_first_alert() -> None:
+    """The alert came 10 s ago, but the disk has been climbing for ten minutes."""
+    start = NOW - timedelta(hours=1)
+
+    def series(service: str, metric: str, a: datetime, b: datetime) -> list:
+        points = []
+        for i in range(0, 3600, 15):
+            at = start + timedelta(seconds=i)
+            climbing = max(0, i - 3000)
+            points.append((at, 40.0 + 0.05 * (i % 2) + climbing * 0.1))
+        return [(at, v) for at, v in points if a <= at <= b]
+
+    h = _h("disk_filling", "metric", "alert")
+    verdict = gate(h, "disk_hygiene", corroboration=2, min_persistence=120.0,
+                   opened_at=NOW - timedelta(seconds=10), now=NOW, series=series)
+    assert verdict.autonomous, verdict.reasons
+    fresh = gate(h, "disk_hygiene", corroboration=2, min_persistence=120.0,
+                 opened_at=NOW - timedelta(seconds=10), now=NOW, series=None)
+    assert not fresh.autonomous
+    assert "the symptom has lasted 10 s (from the incident's first alert)" in fresh.reasons[0]
+
+
+def test_load_forecasts_and_the_graph_are_not_independent_witnesses() -> None:
+    counted, left_out = witnesses(_h("traffic_surge", "metric", "alert", "log", "topology",
+                                     service="frontend"))
+    assert counted == ["load"]
+    assert "the dependency graph (topology) is not an independent signal" in left_out
+    counted, _ = witnesses(_h("memory_leak", "metric", "trend"))
+    assert counted == ["metric"]
+    # a hand-made hypothesis without evidence keeps its own count
+    assert len(witnesses(Hypothesis("a", "disk_filling", 0.9, signals=3))[0]) == 3
+
+
+def test_a_forecast_alone_is_never_a_reason_to_roll_back() -> None:
+    h = _h("memory_leak", "change", "trend", service="recommendations")
+    verdict = assess(h, "deploy_rollback", now=NOW, onset=NOW - timedelta(hours=1),
+                     onset_from="x", min_persistence=120.0, corroboration=1)
+    assert (verdict.autonomous, verdict.propose) == (False, False)
+    assert verdict.reasons == ("a learner forecast alone never justifies a rollback",)
+    backed = _h("memory_leak", "change", "trend", "metric", service="recommendations")
+    assert assess(backed, "deploy_rollback", now=NOW, onset=NOW - timedelta(hours=1),
+                  onset_from="x", min_persistence=120.0, corroboration=2).autonomous
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    w = make_world(db_url, "quiet-day")
+    yield w
+    w.runtime.close()
+
+
+def test_the_recommender_proposes_no_rollback_on_a_forecast_alone(world: World) -> None:
+    """A benign deploy of recommendations, then only the learner's memory forecast:
+    nothing is proposed, and the reason says why."""
+    world.runtime.service.set_autonomy_ceiling(3, as_user="alice")
+    world.set_policy(levels={"deploy_rollback": 3}, autonomous_risk=("low", "high"))
+    ref = world.change("recommendations", "deploy", "deploy recommendations v31 -> v32",
+                       version_from="v31", version_to="v32")
+    h = Hypothesis("recommendations", "memory_leak", 0.9999, (
+        Evidence("change", "deploy recommendations v31 -> v32 40 s before", f"change:{ref}",
+                 2.0),
+        Evidence("trend", "MemoryWillFill on recommendations: memory reaches 95% in 40 min",
+                 "signal:abc", 2.0)), signals=2)
+    assert world.recommend(world.incident("recommendations"), h) == []
+    assert world.recommender.last[0].skipped == \
+        "a learner forecast alone never justifies a rollback"
+    assert world.engine.executions() == []
+
+
+PULSE = """\
+name: load-pulse
+description: a four-minute burst of traffic on a healthy storefront; nothing is broken.
+estate: default
+duration: 30m
+seed: 5
+timeline:
+  - {at: 10m, type: load, service: frontend, factor: 3.0, ramp: 30s, until: 14m}
+"""
+
+
+def test_a_load_pulse_on_a_healthy_service_takes_no_autonomous_action(
+        tmp_path: Path) -> None:
+    path = tmp_path / "load-pulse.yaml"
+    path.write_text(PULSE, encoding="utf-8")
+    summary = run_headless(str(path), autonomy=3, approve="none")
+    assert summary["faults"] == []
+    assert [a for a in summary["actions"] if a["autonomous"]] == []
+    assert summary["actions"] == []
+
+
+BENIGN_DEPLOY = """\
+name: benign-deploy
+description: a harmless deploy of orders 40 s before its database slows down.
+estate: default
+duration: 30m
+seed: 11
+timeline:
+  - {at: 9m20s, type: change, kind: deploy, service: orders, version: v88}
+  - {at: 10m, type: fault, kind: slow_dependency, service: orders-db}
+"""
+
+
+def test_a_benign_deploy_before_a_fault_elsewhere_is_not_rolled_back(
+        tmp_path: Path) -> None:
+    path = tmp_path / "benign-deploy.yaml"
+    path.write_text(BENIGN_DEPLOY, encoding="utf-8")
+    summary = run_headless(str(path), autonomy=3, approve="all")
+    assert not [a for a in summary["actions"] if a["runbook"] == "rollback-deploy"]
+    assert [(a["runbook"], a["target"]) for a in summary["actions"]][:1] == \
+        [("failover", "orders-db")]
