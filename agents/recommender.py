@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from agents.confidence_basis import BASIS_PREFIX, basis_line
 from agents.evidence_gate import Verdict, gate
 from agents.learner import Learner, note_diagnosis, success_mean
 from console.actions.runbooks import Param, Runbook, check_arguments
@@ -113,6 +114,7 @@ class Choice:
     skipped: str | None = None  # why nothing was proposed
     recommendation_id: int | None = None
     state: str | None = None  # the recommendation's state right after it was proposed
+    basis: str = ""  # what the confidence rests on, in words (agents/confidence_basis.py)
 
 
 class _Unfit(Exception):
@@ -345,13 +347,15 @@ class Recommender:
                  f"Confidence {confidence:.2f} = diagnosis {h.confidence:.2f} x {mean:.2f}, the "
                  f"expected success of {chosen.id} on {fault} (Beta({a + wins:g}, "
                  f"{b + losses:g}): {wins} succeeded, {losses} failed before).",
+                 BASIS_PREFIX + (basis := basis_line(h, verdict.independent, chosen.id,
+                                                     mean, wins, losses)),
                  *tail, f"Autonomy: {autonomy}."]
         explanation = "\n".join(lines)
         if duplicate is not None:
             return Choice(h, None, params, confidence, autonomous, explanation,
-                          tuple(alternatives), skipped=duplicate)
+                          tuple(alternatives), skipped=duplicate, basis=basis)
         return Choice(h, chosen.id, params, confidence, autonomous, explanation,
-                      tuple(alternatives))
+                      tuple(alternatives), basis=basis)
 
     def _why_lower(self, rb: Runbook, chosen: Runbook, fault: str, stats: Stats) -> str:
         eases = NOT_A_FIX.get(fault, {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,6 +176,24 @@ class Recommendation:
     expires_at: datetime | None
     incident_id: int | None = None
     approvals: tuple[tuple[str, str], ...] = ()  # (user, role) of approvals still valid
+
+    @property
+    def basis(self) -> str:
+        """What `confidence` rests on, in words (the explanation's `Basis:` line): the
+        diagnosis' confidence and why, times the fix's expected success and its record."""
+        for line in self.explanation.splitlines():
+            if line.startswith("Basis: "):
+                return line.removeprefix("Basis: ")
+        return ""
+
+    @property
+    def confidence_parts(self) -> tuple[float, float] | None:
+        """(diagnosis, fix success) whose product is `confidence`, when the basis says."""
+        found = _BASIS_PARTS.search(self.basis)
+        return (float(found[1]), float(found[2])) if found else None
+
+
+_BASIS_PARTS = re.compile(r"^diagnosis ([0-9.]+) \(.*\) x fix success ([0-9.]+) \(")
 
 
 @dataclass(frozen=True, slots=True)
