@@ -26,6 +26,7 @@ from console.domain import AlertStatus, Severity, Signal
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 TIME_SCORE = 0.5  # the most time closeness alone adds to a score
+_HOP_SCORE = {0: 3.0, 1: 2.0, 2: 1.0}  # by hops from a service of the incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ class Correlator:
 
     def _best_match(self, sig: Signal) -> tuple[Incident | None, float, str]:
         best: Incident | None = None
-        best_score, best_why = 0.0, ""
+        best_score, best_idle = 0.0, timedelta(0)
         zone = sig.labels.get("zone", "")
         for incident in self._candidates(sig.service, zone):
             if incident.state == "open":
@@ -185,11 +186,15 @@ class Correlator:
                 continue
             # An alert older than the incident's last activity (a late or re-sent one) is
             # as close in time as one at that moment: time alone never joins it anywhere.
-            score, why = self._score(incident, sig.service, zone, max(idle, timedelta(0)))
+            idle = max(idle, timedelta(0))
+            score = self._score(incident, sig.service, zone, idle)
             if score > best_score or (score == best_score and best is not None
                                       and incident.id > best.id):
-                best, best_score, best_why = incident, score, why
-        return best, best_score, best_why
+                best, best_score, best_idle = incident, score, idle
+        if best is None:
+            return None, best_score, ""
+        # Put in words only for the incident chosen (a storm's alert weighs a few).
+        return best, best_score, self._reasons(best, sig.service, zone, best_idle)
 
     def _candidates(self, service: str, zone: str) -> Iterable[Incident]:
         """The incidents that could reach `join_score`: a service within `max_hops`, or
@@ -204,30 +209,49 @@ class Correlator:
             ids.update(self._by_zone.get(zone, ()))
         return [self.incidents[i] for i in ids]
 
-    def _score(self, incident: Incident, service: str, zone: str,
-               idle: timedelta) -> tuple[float, str]:
-        reasons: list[str] = []
+    def _hops(self, incident: Incident, service: str) -> int | None:
+        """The fewest hops from `service` to one of the incident's, within `max_hops`."""
+        if service in incident.services and service in self._distance:
+            return 0  # most of a storm's alerts: no walk over the incident's services
         near = self._distance.get(service, {})
-        hops = min((near[s] for s in incident.services if s in near), default=None)
+        return min((near[s] for s in incident.services if s in near), default=None)
+
+    @staticmethod
+    def _zone_share(incident: Incident, zone: str) -> float:
+        """The share of the incident's instance alerts in `zone` (0 without zones)."""
+        if not zone or not incident.zones:
+            return 0.0
+        return incident.zones.get(zone, 0) / sum(incident.zones.values())
+
+    def _score(self, incident: Incident, service: str, zone: str, idle: timedelta) -> float:
         score = 0.0
+        hops = self._hops(incident, service)
         if hops is not None:
-            score += {0: 3.0, 1: 2.0, 2: 1.0}.get(hops, 0.0)
-            if hops == 0:
-                reasons.append(f"{service} is already in incident {incident.id}")
-            else:
-                closest = min((s for s in incident.services if s in near),
-                              key=lambda s: (near[s], s))
-                reasons.append(f"{service} is {hops} hop(s) from {closest} "
-                               f"in incident {incident.id}")
-        if zone and incident.zones:
-            share = incident.zones.get(zone, 0) / sum(incident.zones.values())
-            if share >= 0.5:
-                score += 1.0 + share
-                reasons.append(f"zone {zone} like {share:.0%} of its instance alerts")
+            score += _HOP_SCORE.get(hops, 0.0)
+        share = self._zone_share(incident, zone)
+        if share >= 0.5:
+            score += 1.0 + share
         window = self.settings.group_window.total_seconds()
         score += TIME_SCORE * max(0.0, 1.0 - idle.total_seconds() / window)
+        return score
+
+    def _reasons(self, incident: Incident, service: str, zone: str, idle: timedelta) -> str:
+        """What `_score` counted, in words."""
+        reasons: list[str] = []
+        hops = self._hops(incident, service)
+        if hops == 0:
+            reasons.append(f"{service} is already in incident {incident.id}")
+        elif hops is not None:
+            near = self._distance.get(service, {})
+            closest = min((s for s in incident.services if s in near),
+                          key=lambda s: (near[s], s))
+            reasons.append(f"{service} is {hops} hop(s) from {closest} "
+                           f"in incident {incident.id}")
+        share = self._zone_share(incident, zone)
+        if share >= 0.5:
+            reasons.append(f"zone {zone} like {share:.0%} of its instance alerts")
         reasons.append(f"{_ago(idle)} after its last activity")
-        return score, "; ".join(reasons)
+        return "; ".join(reasons)
 
     def _add(self, incident: Incident, sig: Signal) -> None:
         self._owner[sig.fingerprint] = incident.id
