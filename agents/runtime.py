@@ -382,7 +382,15 @@ class AgentRuntime:
             ahead = {r.task for r in run.after if r.task is not None and not r.task.done()}
             if ahead:
                 run.outcome = "waiting"
-                await asyncio.wait(ahead)
+                # A run waiting on another of the board is waiting too: without counting
+                # it, agents waiting for a ranking that came out empty never see the
+                # board stalled, and the one it waits on waits for them (a hang).
+                board.waiting += 1
+                board.notify()
+                try:
+                    await asyncio.wait(ahead)
+                finally:
+                    board.waiting -= 1
             run.outcome = "running"
             async with asyncio.timeout(run.budget_s) as timer:
                 await agent.work(ctx)
