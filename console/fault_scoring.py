@@ -213,6 +213,23 @@ class FaultRun:
     escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
+def escalations_of(incident: Mapping[str, Any], causes: Sequence[Mapping[str, Any]]
+                   ) -> list[tuple[Mapping[str, Any] | None, float | None]]:
+    """Each escalation of an incident: the cause it names (None: the incident as a whole)
+    and when. The incident's `needs_person.causes` when the run lists them, else its
+    causes marked escalated, else the incident's own `escalated` / `needs_person`."""
+    person = incident.get("needs_person")
+    if isinstance(person, Mapping) and person.get("causes"):
+        return [(c if "service" in c and "fault_class" in c else None, c.get("at_s"))
+                for c in person["causes"]]
+    marked = [(c["cause"], c["escalated_at_s"]) for c in causes if c["escalated"]]
+    if marked:
+        return marked
+    if incident.get("escalated") or person:
+        return [(causes[0]["cause"] if causes else None, incident.get("escalated_at_s"))]
+    return []
+
+
 def score_faults(summary: Mapping[str, Any], facts: EstateFacts,
                  family: str | None = None) -> FaultRun:
     """Score one headless run summary (schema watchfloor.run/1) per injected fault; the
@@ -231,19 +248,15 @@ def score_faults(summary: Mapping[str, Any], facts: EstateFacts,
         mine = [faults[i] for i in idx]
         if not idx:
             run.false_alarms += [c["confidence"] for c in causes]
-        if causes and not any(c["escalated"] for c in causes) \
-                and (inc.get("escalated") or inc.get("needs_person")):
-            causes[0] = {**causes[0], "escalated": True,  # the incident as a whole
-                         "escalated_at_s": inc.get("escalated_at_s")}
         for c in causes:
             if idx:
                 run.diagnoses.append((c["confidence"], any(_names(c["cause"], f) for f in mine)))
-            if c["escalated"]:
-                named = [i for i in idx if _names(c["cause"], faults[i])] or idx
-                run.escalations.append({"faults": named, "at_s": c["escalated_at_s"],
-                                        "right": bool(named) and all(
-                                            no_safe_fix(faults[i], facts.kinds)
-                                            for i in named)})
+        for named_cause, at in escalations_of(inc, causes):
+            named = [i for i in idx if named_cause is not None
+                     and _names(named_cause, faults[i])] or idx
+            run.escalations.append({"faults": named, "at_s": at,
+                                    "right": bool(named) and all(
+                                        no_safe_fix(faults[i], facts.kinds) for i in named)})
         for i in idx:
             about[i].append((inc, causes))
     run.actions = judge_actions(summary)

@@ -222,3 +222,22 @@ def test_an_incident_over_before_a_fault_began_is_not_about_it() -> None:
              "resolved_at_s": 400.0}
     (case,) = score_faults(_summary([PAYDB], [early]), FACTS).faults
     assert not case["detected"] and not case["correct_top1"]
+
+
+def test_escalations_listed_under_needs_person_are_scored_per_cause() -> None:
+    """The run names each escalated cause under the incident's `needs_person`."""
+    leak = _fault("connection_pool_exhaustion", "orders", 600.0, params={"recurs": True})
+    inc = _incident(1, ["orders", "cart"], 700.0, _hyp("orders", "connection_pool_exhaustion",
+                                                       0.9),
+                    escalated=True, needs_person={"reason": "needs a person: no safe fix",
+                                                  "causes": [
+                        {"service": "orders", "fault_class": "connection_pool_exhaustion",
+                         "at_s": 1000.0},
+                        {"service": "cart", "fault_class": "bad_deploy", "at_s": 1100.0}]})
+    run = score_faults(_summary([leak, CART], [inc]), FACTS)
+    assert [e["right"] for e in run.escalations] == [True, False]
+    assert run.faults[0]["escalated"] and run.faults[0]["escalated_in_time"]
+    assert run.faults[1]["escalated"]
+    scores = aggregate_faults([run])["escalations"]
+    assert (scores["right"], scores["wrong"], scores["no_safe_fix_escalated_in_time"]) \
+        == (1, 1, 1)
