@@ -50,7 +50,8 @@ def add_parser(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                     f"{', '.join(FAMILIES)}; each file's description starts with its "
                     f"family in brackets. Seeds {FIT_SEEDS.start}-{FIT_SEEDS.stop - 1} are "
                     f"for fitting, {FIT_SEEDS.stop} and above for reporting.")
-    gen.add_argument("--count", type=count_arg, required=True, metavar="N")
+    gen.add_argument("--count", type=count_arg, required=True, metavar="N",
+                     help="how many files (1-10000)")
     gen.add_argument("--seed", type=seed_arg, default=DEFAULT_REPORT_SEED, metavar="S",
                      help=f"generator seed (default {DEFAULT_REPORT_SEED}, a report seed)")
     gen.add_argument("--out", type=Path, required=True, metavar="DIR",
