@@ -52,6 +52,7 @@ from agents.investigator_scoring import (
 )
 from agents.investigator_text import describe_change, describe_metric, hhmmss
 from agents.learner import SOURCE as FORECAST_SOURCE
+from agents.own_actions import OwnActions, Wake
 from console.domain import ChangeEvent, Evidence, Hypothesis, IncidentInfo, Signal
 from console.sources.metrics import MetricsReader
 from console.storage.repos_evidence import TemplateStat
@@ -118,10 +119,14 @@ class Investigator:
 
     def __init__(self, metrics: MetricsReader, topology: Mapping[str, Iterable[str]],
                  fault_classes: Iterable[str], evidence: EvidenceSource,
-                 settings: InvestigatorSettings | None = None) -> None:
+                 settings: InvestigatorSettings | None = None,
+                 own_actions: OwnActions | None = None) -> None:
         self.metrics = metrics
         self.evidence = evidence
         self.settings = settings or InvestigatorSettings()
+        # What the team's own recent actions explain is left out of the reading
+        # (agents/own_actions.py), and the evidence says so.
+        self.own_actions = own_actions
         self.fault_classes = tuple(sorted({f for f in fault_classes if f in KNOWN_CLASSES}))
         self.callees: dict[str, tuple[str, ...]] = {}
         callers: dict[str, set[str]] = {}
@@ -142,11 +147,15 @@ class Investigator:
         """Hypotheses for the incident as of `now`, best first; [] when nothing stands out."""
         started = time.perf_counter()
         try:
-            return self._investigate(incident, now)
+            wake = Wake() if self.own_actions is None else self.own_actions.wake(
+                now, min(incident.opened_at, now) - self.settings.baseline,
+                callers=lambda s: self.ancestors.get(s, ()))
+            return wake.annotate(self._investigate(incident, now, wake))
         finally:
             self.last_duration_ms = (time.perf_counter() - started) * 1000.0
 
-    def _investigate(self, incident: IncidentInfo, now: datetime) -> list[Hypothesis]:
+    def _investigate(self, incident: IncidentInfo, now: datetime,
+                     wake: Wake) -> list[Hypothesis]:
         cfg = self.settings
         first_alert = min(incident.opened_at, now)
         baseline_end = first_alert - cfg.baseline_gap
@@ -154,16 +163,20 @@ class Investigator:
         candidates = self._candidates(incident.services)
         if not candidates or not self.fault_classes:
             return []
-        alerts = self._alerts(candidates, first_alert, now)
+        alerts = {s: [a for a in sigs if not wake.discount(s, _alert_reads(a), a.at)]
+                  for s, sigs in self._alerts(candidates, first_alert, now).items()}
         logs = [t for t in self.evidence.log_templates(
                     first_alert - cfg.new_logs, now, candidates,
                     history_from=first_alert - cfg.log_history)
                 if t.level in ("WARN", "ERROR") and t.first_seen >= first_alert - cfg.new_logs]
-        latest = {s: dict(self.metrics.latest(s)) for s in candidates}
+        latest = {s: {m: v for m, v in self.metrics.latest(s).items()
+                      if wake.explaining(s, m, now) is None} for s in candidates}
         views = self._views(candidates, latest, alerts, logs)
         for view in views.values():
             for metric in self._reads(view, views):
-                points = self.metrics.series(view.name, metric, baseline_start, now)
+                points = wake.series(view.name, metric,
+                                     self.metrics.series(view.name, metric, baseline_start,
+                                                         now))
                 if points:
                     view.sampled[metric] = points[-1][0]
                 stat = analyse(view.name, metric, points, baseline_end, baseline_start)
@@ -439,6 +452,12 @@ class Investigator:
 
 RECOVERED_KEEP = 0.3
 W_TREND = W_CHANGE
+
+
+def _alert_reads(alert: Signal) -> str:
+    """The metric an alert is about, as the investigator reads it."""
+    metric = alert_metric(alert) or "error_rate"
+    return _ALERT_READS.get(metric, metric)
 
 
 def _forecasts(view: ServiceView, fault: str) -> list[Signal]:

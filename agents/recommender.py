@@ -133,6 +133,8 @@ class Recommender:
         self.metrics = metrics
         self.settings = settings or RecommenderSettings()
         self.last: list[Choice] = []  # the latest decisions, for the coordination view
+        # The circuit breaker per cause (agents/escalation.py), when the runtime sets one.
+        self.breaker: Any = None
         self._repo = LearningRepo()
         self._causes = CauseRepo()
         self._lock = threading.Lock()
@@ -148,6 +150,8 @@ class Recommender:
         with self._lock:
             choices = self.plan(incident_id, hypotheses,
                                 excluded_services=excluded_services, pinned=pinned)
+            if self.breaker is not None:
+                choices = [self.breaker.reviewed(incident_id, c) for c in choices]
             self.last = [self._propose(c, incident_id) for c in choices]
         return [c.recommendation_id for c in self.last if c.recommendation_id is not None]
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents import scribe_docs as docs
 from console.domain import Execution, Hypothesis, IncidentInfo, Recommendation
+from console.escalations import ESCALATED_ACTION, PAGED_ACTION
 from console.events import AuditAppended, IncidentsUpdated, OpChanges, OperationDone
 from console.itsm.base import TicketRef, TicketSystem
 from console.storage.repos import IncidentRepo
@@ -199,6 +200,40 @@ class Scribe:
                                 "is working on another way to restore the services.")
             self._finish_if_settled(case)
 
+    def on_escalation(self, incident_id: int, service: str, fault_class: str,
+                      summary: str) -> None:
+        """A cause was handed to a person (agents/escalation.py): page through the
+        ticket system (a ticket of its own, found again by its key), say so on the
+        incident's ticket, and tell the stakeholders that a person is on it."""
+        with self._lock:
+            case = self._case(incident_id)
+            if case is None or not self._event(case, f"escalated:{service}/{fault_class}",
+                                               summary):
+                return
+            self._page(case, service, fault_class, summary)
+            self._draft(case, "needs a person", f"The team found no safe automatic fix for "
+                        f"{docs.plain_fault(fault_class)} affecting {service}; an engineer "
+                        "has been paged and is taking over.")
+
+    def _page(self, case: _Case, service: str, fault_class: str, summary: str) -> None:
+        if self.tickets is None:
+            return
+        incident_id = case.info.id
+        try:
+            page = self.tickets.open(
+                kind="incident", title=f"Needs a person: no safe fix for {fault_class} on "
+                f"{service} (incident {incident_id})"[:200],
+                body=f"{summary}\nWatchfloor link: incident:{incident_id}."[:8000],
+                service=service, severity="critical",
+                idempotency_key=f"scribe:escalation:{incident_id}:{service}/{fault_class}")
+        except Exception as exc:  # a ticket system down never stops the scribe
+            self._ticket_failed(case, "page", exc)
+            return
+        self.service.record(actor=ACTOR, action=PAGED_ACTION, target=f"incident:{incident_id}",
+                            reason=f"paged for {fault_class} on {service}",
+                            inputs={"service": service, "fault_class": fault_class},
+                            outputs={"ticket": f"{page.system}:{page.id}"})
+
     def on_resolved(self, info: IncidentInfo) -> None:
         with self._lock:
             case = self._case(info.id, info)
@@ -230,6 +265,10 @@ class Scribe:
                     execution = self._repo.execution(session, int(ident))
                 if execution is not None:
                     self.on_execution(execution)
+            elif kind == "incident" and action == ESCALATED_ACTION:
+                inputs = event.entry.inputs or {}
+                self.on_escalation(int(ident), str(inputs.get("service", "")),
+                                   str(inputs.get("fault_class", "")), event.entry.reason)
             elif kind == "recommendation" and action in (
                     "recommendation.create", "recommendation.reject", "policy.decide"):
                 with self.service.db.sessions() as session:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.coordinator import Coordinator
+from agents.escalation import CauseBreaker
 from agents.correlator_agent import CorrelatorAgent
 from agents.impact import ImpactTracer
 from agents.investigator import Investigator, InvestigatorSettings
@@ -32,8 +33,9 @@ from agents.lanes import (
 )
 from agents.learner import Learner
 from agents.llm import LLM, LLMSettings
+from agents.own_actions import OwnActions
 from agents.playbooks import PlaybookAgent
-from agents.recommender import Recommender
+from agents.recommender import NOT_A_FIX, Recommender
 from agents.retriever import Answer, Retriever
 from agents.runtime import Agent, AgentRuntime
 from agents.scribe import Scribe
@@ -130,6 +132,7 @@ class Runtime:
         self.recommender: Recommender | None = None
         self.scribe: Scribe | None = None
         self.playbooks: PlaybookAgent | None = None
+        self.breaker: CauseBreaker | None = None
 
     def start_agents(self, metrics: MetricsReader,
                      topology: Mapping[str, Iterable[str]]) -> Coordinator:
@@ -144,7 +147,14 @@ class Runtime:
                                        metrics=metrics)
         self.retriever.metrics = metrics
         self.scribe = Scribe(self.service, self.tickets)
-        investigator = Investigator(metrics, topology, fault_classes, EvidenceRepo(self.db))
+        own = OwnActions(self.service.engine, library)
+        investigator = Investigator(metrics, topology, fault_classes, EvidenceRepo(self.db),
+                                    own_actions=own)
+        # Stop and hand over where acting did not help (agents/escalation.py).
+        self.breaker = CauseBreaker(self.service, metrics, library, own_actions=own,
+                                    eases=NOT_A_FIX,
+                                    callers=lambda s: sorted(investigator.ancestors.get(s, ())))
+        self.recommender.breaker = self.breaker
         self.playbooks = PlaybookAgent(self.service)
         self._readopt_playbooks(self.playbooks)
         team: list[Agent] = [InvestigatorLane(investigator),
@@ -154,6 +164,7 @@ class Runtime:
         self.coordinator = Coordinator(self.agents, team)
         self._detach += [self.coordinator.attach(self.bus),
                          self.scribe.attach(self.ticket_worker),
+                         self.breaker.attach(self.bus),
                          self.bus.subscribe(AuditAppended, self._on_audited)]
         return self.coordinator
 

@@ -1,0 +1,142 @@
+"""The team knows what it did and stops instead of flailing, end to end on the estate at
+`--autonomy 3 --approve all`: an action's outcome is judged from the cause's symptoms,
+the team's own restart is not taken for a new fault, a cause whose fix does not hold or
+that nothing ends is handed to a person (reason, what was tried, a page on the ticket
+system, the scribe's update), and nothing more is tried on it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.recommender import NOT_A_FIX
+from console.escalations import NEEDS_PERSON, escalations
+from console.itsm.store import BuiltinTicketStore
+from console.runtime import Runtime, run_headless
+
+POOL = """name: {name}
+description: orders leaks connections{extra}
+estate: default
+duration: {duration}
+seed: 7
+timeline:
+  - {{at: 5m, type: fault, kind: connection_pool_exhaustion, service: orders,
+     params: {{rate_per_min: 0.2, recurs: {recurs}}}}}
+"""
+
+
+def _scenario(tmp_path: Path, name: str, *, recurs: bool, duration: str = "35m") -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(POOL.format(name=name, extra="; a restart only delays it" if recurs
+                                else "", duration=duration, recurs=str(recurs).lower()),
+                    encoding="utf-8")
+    return str(path)
+
+
+def _run(scenario: str, db_url: str) -> dict[str, Any]:
+    return run_headless(scenario, db_url=db_url, autonomy=3, approve="all")
+
+
+def _actions(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for inc in summary["incidents"] for a in inc["actions"]]
+
+
+def _ineffective_per_cause(summary: dict[str, Any]) -> Counter[str]:
+    runbook_cause = {}
+    for inc in summary["incidents"]:
+        for a in inc["actions"]:
+            runbook_cause[a["id"]] = a["target"]
+    return Counter(runbook_cause[a["id"]] for a in _actions(summary)
+                   if a["outcome"] in ("ineffective", "did_not_last"))
+
+
+def test_a_fix_that_does_not_hold_is_tried_once_then_escalated_with_a_page(
+        tmp_path: Path, db_url: str) -> None:
+    summary = _run(_scenario(tmp_path, "pool-recurs", recurs=True), db_url)
+    actions = _actions(summary)
+    assert [a["runbook"] for a in actions] == ["restart-service"]
+    assert actions[0]["outcome"] == "ineffective"
+    assert "pool_usage of orders is still" in actions[0]["outcome_why"]
+    # no failover, no scale-out: nothing invented from the restart's own wake
+    assert not any(a["runbook"] in ("failover", "scale-out") for a in summary["actions"])
+    escalated = [inc for inc in summary["incidents"] if inc["escalated"]]
+    assert len(escalated) == 1
+    needs = escalated[0]["needs_person"]
+    assert needs["reason"].startswith(NEEDS_PERSON)
+    assert "its fixes did not work" in needs["reason"]
+    assert len(needs["tried"]) == 1
+    assert needs["tried"][0].startswith("restart-service #")
+    assert "ineffective" in needs["tried"][0]
+    assert needs["ticket"] and needs["ticket"].startswith("builtin:")
+    assert summary["audit"]["chain_ok"]
+    rt = Runtime(db_url)
+    try:
+        incident_id = escalated[0]["id"]
+        notes = [n for n in rt.service.incident_timeline(incident_id)
+                 if n.kind == "escalation"]
+        assert len(notes) == 1
+        assert NEEDS_PERSON in notes[0].summary and "Tried: restart-service" in notes[0].summary
+        assert [e.fault_class for e in escalations(rt.service.audit_entries(), incident_id)] \
+            == ["connection_pool_exhaustion"]
+        tickets = BuiltinTicketStore(rt.service).tickets()
+        page = [t for t in tickets if t.title.startswith("Needs a person")]
+        assert len(page) == 1
+        assert page[0].severity == "critical" and page[0].service == "orders"
+        assert "restart-service" in page[0].body
+        assert f"builtin:{page[0].number}" == needs["ticket"]
+        # the incident's own ticket says so too, and the stakeholder draft
+        own = [t for t in tickets if t is not page[0] and t.kind == "incident"
+               and any(NEEDS_PERSON in str(n.get("text", n)) for n in t.notes)]
+        assert own, "the incident's ticket has no note of the escalation"
+        from console.storage.repos_retrieval import RetrievalRepo
+
+        with rt.db.sessions() as session:
+            drafts = RetrievalRepo().reports(session, kind="stakeholder_update",
+                                             incident_id=incident_id, limit=50)
+        assert any(d.data.get("status") == "needs a person" for d in drafts)
+    finally:
+        rt.close()
+
+
+def test_a_fix_that_works_is_judged_effective_and_its_wake_is_no_new_fault(
+        tmp_path: Path, db_url: str) -> None:
+    summary = _run(_scenario(tmp_path, "pool-once", recurs=False, duration="25m"), db_url)
+    actions = summary["actions"]
+    # one restart of orders: its side effects (instances restarting, callers' errors)
+    # open no second action, neither a failover nor a scale-out nor another restart
+    assert [(a["runbook"], a["target"]) for a in actions] == [("restart-service", "orders")]
+    assert _actions(summary)[0]["outcome"] == "effective"
+    assert not any(inc["escalated"] for inc in summary["incidents"])
+
+
+def test_the_restart_only_delays_scenario_never_fails_over_nor_flails(db_url: str) -> None:
+    summary = _run("restart-only-delays", db_url)
+    assert not any(a["runbook"] == "failover" for a in summary["actions"])
+    assert all(n <= 1 for n in _ineffective_per_cause(summary).values())
+    assert len(summary["actions"]) <= 2
+    assert all(a["outcome"] is not None for a in _actions(summary))
+
+
+def test_a_cause_no_runbook_ends_is_escalated_and_only_eased_once(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the library holds no runbook that ends a pool leak (here the restart is
+    declared to only ease it), the diagnosis is escalated at once; the easing step may
+    run once, approved by a person, and nothing more is tried."""
+    leak = dict(NOT_A_FIX["connection_pool_exhaustion"])
+    leak["restart-service"] = "the leak comes back after a restart"
+    monkeypatch.setitem(NOT_A_FIX, "connection_pool_exhaustion", leak)  # type: ignore[arg-type]
+    summary = _run(_scenario(tmp_path, "pool-no-fix", recurs=True, duration="35m"), db_url)
+    assert not any(a["runbook"] == "failover" for a in summary["actions"])
+    assert not any(a["autonomous"] for a in summary["actions"])
+    assert len(summary["actions"]) <= 1
+    escalated = [inc for inc in summary["incidents"] if inc["escalated"]]
+    assert escalated
+    needs = escalated[0]["needs_person"]
+    assert "no runbook ends connection_pool_exhaustion on orders" in needs["reason"]
+    assert "restart-service only eases it" in needs["reason"]
+    assert needs["ticket"]
+    diagnosed = escalated[0]["diagnosed_at_s"]
+    assert needs["causes"][0]["at_s"] - diagnosed <= 600
