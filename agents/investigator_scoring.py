@@ -15,7 +15,8 @@ For a candidate (service, fault class) the raw score adds four kinds of evidence
 never blamed, nor one on a service whose own dependency went the more wrong); `gate'`
 lets logs and alerts count a little without metrics (a source may have none) and fully
 with them. The weights are set by hand from what each kind of evidence means; only the
-two calibration constants below were fitted (`python -m benchmarks.bench_rca --fit`).
+two calibration constants are fitted, on fit seeds only, and shipped as data
+(resources/calibration/investigator.json; `python -m benchmarks.bench_calibrate`).
 Confidence is a softmax over the candidates with positive evidence and one "none of
 these" candidate (score `NULL_SCORE`), at temperature `TEMPERATURE`.
 """
@@ -27,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agents.calibration import load as load_calibration
 from agents.investigator_lexicon import ALERT_CLASSES, CHANGE_AFFINITY, LogPattern, alert_metric
 from agents.investigator_metrics import MetricStat
 from console.domain import ChangeEvent, Signal
@@ -37,13 +39,12 @@ W_CHANGE = 2.0
 W_LOG = 1.2
 W_ALERT = 0.8
 W_DEEPER = 2.0
-# Fitted by `python -m benchmarks.bench_rca --fit` on every built-in scenario (quiet-day
-# included), seeds 1000-1004 - not the benchmark's: 101 incidents, 2,121 investigations,
-# maximum likelihood of the right answer ("none" for an incident with no fault), each
-# incident weighing one, plus one pseudo-incident got wrong (Laplace's rule of succession:
-# the investigator was right at every check, and the plain fit would be a hard threshold).
-TEMPERATURE = 0.395
-NULL_SCORE = 2.275
+# Fitted (`python -m benchmarks.bench_calibrate --write`) by maximum likelihood of the
+# right answer on incidents of fit seeds only, and shipped as data with how they were
+# fitted: resources/calibration/investigator.json (agents/calibration.py).
+CALIBRATION = load_calibration()
+TEMPERATURE = CALIBRATION.temperature
+NULL_SCORE = CALIBRATION.null_score
 
 CHANGE_LEAD_S = 10 * 60.0  # a change this long before onset is still "shortly before"
 CHANGE_FADE_S = 10 * 60.0  # ...and counts less and less for this long after that

@@ -1,0 +1,1 @@
+"""Fitted constants of the agents, with how they were fitted (agents/calibration.py)."""
