@@ -140,3 +140,82 @@ def test_a_cause_no_runbook_ends_is_escalated_and_only_eased_once(
     assert needs["ticket"]
     diagnosed = escalated[0]["diagnosed_at_s"]
     assert needs["causes"][0]["at_s"] - diagnosed <= 600
+
+
+# --- the breaker's limits come from policy ---------------------------------------------
+
+
+def _breaker(runtime: Any, policy: Any = None) -> tuple[Any, int]:
+    from agents.escalation import CauseBreaker
+    from console.domain import IncidentUpdate, Severity
+    from console.policy import Policy
+
+    service = runtime.service
+    service.set_policy(policy or Policy(), as_user="alice")
+    update = IncidentUpdate(1, None, "errors on orders", Severity.CRITICAL, "open",
+                            ("orders",), service.clock.now(), None)
+    [info] = service.save_incidents([update], actor="agent:correlator")
+    breaker = CauseBreaker(service, metrics=None, library=service.engine.library,  # type: ignore[arg-type]
+                           eases=NOT_A_FIX)
+    breaker._sync = lambda now: None  # type: ignore[method-assign]  # attempts given below
+    return breaker, info.id
+
+
+def _attempt(breaker: Any, incident_id: int, ident: int, outcome: str, *,
+             autonomous: bool = True, service: str = "orders",
+             fault: str = "connection_pool_exhaustion") -> None:
+    from agents.escalation import Attempt
+
+    now = breaker.service.clock.now()
+    attempt = Attempt(ident, incident_id, "restart-service", autonomous, now, "succeeded",
+                      now, outcome)
+    breaker._seen[ident] = attempt
+    breaker._cause(service, fault).attempts.append(attempt)
+
+
+def test_one_autonomous_attempt_per_cause_then_a_person(runtime: Any) -> None:
+    breaker, incident = _breaker(runtime)
+    review = breaker.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                            "restart-service", eases=False, no_remedy=False)
+    assert review.autonomous and not review.stop
+    _attempt(breaker, incident, 1, "effective")
+    review = breaker.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                            "restart-service", eases=False, no_remedy=False)
+    assert not review.autonomous and not review.stop
+    assert "policy allows 1" in review.why
+    # a cause still being judged gets nothing new
+    _attempt(breaker, incident, 2, "pending", fault="memory_leak")
+    waiting = breaker.review(incident, "orders", "memory_leak", 0.95, "rollback-deploy",
+                             eases=False, no_remedy=False)
+    assert waiting.stop and "still being judged" in waiting.why
+
+
+def test_policy_sets_the_limits_and_an_exhausted_cause_is_escalated(runtime: Any) -> None:
+    from console.policy import Causes, Policy
+
+    policy = Policy(causes=Causes(autonomous_attempts=2, ineffective=1))
+    breaker, incident = _breaker(runtime, policy)
+    _attempt(breaker, incident, 1, "effective")
+    assert breaker.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                          "restart-service", eases=False, no_remedy=False).autonomous
+    _attempt(breaker, incident, 2, "ineffective", service="payments", fault="bad_deploy")
+    stop = breaker.review(incident, "payments", "bad_deploy", 0.95, "rollback-deploy",
+                          eases=False, no_remedy=False)
+    assert stop.stop and stop.why.startswith(NEEDS_PERSON)
+    assert "1 ineffective action(s) on it (policy allows 1)" in stop.why
+    [escalation] = escalations(runtime.service.audit_entries(), incident)
+    assert (escalation.service, escalation.fault_class) == ("payments", "bad_deploy")
+    assert escalation.tried and "ineffective" in escalation.tried[0]
+
+
+def test_the_incident_budget_tightens_as_confidence_drops(runtime: Any) -> None:
+    breaker, incident = _breaker(runtime)
+    for ident, service in enumerate(("cart", "search"), start=1):
+        _attempt(breaker, incident, ident, "effective", service=service)
+    sure = breaker.review(incident, "orders", "cpu_saturation", 0.95, "toggle-feature-flag",
+                          eases=False, no_remedy=False)
+    assert not sure.stop  # 2 actions, budget 3 at 0.95
+    unsure = breaker.review(incident, "inventory", "cpu_saturation", 0.75,
+                            "toggle-feature-flag", eases=False, no_remedy=False)
+    assert unsure.stop  # 2 actions, budget 2 at 0.75
+    assert "the budget at confidence 0.75 is 2" in unsure.why
