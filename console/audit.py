@@ -242,8 +242,10 @@ def _lock_head(session: Session) -> SettingRow | None:
         # SQLite ignores FOR UPDATE; a write statement first takes its write lock, so
         # a second appender (another thread, another console) waits here and then
         # reads the head this one committed, instead of numbering the same seq twice.
-        session.execute(update(SettingRow).where(SettingRow.key == HEAD_KEY)
-                        .values(key=SettingRow.key))
+        # (On the table: the ORM would also look for the row among loaded objects.)
+        settings = cast(Table, SettingRow.__table__)
+        session.execute(update(settings).where(settings.c.key == HEAD_KEY)
+                        .values(key=settings.c.key))
     elif session.get_bind().dialect.name == "postgresql":
         # FOR UPDATE locks only a row that exists: two first appenders would both find
         # no head and both write record 1. Making the head first (a no-op once it
