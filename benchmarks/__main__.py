@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
     parser.add_argument("--approvals", type=int, default=200, help="approvals (approval)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per scenario (team, rca)")
+    parser.add_argument("--generated", type=int, default=None, metavar="N",
+                        help="also N generated scenarios, scored per fault (team)")
+    parser.add_argument("--seed", type=int, default=None, metavar="S",
+                        help="generator seed for --generated (default: the first report seed)")
     parser.add_argument("--dataset", default=None, metavar="DIR",
                         help="recorded incidents with known causes (rca): PetShop, Nezha or "
                              "Watchfloor recordings; scores the investigator beside baselines")

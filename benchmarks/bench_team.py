@@ -17,6 +17,14 @@ thresholds that the `watchfloor run --headless` and `eval` commands set
 (console/collector.py), restored afterwards.
 
 Targets (issue 5): AC@1 >= 0.95, ECE <= 0.05, latency p95 <= 100 ms without an LLM.
+
+With `--generated N [--seed S]` the team also plays N generated scenarios
+(console/scenario_gen.py; S defaults to the first report seed) and the figures per
+injected fault (console/fault_scoring.py: AC@1, AC@3, ECE, wrong and ineffective actions,
+escalations, times, by family) are printed under `generated`, with the same latency.
+Targets (issue 19), on report seeds: AC@1 >= 0.95, AC@3 >= 0.99, ECE <= 0.05, no action
+on a healthy service, none that made things worse, every fault with no safe fix escalated
+within 10 simulated minutes of its diagnosis after at most one ineffective action.
 """
 
 from __future__ import annotations
@@ -130,7 +138,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                 latencies += done
                 never += missing
     scores = aggregate(runs)
-    return {
+    out: dict[str, Any] = {
         "scenarios": len(names), "seeds_per_scenario": count, "runs": len(runs),
         "faults": scores["faults"], "incidents": scores["incidents"],
         "scored_incidents": scores["scored_incidents"],
@@ -158,6 +166,64 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         "targets": {"ac_at_1": ">= 0.95", "ece": "<= 0.05", "recommend_ms_p95": "<= 100"},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    generated = getattr(args, "generated", None)
+    if generated:
+        out["generated"] = _generated(generated, getattr(args, "seed", None))
+    return out
+
+
+def _generated(count: int, seed: int | None) -> dict[str, Any]:
+    """The team over `count` generated scenarios, scored per injected fault."""
+    import tempfile
+    from pathlib import Path
+
+    from console.fault_scoring import EstateFacts, aggregate_faults, score_faults
+    from console.runtime import run_headless
+    from console.scenario_gen import DEFAULT_REPORT_SEED, family_of, split_of, write
+
+    seed = DEFAULT_REPORT_SEED if seed is None else seed
+    started = time.perf_counter()
+    latencies: list[float] = []
+    never = 0
+    fault_runs = []
+    with tempfile.TemporaryDirectory(prefix="watchfloor-bench-") as tmp:
+        for path in write(count, seed, Path(tmp)):
+            watches: list[Stopwatch] = []
+            with watching(watches):
+                summary = run_headless(str(path), autonomy=3, approve="all")
+            family = family_of(summary["scenario"].get("description") or "")
+            fault_runs.append(score_faults(summary, EstateFacts.of(str(path)), family))
+            for watch in watches:
+                done, missing = watch.latencies_ms()
+                latencies += done
+                never += missing
+    from console.evaluate import percentile
+
+    pf = aggregate_faults(fault_runs)
+    for block in (pf, *pf["by_family"].values()):
+        block["calibration"].pop("reliability", None)
+    esc = pf["escalations"]
+    return {
+        "count": count, "seed": seed, "split": split_of(seed),
+        "faults": pf["faults"], "ac_at_1": pf["accuracy"]["top1"],
+        "ac_at_3": pf["accuracy"]["top3"], "ece": pf["calibration"]["ece"],
+        "actions_on_healthy_services": pf["actions"]["on_healthy_services"],
+        "actions_made_worse": pf["actions"]["made_worse"],
+        "ineffective_actions": pf["actions"]["ineffective"],
+        "no_safe_fix_faults": esc["no_safe_fix_faults"],
+        "no_safe_fix_escalated_in_time": esc["no_safe_fix_escalated_in_time"],
+        "no_safe_fix_over_one_ineffective": esc["no_safe_fix_over_one_ineffective"],
+        "wrong_escalations": esc["wrong"],
+        "recommend_ms_p50": _ms(percentile(latencies, 0.50)),
+        "recommend_ms_p95": _ms(percentile(latencies, 0.95)),
+        "incidents_never_recommended": never,
+        "per_fault": pf,
+        "targets": {"ac_at_1": ">= 0.95", "ac_at_3": ">= 0.99", "ece": "<= 0.05",
+                    "actions_on_healthy_services": "0", "actions_made_worse": "0",
+                    "no_safe_fix_escalated_in_time": "= no_safe_fix_faults",
+                    "no_safe_fix_over_one_ineffective": "0"},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _ms(value: float | None) -> float | None:
@@ -169,6 +235,8 @@ def _main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_team")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--generated", type=int, default=None, metavar="N")
+    parser.add_argument("--seed", type=int, default=None, metavar="S")
     print(json.dumps(run(parser.parse_args()), indent=1))
 
 
