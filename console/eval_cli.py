@@ -107,6 +107,10 @@ def dispatch(args: argparse.Namespace, runtime: Any) -> int:
         return EXIT_BAD_INPUT
     if args.json:
         sys.stdout.write(json.dumps(report) + "\n")
+    elif "per_fault" in report["scores"]:
+        from console.eval_generated import render_faults
+
+        sys.stdout.write(render(report) + "\n\n" + render_faults(report) + "\n")
     else:
         sys.stdout.write(render(report) + "\n")
     return EXIT_OK if report["scores"]["audit_ok"] else EXIT_FAILED

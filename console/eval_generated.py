@@ -12,12 +12,9 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from console.fault_scoring import FaultRun
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -27,45 +24,23 @@ def evaluate_generated(service: Any, count: int, seed: int, *, seeds: int = 1,
                        out: Path | None = None, progress: Any = None) -> dict[str, Any]:
     """Generate, replay, score (per incident and per fault), store and audit. Raises
     GeneratorError on a bad count or folder, before anything runs."""
-    from console.fault_scoring import aggregate_faults
+    from console.evaluate import replay, store
+    from console.fault_scoring import FaultTally
     from console.scenario_gen import generate, split_of, write
 
     generate(count, seed)  # a bad count fails here, before a folder is made
+    tally = FaultTally()
     with tempfile.TemporaryDirectory(prefix="watchfloor-generated-") as tmp:
         folder = out if out is not None else Path(tmp)
         paths = [str(p) for p in write(count, seed, folder)]
-        scope, runs, fault_runs = _replay(paths, seeds=seeds, autonomy=autonomy,
-                                          approve=approve, progress=progress)
-    per_fault = aggregate_faults(fault_runs)
-    per_fault["cases"] = [f for r in fault_runs for f in r.faults]
-    per_fault["judged_actions"] = [{**a, "scenario": r.scenario, "seed": r.seed}
-                                   for r in fault_runs for a in r.actions]
-    scope["generated"] = {"count": count, "seed": seed, "split": split_of(seed),
-                          "folder": None if out is None else str(out)}
-    from console.evaluate import store
-
-    return store(service, scope, runs, extra={"per_fault": per_fault})
-
-
-def _replay(paths: Sequence[str], *, seeds: int, autonomy: int | None, approve: str,
-            progress: Any) -> tuple[dict[str, Any], list[Any], list[FaultRun]]:
-    from console.evaluate import replay
-    from console.fault_scoring import EstateFacts, score_faults
-    from console.scenario_gen import family_of
-
-    facts = {p: EstateFacts.of(p) for p in paths}
-    fault_runs: list[FaultRun] = []
-
-    def keep(path: str, summary: Mapping[str, Any]) -> None:
-        family = family_of(summary["scenario"].get("description") or "")
-        fault_runs.append(score_faults(summary, facts[path], family))
-
-    scope, runs = replay(paths, seeds=seeds, autonomy=autonomy, approve=approve,
-                         progress=progress, on_summary=keep)
+        scope, runs = replay(paths, seeds=seeds, autonomy=autonomy, approve=approve,
+                             progress=progress, on_summary=tally)
     names = {p: Path(p).stem for p in paths}  # the folder may be gone: keep the names
     scope["scenarios"] = [names[p] for p in scope["scenarios"]]
     scope["seeds"] = {names[p]: s for p, s in scope["seeds"].items()}
-    return scope, runs, fault_runs
+    scope["generated"] = {"count": count, "seed": seed, "split": split_of(seed),
+                          "folder": None if out is None else str(out)}
+    return store(service, scope, runs, extra={"per_fault": tally.scores()})
 
 
 def run_generated(args: argparse.Namespace, runtime: Any) -> int:
@@ -126,11 +101,11 @@ def _line(name: str, b: Mapping[str, Any]) -> str:
 def render_faults(report: Mapping[str, Any]) -> str:
     """The per-fault totals and the table by family."""
     pf = report["scores"]["per_fault"]
-    gen = report["scope"]["generated"]
+    gen = report["scope"].get("generated")
     t = pf["time_to_detect_s"], pf["time_to_diagnose_s"], pf["time_to_resolve_s"]
     e = pf["escalations"]
     lines = [f"per fault: {gen['count']} generated scenario(s), seed {gen['seed']} "
-             f"({gen['split']} split)", "",
+             f"({gen['split']} split)" if gen else f"per fault: {pf['faults']} fault(s)", "",
              f"{'family':12} {'runs':>4} {'faults':>6} {'top1':>5} {'top3':>5} {'ECE':>6} "
              f"{'acts':>4} {'wrong':>5} {'ineff':>5} esc(ok/wrong)",
              *(_line(name, block) for name, block in pf["by_family"].items()),

@@ -445,9 +445,7 @@ def headline(scores: Mapping[str, Any]) -> dict[str, Any]:
             "auto_resolution": scores["auto_resolution"]["rate"],
             "rollback": scores["rollback"]["rate"],
             "quiet_day_actions": scores["quiet_day_actions"], "audit_ok": scores["audit_ok"],
-            **({"per_fault_top1": scores["per_fault"]["accuracy"]["top1"],
-                "per_fault_ece": scores["per_fault"]["calibration"]["ece"]}
-               if "per_fault" in scores else {})}
+            "per_fault_top1": scores.get("per_fault", {}).get("accuracy", {}).get("top1")}
 
 
 def store(service: WatchfloorService, scope: Mapping[str, Any],
@@ -487,11 +485,16 @@ def evaluate(service: WatchfloorService, scenarios: Sequence[str] | None = None,
             scored.append(score_recording(folder, *investigator))  # type: ignore[misc]
         except RecordingError as exc:
             raise EvalError(str(exc)) from None
+    from console.fault_scoring import FaultTally
+
+    per_fault = FaultTally()
     if replay_scenarios:
         scope, runs = replay(names, seeds=seeds, autonomy=autonomy, approve=approve,
-                             progress=progress)
+                             progress=progress, on_summary=per_fault)
     else:
         scope, runs = {"scenarios": [], "seeds": {}, "autonomy": autonomy,
                        "approve": approve}, []
     scope["recordings"] = [str(p) for p in recordings]
-    return store(service, scope, [*runs, *scored])
+    faults = per_fault.scores()
+    return store(service, scope, [*runs, *scored],
+                 extra=None if faults is None else {"per_fault": faults})

@@ -380,3 +380,27 @@ def aggregate_faults(runs: Sequence[FaultRun]) -> dict[str, Any]:
                       for kind in sorted({f["kind"] for f in faults})
                       for mine in [[f for f in faults if f["kind"] == kind]]}
     return out
+
+
+class FaultTally:
+    """Per-fault scores of replayed runs, collected as they come (evaluate's `on_summary`);
+    the estate facts are read once per scenario."""
+
+    def __init__(self) -> None:
+        self.runs: list[FaultRun] = []
+        self._facts: dict[str, EstateFacts] = {}
+
+    def __call__(self, scenario: str, summary: Mapping[str, Any]) -> None:
+        if scenario not in self._facts:
+            self._facts[scenario] = EstateFacts.of(scenario)
+        self.runs.append(score_faults(summary, self._facts[scenario]))
+
+    def scores(self) -> dict[str, Any] | None:
+        """The `per_fault` scores with every case and judged action (None: no run)."""
+        if not self.runs:
+            return None
+        out = aggregate_faults(self.runs)
+        out["cases"] = [f for r in self.runs for f in r.faults]
+        out["judged_actions"] = [{**a, "scenario": r.scenario, "seed": r.seed}
+                                 for r in self.runs for a in r.actions]
+        return out

@@ -193,3 +193,13 @@ def test_reliability_table_and_ece() -> None:
     # bin 0.9-1.0: confidence 0.9667, accuracy 0.6667; bin 0.1-0.2: 0.15 vs 0
     assert ece == pytest.approx(0.75 * 0.3 + 0.25 * 0.15, abs=1e-3)
     assert reliability([]) == (None, reliability([])[1])
+
+
+def test_eval_scores_every_injected_fault_too(report: dict[str, Any]) -> None:
+    """Beside the incidents, each injected fault is one case (console/fault_scoring.py)."""
+    scores = report["json"]["scores"]
+    per_fault = scores["per_fault"]
+    assert per_fault["faults"] == scores["faults"] == len(per_fault["cases"])
+    assert set(per_fault["by_kind"]) == {"config_error", "certificate_expiry"}
+    assert per_fault["by_family"]["other"]["runs"] == 3
+    assert report["stored"][0]["scores"]["per_fault"]["faults"] == scores["faults"]
