@@ -287,8 +287,12 @@ def _one(fault: Mapping[str, Any], index: int,
     first_diag = min(diagnosed) if diagnosed else None
     in_time: bool | None = None
     if remedyless:
-        in_time = bool(escalated_at) and first_diag is not None \
-            and min(escalated_at) - first_diag <= ESCALATE_WITHIN_S
+        # from its diagnosis: the first that named it, else the first of its incidents'
+        read = first_diag if first_diag is not None else min(
+            (float(c["diagnosed_at_s"]) for c in causes if c["diagnosed_at_s"] is not None),
+            default=None)
+        in_time = bool(escalated_at) and read is not None \
+            and min(escalated_at) - read <= ESCALATE_WITHIN_S
         if escalations and not escalated_at:
             in_time = None  # escalated, but the run does not say when
     return {

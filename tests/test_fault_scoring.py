@@ -241,3 +241,12 @@ def test_escalations_listed_under_needs_person_are_scored_per_cause() -> None:
     scores = aggregate_faults([run])["escalations"]
     assert (scores["right"], scores["wrong"], scores["no_safe_fix_escalated_in_time"]) \
         == (1, 1, 1)
+
+
+def test_a_misread_fault_escalated_in_time_counts_from_the_first_diagnosis() -> None:
+    leak = _fault("connection_pool_exhaustion", "orders", 600.0, params={"recurs": True})
+    inc = _incident(1, ["orders"], 700.0, _hyp("orders", "bad_deploy", 0.6),
+                    escalated=True, escalated_at_s=1000.0)
+    (case,) = score_faults(_summary([leak], [inc]), FACTS).faults
+    assert not case["correct_top1"]
+    assert case["escalated"] and case["escalated_in_time"]
