@@ -13,9 +13,16 @@ its own database:
   related    10,000 alerts on the storm estate's services: they fold into a few incidents
 
 For each: the big delivery's answer time, the probe's p50/p95/max, and the correlation
-throughput (signals per second the correlation worker was busy). The storm benchmark's
-rate (benchmarks/bench_correlation.py, same process, same load) is the floor they are
-compared with. `--cpu-load N` runs N busy processes meanwhile.
+throughput (signals per second the correlation worker was busy, the probe's deliveries
+included; the batch that held the big delivery is also timed alone). The storm
+benchmark's rate (benchmarks/bench_correlation.py, same process, same load) is the
+floor they are compared with. `--cpu-load N` runs N busy processes meanwhile.
+
+The process collects its cyclic garbage as `watchfloor node` does, the headless engine
+that owns the receiver (console/collector.py, set by console/cli.py); the window's
+receiver never collects on the correlation worker at all (widgets/process.py). Under
+Python's defaults a full collection of the whole heap (100 ms and more) fell into
+the correlation of each delivery, paying for the objects its parsing had made.
 """
 
 from __future__ import annotations
@@ -149,6 +156,7 @@ def _phase(body: bytes, topology: dict[str, list[str]], folder: Path) -> dict[st
         runtime.deferred.wait_idle(timeout=60)  # the probe's last deliveries
         seconds = sum(s for s, _n in busy)
         signals = sum(n for _s, n in busy)
+        delivery_s, delivery_signals = max(busy, key=lambda b: b[1])
         incidents = len(runtime.service.incidents(limit=100_000))
     finally:
         probe.stop()
@@ -158,11 +166,26 @@ def _phase(body: bytes, topology: dict[str, list[str]], folder: Path) -> dict[st
             "correlated_after_s": round(done, 3), "incidents": incidents,
             "correlation_seconds": round(seconds, 3), "correlated_signals": signals,
             "correlation_alerts_per_s": round(signals / seconds, 1) if seconds else None,
+            "delivery_batch": {"signals": delivery_signals, "seconds": round(delivery_s, 3)},
             "probe": probe.figures(),
             "probe_within_target": bool(probe.times) and max(probe.times) <= PROBE_TARGET_S}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
+    from console import collector
+
+    before = collector.tune()  # as `watchfloor node` runs (console/cli.py main)
+    try:
+        return _run(args)
+    finally:
+        gc.set_threshold(*before)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
     from console.estate import ScenarioPlayer, load_scenario
 
     estate = ScenarioPlayer(load_scenario("storm")).estate
@@ -177,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         results: dict[str, Any] = {"alerts": ALERTS, "delivery_bytes": len(unrelated),
                                    "cpu_load_processes": len(load),
+                                   "collector_thresholds": list(gc.get_threshold()),
                                    "targets": {"answer_s": ANSWER_TARGET_S,
                                                "probe_max_s": PROBE_TARGET_S}}
         for name, body in (("unrelated", unrelated), ("related", related)):
