@@ -252,8 +252,10 @@ def score_faults(summary: Mapping[str, Any], facts: EstateFacts,
             if idx:
                 run.diagnoses.append((c["confidence"], any(_names(c["cause"], f) for f in mine)))
         for named_cause, at in escalations_of(inc, causes):
+            # the faults it names; a misread one stands for its incident's only fault
             named = [i for i in idx if named_cause is not None
-                     and _names(named_cause, faults[i])] or idx
+                     and _names(named_cause, faults[i])] \
+                or (idx if named_cause is None or len(idx) == 1 else [])
             run.escalations.append({"faults": named, "at_s": at,
                                     "right": bool(named) and all(
                                         no_safe_fix(faults[i], facts.kinds) for i in named)})

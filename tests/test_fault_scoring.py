@@ -250,3 +250,12 @@ def test_a_misread_fault_escalated_in_time_counts_from_the_first_diagnosis() -> 
     (case,) = score_faults(_summary([leak], [inc]), FACTS).faults
     assert not case["correct_top1"]
     assert case["escalated"] and case["escalated_in_time"]
+
+
+def test_an_escalated_cause_naming_none_of_several_faults_is_wrong_and_unattributed() -> None:
+    inc = _incident(1, ["cart", "checkout", "payments"], 900.0, _hyp("cart", "bad_deploy", 0.9),
+                    escalated=True, needs_person={"causes": [
+                        {"service": "checkout", "fault_class": "config_error", "at_s": 950.0}]})
+    run = score_faults(_summary([CART, PAYDB], [inc]), FACTS)
+    assert [e["right"] for e in run.escalations] == [False]
+    assert not any(c["escalated"] for c in run.faults)
