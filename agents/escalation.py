@@ -155,8 +155,13 @@ class CauseBreaker:
             policy = self.service.policy().causes
             cause = self._cause(service, fault_class)
             recent = self._recent(cause, now, policy)
-            reason = cause.escalated.get(incident_id) or next(iter(cause.escalated.values()),
-                                                               None)
+            reason = cause.escalated.get(incident_id)
+            if reason is None and cause.escalated:
+                # the same cause seen from another incident: it says so too, and the
+                # person already paged is not paged again
+                other, first = next(iter(cause.escalated.items()))
+                reason = f"the same cause as incident {other}: {first}"
+                self._escalate(incident_id, cause, now, reason, page=False)
             if reason is not None:
                 return Review(False, True, f"{NEEDS_PERSON} ({reason}); the team proposes "
                               "nothing more on it")
@@ -415,7 +420,8 @@ class CauseBreaker:
             f"execution:{attempt.execution_id}",
             {"outcome": outcome, "cause": cause.key}))
 
-    def _escalate(self, incident_id: int, cause: Cause, now: datetime, reason: str) -> None:
+    def _escalate(self, incident_id: int, cause: Cause, now: datetime, reason: str, *,
+                  page: bool = True) -> None:
         if incident_id in cause.escalated:
             return
         cause.escalated[incident_id] = reason
@@ -426,7 +432,7 @@ class CauseBreaker:
                             target=f"incident:{incident_id}", reason=summary[:2000],
                             inputs={"service": cause.service,
                                     "fault_class": cause.fault_class},
-                            outputs={"tried": tried, "why": reason})
+                            outputs={"tried": tried, "why": reason, "page": page})
         add_note(self.service.db, incident_id, TimelineNote(
             now, "escalation", summary, f"incident:{incident_id}",
             {"cause": cause.key, "reason": reason, "tried": tried}))

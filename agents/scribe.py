@@ -201,7 +201,7 @@ class Scribe:
             self._finish_if_settled(case)
 
     def on_escalation(self, incident_id: int, service: str, fault_class: str,
-                      summary: str) -> None:
+                      summary: str, *, page: bool = True) -> None:
         """A cause was handed to a person (agents/escalation.py): page through the
         ticket system (a ticket of its own, found again by its key), say so on the
         incident's ticket, and tell the stakeholders that a person is on it."""
@@ -210,7 +210,8 @@ class Scribe:
             if case is None or not self._event(case, f"escalated:{service}/{fault_class}",
                                                summary):
                 return
-            self._page(case, service, fault_class, summary)
+            if page:  # False: paged already for the same cause from another incident
+                self._page(case, service, fault_class, summary)
             self._draft(case, "needs a person", f"The team found no safe automatic fix for "
                         f"{docs.plain_fault(fault_class)} affecting {service}; an engineer "
                         "has been paged and is taking over.")
@@ -268,7 +269,8 @@ class Scribe:
             elif kind == "incident" and action == ESCALATED_ACTION:
                 inputs = event.entry.inputs or {}
                 self.on_escalation(int(ident), str(inputs.get("service", "")),
-                                   str(inputs.get("fault_class", "")), event.entry.reason)
+                                   str(inputs.get("fault_class", "")), event.entry.reason,
+                                   page=(event.entry.outputs or {}).get("page") is not False)
             elif kind == "recommendation" and action in (
                     "recommendation.create", "recommendation.reject", "policy.decide"):
                 with self.service.db.sessions() as session:

@@ -219,3 +219,23 @@ def test_the_incident_budget_tightens_as_confidence_drops(runtime: Any) -> None:
                             "toggle-feature-flag", eases=False, no_remedy=False)
     assert unsure.stop  # 2 actions, budget 2 at 0.75
     assert "the budget at confidence 0.75 is 2" in unsure.why
+
+
+def test_the_same_cause_seen_from_another_incident_says_so_without_a_second_page(
+        runtime: Any) -> None:
+    from console.domain import IncidentUpdate, Severity
+
+    breaker, first = _breaker(runtime)
+    update = IncidentUpdate(2, None, "errors on checkout", Severity.CRITICAL, "open",
+                            ("checkout",), runtime.service.clock.now(), None)
+    [second] = runtime.service.save_incidents([update], actor="agent:correlator")
+    _attempt(breaker, first, 1, "ineffective")
+    _attempt(breaker, first, 2, "ineffective")
+    assert breaker.review(first, "orders", "connection_pool_exhaustion", 0.95,
+                          "restart-service", eases=False, no_remedy=False).stop
+    again = breaker.review(second.id, "orders", "connection_pool_exhaustion", 0.95,
+                           "restart-service", eases=False, no_remedy=False)
+    assert again.stop and f"the same cause as incident {first}" in again.why
+    records = [e for e in runtime.service.audit_entries() if e.action == "cause.escalated"]
+    assert [(e.target, e.outputs["page"]) for e in records] == [
+        (f"incident:{first}", True), (f"incident:{second.id}", False)]
