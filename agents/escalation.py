@@ -56,6 +56,9 @@ _FALLS = frozenset({"cache_hit_ratio", "instances_ready", "cert_expiry_hours"})
 # A cause nothing remedies is escalated from a diagnosis this sure (a weaker one is no
 # reason to page anyone yet).
 ESCALATE_AT = 0.5
+# A symptom that has come back this much of the way to normal since the action counts as
+# going away (the fix is taking hold), not as still there.
+RECOVERED = 0.5
 _BASELINE = timedelta(hours=1)
 _BASELINE_GAP = timedelta(minutes=2)
 
@@ -272,8 +275,13 @@ class CauseBreaker:
                 still = self._symptoms(cause, attempt, now)
                 if still is None:
                     return
-                if still:
+                # Still there after `observe`: a fix may be slow to show (a backlog
+                # drains, a cache warms); it is ineffective when still there after twice.
+                late = now >= attempt.finished_at + timedelta(seconds=2 * policy.observe)
+                if still and late:
                     self._outcome(cause, attempt, "ineffective", "; ".join(still), now)
+                elif still:
+                    return
                 else:
                     self._outcome(cause, attempt, "effective",
                                   f"the symptoms of {cause.key} are gone", now)
@@ -382,7 +390,10 @@ class CauseBreaker:
             if stat is None:
                 continue
             judged = True
-            if _still_wrong(stat, metric not in _FALLS):
+            before = [v for at, v in points if at < attempt.started_at][-3:]
+            was = sum(before) / len(before) if before else None
+            if _still_wrong(stat, metric not in _FALLS) and not _recovering(stat, was) and \
+                    _material(stat):
                 still.append(f"{metric} of {cause.service} is still {stat.current:.4g} "
                              f"(normal {stat.reference:.4g})")
         return still if judged else None
@@ -445,9 +456,31 @@ def _symptom_metrics(fault_class: str) -> list[str]:
     primary = PRIMARY.get(fault_class)
     if fault_class == "traffic_surge":
         primary = "saturation"
+    elif fault_class == "network_partition":
+        primary = None  # drained instances stay out: what callers feel is what counts
     if primary is not None and primary != "request_rate" and primary not in metrics:
         metrics.insert(0, primary)
     return metrics
+
+
+def _recovering(stat: MetricStat, was: float | None) -> bool:
+    """Well on its way back: at least RECOVERED of the distance from its normal that it
+    had when the action started is gone (a cache warms, a backlog drains)."""
+    if was is None:
+        return False
+    gap_before = abs(was - stat.reference)
+    return gap_before > stat.scale and \
+        abs(stat.current - stat.reference) <= (1.0 - RECOVERED) * gap_before
+
+
+def _material(stat: MetricStat) -> bool:
+    """Worth calling a symptom: errors at least 2 points over normal, latency at least
+    twice its normal (a drained zone leaves less capacity, not an outage)."""
+    if stat.metric == "error_rate":
+        return stat.current - stat.reference >= 0.02
+    if stat.metric == "latency_p99_ms":
+        return stat.current >= 2.0 * stat.reference
+    return True
 
 
 def _still_wrong(stat: MetricStat, rises: bool) -> bool:
