@@ -243,3 +243,15 @@ def test_the_same_cause_seen_from_another_incident_says_so_without_a_second_page
     records = [e for e in runtime.service.audit_entries() if e.action == "cause.escalated"]
     assert [(e.target, e.outputs["page"]) for e in records] == [
         (f"incident:{first}", True), (f"incident:{second.id}", False)]
+
+
+@pytest.mark.parametrize("scenario", ["queue-backlog", "zone-partition", "cache-stampede"])
+def test_a_fix_slow_to_show_is_judged_effective_and_nobody_is_paged(scenario: str,
+                                                                     db_url: str) -> None:
+    """A backlog drains, a cache warms, a drained zone leaves less capacity: none of it
+    is a fix that failed."""
+    summary = _run(scenario, db_url)
+    actions = _actions(summary)
+    assert actions
+    assert [a["outcome"] for a in actions] == ["effective"] * len(actions)
+    assert not any(inc["escalated"] for inc in summary["incidents"])
