@@ -211,6 +211,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         for name in ("unrelated", "related"):
             rate = results[name]["correlation_alerts_per_s"] or 0.0
             results[name]["ratio_to_storm_rate"] = round(rate / storm["alerts_per_second"], 3)
+            batch = results[name]["delivery_batch"]
+            rate = batch["signals"] / batch["seconds"] if batch["seconds"] else 0.0
+            batch["alerts_per_s"] = round(rate, 1)
+            batch["ratio_to_storm_rate"] = round(rate / storm["alerts_per_second"], 3)
         return results
     finally:
         for proc in load:
