@@ -1,0 +1,153 @@
+"""Fit the investigator's calibration on fit seeds, report it on seeds never used for it.
+
+The fixed split (console/scenario_gen.py, README): generator seeds 1000-1999 fit,
+seeds from 2000 report. The fit set is `--fit-count` generated scenarios from
+`--fit-seed` plus every built-in scenario at seeds 1000.. (`--builtin-fit-seeds` of
+them); the report set is `--report-count` generated scenarios from `--report-seed` plus
+every built-in scenario at seeds 2000.. (`--builtin-report-seeds`). Each scenario is
+played and investigated as bench_rca does (every 30 s for ten minutes after an
+incident opens); the temperature and "none of these" score are fitted by maximum
+likelihood (bench_rca.fit). The report set is then scored twice, with the shipped
+constants and with the fitted ones: AC@1, AC@3 and ECE of the top-1 confidence three
+minutes in, overall and per family. `--write` stores the fitted constants with how they
+were fitted in resources/calibration/investigator.json (what the investigator loads).
+
+    python -m benchmarks.bench_calibrate --fit-count 40 --report-count 40 [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent.parent / "resources" / "calibration" / "investigator.json"
+
+
+def _generated(count: int, seed: int, folder: Path) -> list[str]:
+    from console.scenario_gen import write
+
+    return [str(p) for p in write(count, seed, folder)] if count > 0 else []
+
+
+def _family(scenario: str) -> str:
+    from console.estate import load_scenario
+    from console.scenario_gen import family_of
+
+    return family_of(load_scenario(scenario).description) or f"builtin:{scenario}"
+
+
+def _play(plays: Sequence[tuple[str, int | None]], settings: Any) -> list[Any]:
+    from benchmarks.bench_rca import play
+
+    return [r for name, seed in plays for r in play(name, seed, settings=settings)]
+
+
+def _score(runs: Sequence[Any]) -> dict[str, Any]:
+    from benchmarks.bench_rca import SCORE_AT_S, ece, summarise
+
+    whole = summarise(runs)
+    families: dict[str, list[tuple[float, bool, bool]]] = {}
+    for r in runs:
+        if not (r.truth or r.estate_wide):
+            continue
+        c = r.at(SCORE_AT_S)
+        ok1 = bool(c and c.keys and r.right(c.keys[0]))
+        ok3 = bool(c and any(r.right(k) for k in c.keys[:3]))
+        conf = c.confidences[0] if c and c.confidences else 0.0
+        families.setdefault(_family(r.scenario), []).append((conf, ok1, ok3))
+    per = {name: {"incidents": len(rows),
+                  "ac_at_1": round(statistics.fmean(ok for _, ok, _ in rows), 4),
+                  "ac_at_3": round(statistics.fmean(ok for _, _, ok in rows), 4),
+                  "ece": round(ece([(c, ok) for c, ok, _ in rows]), 4),
+                  "mean_confidence": round(statistics.fmean(c for c, _, _ in rows), 4)}
+           for name, rows in sorted(families.items())}
+    return {"incidents": whole["incidents"], "ac_at_1": whole["ac_at_1"],
+            "ac_at_3": whole["ac_at_3"], "ece": whole["ece"],
+            "ece_all_checkpoints": whole["ece_all_checkpoints"],
+            "mean_top1_confidence": whole["mean_top1_confidence"],
+            "no_fault_incidents": len(whole["no_fault_incidents"]), "per_family": per}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from agents.calibration import load
+    from agents.investigator import InvestigatorSettings
+    from benchmarks.bench_rca import fault_scenarios, fit
+    from console.scenario_gen import split_of
+
+    fit_seed, report_seed = int(args.fit_seed), int(args.report_seed)
+    if split_of(fit_seed) != "fit":
+        raise SystemExit(f"--fit-seed {fit_seed} is not a fit seed (1000-1999)")
+    if split_of(report_seed) != "report":
+        raise SystemExit(f"--report-seed {report_seed} is not a report seed (2000 and up)")
+    started = time.perf_counter()
+    builtins = [*fault_scenarios(), "quiet-day"]
+    shipped = load()
+    with tempfile.TemporaryDirectory() as tmp:
+        fit_plays = [(p, None) for p in _generated(args.fit_count, fit_seed,
+                                                   Path(tmp, "fit"))]
+        fit_plays += [(name, 1000 + i) for name in builtins
+                      for i in range(args.builtin_fit_seeds)]
+        wide = InvestigatorSettings(max_hypotheses=1000, min_confidence=0.0)
+        fitted = fit(_play(fit_plays, wide))
+        report_plays = [(p, None) for p in _generated(args.report_count, report_seed,
+                                                      Path(tmp, "report"))]
+        report_plays += [(name, 2000 + i) for name in builtins
+                         for i in range(args.builtin_report_seeds)]
+        before = _score(_play(report_plays, InvestigatorSettings(
+            temperature=shipped.temperature, null_score=shipped.null_score)))
+        after = _score(_play(report_plays, InvestigatorSettings(
+            temperature=fitted["temperature"], null_score=fitted["null_score"])))
+    fit_info = {"generated": {"seed": fit_seed, "count": args.fit_count},
+                "builtin_seeds": [1000 + i for i in range(args.builtin_fit_seeds)],
+                "incidents": fitted["incidents"], "checks": fitted["checks"],
+                "mean_nll": fitted["mean_nll"],
+                "date": datetime.now(UTC).date().isoformat(),
+                "method": "maximum likelihood of the right answer per incident (each "
+                          "weighing one), plus one pseudo-incident got wrong (Laplace)"}
+    out = {"shipped": {"temperature": shipped.temperature, "null_score": shipped.null_score},
+           "fitted": {"temperature": fitted["temperature"],
+                      "null_score": fitted["null_score"], **fit_info},
+           "report": {"generated": {"seed": report_seed, "count": args.report_count},
+                      "builtin_seeds": [2000 + i for i in range(args.builtin_report_seeds)],
+                      "before": before, "after": after},
+           "wall_seconds": round(time.perf_counter() - started, 1)}
+    if args.write:
+        OUT.write_text(json.dumps({
+            "temperature": fitted["temperature"], "null_score": fitted["null_score"],
+            "fitted_by": "python -m benchmarks.bench_calibrate --write",
+            "fit": fit_info,
+            "report": {"generated": out["report"]["generated"],
+                       "builtin_seeds": out["report"]["builtin_seeds"],
+                       "ece_before": before["ece"], "ece_after": after["ece"],
+                       "ac_at_1": after["ac_at_1"]}}, indent=2) + "\n", encoding="utf-8")
+        out["written"] = str(OUT)
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_calibrate")
+    p.add_argument("--fit-seed", type=int, default=1000)
+    p.add_argument("--fit-count", type=int, default=40)
+    p.add_argument("--builtin-fit-seeds", type=int, default=2)
+    p.add_argument("--report-seed", type=int, default=2000)
+    p.add_argument("--report-count", type=int, default=40)
+    p.add_argument("--builtin-report-seeds", type=int, default=1)
+    p.add_argument("--write", action="store_true",
+                   help="store the fitted constants in resources/calibration/")
+    p.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    return p
+
+
+def _main() -> None:
+    print(json.dumps(run(parser().parse_args()), indent=1))
+
+
+if __name__ == "__main__":
+    _main()
