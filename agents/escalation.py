@@ -47,6 +47,7 @@ from console.events import EstateSnapshot
 from console.policy import Causes
 from console.service import WatchfloorService
 from console.sources.metrics import MetricsReader
+from console.storage.repos_causes import CauseRepo
 from console.storage.repos_learning import LearningRepo
 
 ACTOR = "agent:escalation"
@@ -447,6 +448,19 @@ class CauseBreaker:
         add_note(self.service.db, incident_id, TimelineNote(
             now, "escalation", summary, f"incident:{incident_id}",
             {"cause": cause.key, "reason": reason, "tried": tried}))
+        self._mark_stored_cause(incident_id, cause, summary, now)
+
+    def _mark_stored_cause(self, incident_id: int, cause: Cause, summary: str,
+                           now: datetime) -> None:
+        """The incident's stored cause of that key shows `needs_person`, the summary as
+        its note (console/storage/repos_causes.py), where the console lists causes."""
+        repo = CauseRepo()
+        with self.service.db.sessions() as session:
+            stored = [c for c in repo.causes(session, incident_id) if c.key == cause.key]
+            if stored:
+                repo.set_state(session, incident_id, stored[0].ordinal, "needs_person",
+                               summary, now)
+                session.commit()
 
 
 def _symptom_metrics(fault_class: str) -> list[str]:

@@ -75,6 +75,10 @@ def test_a_fix_that_does_not_hold_is_tried_once_then_escalated_with_a_page(
     assert needs["tried"][0].startswith("restart-service #")
     assert "ineffective" in needs["tried"][0]
     assert needs["ticket"] and needs["ticket"].startswith("builtin:")
+    stored = [c for c in escalated[0]["causes"]
+              if (c["service"], c["fault_class"]) == ("orders", "connection_pool_exhaustion")]
+    assert stored and stored[0]["state"] == "needs_person"
+    assert stored[0]["note"].startswith(NEEDS_PERSON)
     assert summary["audit"]["chain_ok"]
     rt = Runtime(db_url)
     try:
