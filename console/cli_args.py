@@ -1,10 +1,11 @@
-"""Argument types the command lines share: a time, a positive number. Light on purpose:
+"""Argument types the command lines share: a time, a positive number, a bounded integer. Light on purpose:
 `watchfloor` builds every command's parser on its way to the console's window."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 _RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
@@ -53,3 +54,20 @@ def listen_address(text: str) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {number}")
     return host or "127.0.0.1", number
+
+
+def bounded_int(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer argument from `low` (to `high`), refused naming its flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") \
+                from None
+        if value < low or (high is not None and value > high):
+            span = f"{low}-{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{flag} must be {span}, got {value}")
+        return value
+
+    return parse

@@ -10,18 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from console.cli_args import bounded_int
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 COMMANDS = ("eval",)
 
 
-def _seeds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"seeds must be at least 1, got {value}")
-    return value
+_seeds = bounded_int("--seeds", 1)
 
 
 def _level(text: str) -> int:

@@ -9,30 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from console.cli_args import bounded_int
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 COMMAND = "scenarios"
 
 
+seed_arg = bounded_int("--seed", 0)
+
+
 def count_arg(text: str) -> int:
-    from console.scenario_gen import MAX_COUNT
+    from console.scenario_gen import MAX_COUNT  # the generator only when it is asked for
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--count must be an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"--count must be 1-{MAX_COUNT}, got {value}")
-    return value
-
-
-def seed_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must not be negative, got {value}")
-    return value
+    return bounded_int("--count", 1, MAX_COUNT)(text)
 
 
 def add_parser(sub: Any, db_parent: argparse.ArgumentParser) -> None:
