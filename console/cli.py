@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.cli_args import listen_address, positive_float
+from console.cli_args import add_receiver_options, positive_float
 from console.cli_identity import (
     IdentityError,
     add_actor_options,
@@ -66,14 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: bad-deploy)")
     parser.add_argument("--speed", type=positive_float, default=10.0,
                         help="simulated seconds per wall second in the console (default 10)")
-    parser.add_argument("--listen", type=listen_address, default=None, metavar="[HOST:]PORT",
-                        help="run the webhook receiver on this port (host 127.0.0.1 unless "
-                             "given) while the console is open")
-    parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
-                        help="bearer token senders must present (default: "
-                             "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
-    parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
-                        help="YAML file of generic JSON webhook mappings (see README)")
+    add_receiver_options(parser, "while the console is open")
     parser.add_argument("--alertmanager", type=_http_url, default=None, metavar="URL",
                         help="poll this Alertmanager's API v2 for alerts while the console "
                              "is open (e.g. http://127.0.0.1:9093)")

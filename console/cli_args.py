@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 _RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -71,3 +73,16 @@ def bounded_int(flag: str, low: int, high: int | None = None) -> Callable[[str],
         return value
 
     return parse
+
+
+def add_receiver_options(parser: argparse.ArgumentParser, while_: str) -> None:
+    """--listen, --webhook-token and --webhook-mappings, as the window and a team member
+    (`watchfloor node`) both take them; `while_` says when the receiver runs."""
+    parser.add_argument("--listen", type=listen_address, default=None, metavar="[HOST:]PORT",
+                        help="run the webhook receiver on this port (host 127.0.0.1 unless "
+                             f"given) {while_}")
+    parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
+                        help="bearer token senders must present (default: "
+                             "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
+    parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
+                        help="YAML file of generic JSON webhook mappings (see README)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to 
     from console.runtime import Runtime
     from console.team_seat import TeamSeat
 
-from console.cli_args import listen_address, positive_float
+from console.cli_args import add_receiver_options, positive_float
 
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -62,14 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="a folder of your own runbooks, added to the library")
     parser.add_argument("--json-events", action="store_true", dest="json_events",
                         help="print one JSON object per notable event on stdout")
-    parser.add_argument("--listen", type=listen_address, default=None, metavar="[HOST:]PORT",
-                        help="run the webhook receiver on this port (host 127.0.0.1 unless "
-                             "given) while this member leads")
-    parser.add_argument("--webhook-token", default=os.environ.get("WATCHFLOOR_WEBHOOK_TOKEN"),
-                        help="bearer token senders must present (default: "
-                             "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
-    parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
-                        help="YAML file of generic JSON webhook mappings (see README)")
+    add_receiver_options(parser, "while this member leads")
     return parser
 
 
