@@ -27,6 +27,8 @@ from console.domain import AlertStatus, Severity, Signal
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 TIME_SCORE = 0.5  # the most time closeness alone adds to a score
 _HOP_SCORE = {0: 3.0, 1: 2.0, 2: 1.0}  # by hops from a service of the incident
+_NO_TIME = timedelta(0)
+_NONE: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +95,12 @@ class Correlator:
         self._held: dict[str, datetime] = {}  # flapping fingerprint -> clear after
         self._next_id = 1
         self.alerts_seen = 0
-        # Which incidents ever held a service / a zone: an alert's candidates.
-        self._by_service: dict[str, set[int]] = {}
+        # An alert's candidates: the incidents that ever held a service within reach of
+        # its own (kept per service as they gain services: the graph is undirected, so
+        # a service in reach of the alert's has the alert's in reach), or its zone.
+        self._in_reach: dict[str, set[int]] = {}
         self._by_zone: dict[str, set[int]] = {}
+        self._window_s = self.settings.group_window.total_seconds()
 
     # --- input ----------------------------------------------------------------------
 
@@ -172,7 +177,7 @@ class Correlator:
 
     def _best_match(self, sig: Signal) -> tuple[Incident | None, float, str]:
         best: Incident | None = None
-        best_score, best_idle = 0.0, timedelta(0)
+        best_score, best_idle = 0.0, _NO_TIME
         zone = sig.labels.get("zone", "")
         for incident in self._candidates(sig.service, zone):
             if incident.state == "open":
@@ -186,7 +191,7 @@ class Correlator:
                 continue
             # An alert older than the incident's last activity (a late or re-sent one) is
             # as close in time as one at that moment: time alone never joins it anywhere.
-            idle = max(idle, timedelta(0))
+            idle = max(idle, _NO_TIME)
             score = self._score(incident, sig.service, zone, idle)
             if score > best_score or (score == best_score and best is not None
                                       and incident.id > best.id):
@@ -202,11 +207,9 @@ class Correlator:
         The best match does not depend on the order (ties go to the highest id)."""
         if self.settings.join_score <= TIME_SCORE:
             return self.incidents.values()
-        ids: set[int] = set()
-        for near in self._distance.get(service, ()):
-            ids.update(self._by_service.get(near, ()))
-        if zone:
-            ids.update(self._by_zone.get(zone, ()))
+        ids = self._in_reach.get(service, _NONE)
+        if zone and zone in self._by_zone:
+            ids = ids | self._by_zone[zone]
         return [self.incidents[i] for i in ids]
 
     def _hops(self, incident: Incident, service: str) -> int | None:
@@ -231,8 +234,7 @@ class Correlator:
         share = self._zone_share(incident, zone)
         if share >= 0.5:
             score += 1.0 + share
-        window = self.settings.group_window.total_seconds()
-        score += TIME_SCORE * max(0.0, 1.0 - idle.total_seconds() / window)
+        score += TIME_SCORE * max(0.0, 1.0 - idle.total_seconds() / self._window_s)
         return score
 
     def _reasons(self, incident: Incident, service: str, zone: str, idle: timedelta) -> str:
@@ -261,8 +263,10 @@ class Correlator:
     def _touch(self, incident: Incident, sig: Signal) -> None:
         incident.active.add(sig.fingerprint)
         incident.alerts += 1
+        if sig.service not in incident.services:
+            for near in self._distance.get(sig.service, ()):
+                self._in_reach.setdefault(near, set()).add(incident.id)
         incident.services[sig.service] = incident.services.get(sig.service, 0) + 1
-        self._by_service.setdefault(sig.service, set()).add(incident.id)
         zone = sig.labels.get("zone")
         if zone:
             incident.zones[zone] = incident.zones.get(zone, 0) + 1
