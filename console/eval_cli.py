@@ -45,7 +45,7 @@ def add_parsers(sub: Any, db_parent: argparse.ArgumentParser) -> None:
                          "truth (a recording, a PetShop or Nezha case, or a folder of them); "
                          "repeatable. Without --scenario, only the recordings are scored. "
                          "Recordings kept in <user data dir>/recordings are always included")
-    from console.scenario_gen import DEFAULT_REPORT_SEED, FIT_SEEDS
+    from console.scenario_split import DEFAULT_REPORT_SEED, FIT_SEEDS
     from console.scenarios_cli import count_arg, seed_arg
 
     ev.add_argument("--generated", type=count_arg, default=None, metavar="N",

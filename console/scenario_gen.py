@@ -28,13 +28,16 @@ from typing import Any
 import yaml
 
 from console.estate.spec import EstateSpec, load_estate_spec
+from console.scenario_split import (  # noqa: F401  (the generator's callers find them here)
+    DEFAULT_REPORT_SEED,
+    FAMILIES,
+    FIT_SEEDS,
+    MAX_COUNT,
+    REPORT_SEEDS_FROM,
+    split_of,
+)
 
-FAMILIES = ("single", "double", "triple", "remedyless", "herring", "quiet", "pulse")
 FAULTLESS_FAMILIES = frozenset({"quiet", "pulse"})
-FIT_SEEDS = range(1000, 2000)
-REPORT_SEEDS_FROM = 2000
-DEFAULT_REPORT_SEED = 2000
-MAX_COUNT = 10_000
 APP_KINDS = frozenset({"web", "api", "worker"})
 _FAMILY = re.compile(r"^\[([a-z]+)\]")
 _NEW_FLAGS = ("fraud-scoring", "live-inventory", "personalised-search", "bulk-pricing",
@@ -46,13 +49,6 @@ _CONFIG_KEYS = ("upstream.timeout_ms", "pool.max_connections", "retry.budget",
 
 class GeneratorError(ValueError):
     """A bad request to the generator (count, folder, estate): exit 2."""
-
-
-def split_of(seed: int) -> str:
-    """Which side of the fixed split a generator seed is on: fit, report, or neither."""
-    if seed in FIT_SEEDS:
-        return "fit"
-    return "report" if seed >= REPORT_SEEDS_FROM else "other"
 
 
 def family_of(description: str) -> str | None:

@@ -19,13 +19,13 @@ seed_arg = bounded_int("--seed", 0)
 
 
 def count_arg(text: str) -> int:
-    from console.scenario_gen import MAX_COUNT  # the generator only when it is asked for
+    from console.scenario_split import MAX_COUNT
 
     return bounded_int("--count", 1, MAX_COUNT)(text)
 
 
 def add_parser(sub: Any, db_parent: argparse.ArgumentParser) -> None:
-    from console.scenario_gen import DEFAULT_REPORT_SEED, FAMILIES, FIT_SEEDS
+    from console.scenario_split import DEFAULT_REPORT_SEED, FAMILIES, FIT_SEEDS
 
     sc = sub.add_parser(COMMAND, parents=[db_parent],
                         help="list the built-in scenarios, or generate new ones",
