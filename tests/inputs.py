@@ -7,14 +7,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from console.cli import main
 from console.runtime import Runtime
+from console.sources.mapping import load_mappings
+from console.sources.webhook import WebhookReceiver
 from console.storage.models import (
     ChangeRow,
     DeadLetterRow,
@@ -160,3 +164,21 @@ def ingest(path: Path, fmt: str, db_url: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["ingest", "--format", fmt, str(path), "--db", db_url])
     return code, out.getvalue(), err.getvalue()
+
+
+# --- fixtures both the regression and the property tests use --------------------------
+
+
+@pytest.fixture
+def rt(db_url: str) -> Iterator[Runtime]:
+    runtime = Runtime(db_url)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def receiver(rt: Runtime, tmp_path: Path) -> WebhookReceiver:
+    """The receiver with the generic mapping of MAPPING_YAML."""
+    path = tmp_path / "mappings.yaml"
+    path.write_text(MAPPING_YAML)
+    return WebhookReceiver(rt.service, mappings=load_mappings(path))

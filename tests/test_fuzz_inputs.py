@@ -12,7 +12,6 @@ a nest past 32 levels) it is checked to be that answer.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,13 +23,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from console.runtime import Runtime
-from console.sources.mapping import load_mappings
 from console.sources.timestamps import EARLIEST, LATEST, ZERO_TIME
 from console.sources.webhook import WebhookReceiver
-from tests.inputs import (
+from tests.inputs import (  # rt and receiver are the shared fixtures
+    receiver,
+    rt,
     FILE_DOCS,
     GOOD_TIME,
-    MAPPING_YAML,
     NEST,
     TIME_FIELD,
     alertmanager_body,
@@ -127,19 +126,6 @@ def route_body(route: str, mark: str, at: Any, extra: Any = None) -> tuple[dict[
         return change_body(mark, at=at, extra=extra), "at"
     return generic_body(mark, at=at, extra=extra), "startsAt"
 
-
-@pytest.fixture
-def rt(db_url: str) -> Iterator[Runtime]:
-    runtime = Runtime(db_url)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def receiver(rt: Runtime, tmp_path: Path) -> WebhookReceiver:
-    path = tmp_path / "mappings.yaml"
-    path.write_text(MAPPING_YAML)
-    return WebhookReceiver(rt.service, mappings=load_mappings(path))
 
 
 def deliver(rx: WebhookReceiver, rt: Runtime, route: str, raw: bytes,

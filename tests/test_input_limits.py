@@ -6,7 +6,6 @@ retried forever by Alertmanager; or a traceback and exit 1)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ from console.sources.feeds import parse_changes
 from console.sources.mapping import load_mappings
 from console.sources.webhook import WebhookReceiver
 from console.yamlpos import ScenarioError
-from tests.inputs import (
+from tests.inputs import (  # rt and receiver are the shared fixtures
+    receiver,
+    rt,
     FILE_DOCS,
     MAPPING_YAML,
     TIME_FIELD,
@@ -38,19 +39,6 @@ BAD_TIMES = {"year 1 east of UTC": "0001-01-01T00:00:00+05:00",
              "year 9999 west of UTC": "9999-12-31T23:59:59-05:00",
              "naive": "2026-01-05T02:12:00"}
 
-
-@pytest.fixture
-def rt(db_url: str) -> Iterator[Runtime]:
-    runtime = Runtime(db_url)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def receiver(rt: Runtime, tmp_path: Path) -> WebhookReceiver:
-    path = tmp_path / "mappings.yaml"
-    path.write_text(MAPPING_YAML)
-    return WebhookReceiver(rt.service, mappings=load_mappings(path))
 
 
 def refused(rx: WebhookReceiver, rt: Runtime, route: str, raw: bytes, *where: str) -> str:
