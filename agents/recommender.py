@@ -404,13 +404,27 @@ class Recommender:
                 f"{h.confidence:.2f} (threshold {threshold:.2f}), so policy decides at once: ")
         stops = [f"{rb.action_class} on {h.service} is at level {level} (it takes 3)"] \
             if level < 3 else []
-        if rb.risk not in policy.autonomous_risk:
-            stops.append(f"{rb.risk} risk is not an autonomous tier")
+        # High risk runs alone only where an admin granted it (console/policy.py), never
+        # by its tier: say which of the two applies.
+        if rb.risk == "high":
+            granted = policy.grants_high_risk(rb.action_class, h.service)
+            risk = (f"an admin granted high-risk {rb.action_class} on {h.service} level 3 "
+                    "(policy high_risk_autonomy)") if granted else \
+                (f"high risk needs an approver: no admin granted {rb.action_class} on "
+                 f"{h.service} level 3 (policy high_risk_autonomy)")
+        else:
+            granted = rb.risk in policy.autonomous_risk
+            risk = f"{rb.risk} risk is " + ("autonomous" if granted else
+                                            "not an autonomous tier")
+        if not granted:
+            stops.append(risk)
         if stops:
-            return True, head + " and ".join(stops) + ", so it waits for a person"
+            grant = f" ({risk}, which applies from level 3)" if granted and \
+                rb.risk == "high" else ""
+            return True, head + " and ".join(stops) + grant + ", so it waits for a person"
         return True, head + (f"{rb.action_class} on {h.service} is at level {level} and "
-                             f"{rb.risk} risk is autonomous, so it runs on its own unless a "
-                             "freeze, rate limit or budget stops it")
+                             f"{risk}, so it runs on its own unless a freeze, rate limit or "
+                             "budget stops it")
 
     def _duplicate(self, rb: Runbook, h: Hypothesis, params: Mapping[str, Any],
                    priors: Sequence[PriorRecommendation],

@@ -177,6 +177,10 @@ class Policy(_Strict):
         fitting = [b.targets for b in self.blast_budgets if confidence >= b.confidence]
         return max(fitting, default=0)
 
+    def grants_high_risk(self, action_class: str, service: str) -> bool:
+        """An admin granted this high-risk action class level 3 on this service."""
+        return _covers(self.high_risk_autonomy.get(action_class, ()), service)
+
 
 @dataclass(frozen=True)
 class Request:
@@ -270,8 +274,8 @@ def decide(policy: Policy, request: Request, *, ceiling: int, kill_switch: bool,
         if independent:
             return Decision("allow", (*reasons, f"high risk, approved by {independent[0]}"),
                             level=level, budget=budget)
-        granted = policy.high_risk_autonomy.get(request.action_class, ())
-        if agent and not rule and level >= 3 and _covers(granted, request.service):
+        if agent and not rule and level >= 3 and \
+                policy.grants_high_risk(request.action_class, request.service):
             return Decision("allow", (*reasons, f"high risk {request.action_class} on "
                             f"{request.service} may run on its own at level 3+: granted by "
                             "policy"), level=level, budget=budget)

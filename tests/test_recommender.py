@@ -466,3 +466,32 @@ def test_confidence_is_the_diagnosis_times_the_learned_success(world: World) -> 
     [rec_id] = world.recommend(world.incident("auth"), hyp("auth", "certificate_expiry", 0.8))
     assert world.rec(rec_id).confidence == pytest.approx(0.4)  # no history: Beta(1, 1)
     assert "Beta(1, 1): 0 succeeded, 0 failed" in world.rec(rec_id).explanation
+
+
+# --- high risk: what applies, a grant or the need for an approver ---------------------------
+
+def _slow_orders_db(w: World, **policy: Any) -> Any:
+    w.set_policy(levels={"failover": 3}, **policy)
+    w.runtime.service.set_autonomy_ceiling(3, as_user="alice")
+    incident = w.incident("orders-db")
+    w.driver.step(180)  # past policy's min_persistence since the incident opened
+    [rec_id] = w.recommend(incident, hyp("orders-db", "slow_dependency", 0.95, 3))
+    return w.rec(rec_id)
+
+
+def test_a_high_risk_grant_is_named_where_it_applies(world: World) -> None:
+    rec = _slow_orders_db(world, high_risk_autonomy={"failover": ("orders-db",)})
+    assert rec.runbook_id == "failover"
+    assert "not an autonomous tier" not in rec.explanation
+    assert "an admin granted high-risk failover on orders-db level 3 (policy " \
+        "high_risk_autonomy), so it runs on its own" in rec.explanation
+    assert (rec.autonomous, rec.state) == (True, "queued")
+
+
+def test_high_risk_without_a_grant_says_it_needs_an_approver(world: World) -> None:
+    rec = _slow_orders_db(world, high_risk_autonomy={"failover": ("cart-db",)},
+                          autonomous_risk=("low", "high"))
+    assert "high risk needs an approver: no admin granted failover on orders-db level 3" \
+        in rec.explanation
+    assert "so it waits for a person" in rec.explanation
+    assert rec.state == "pending"
