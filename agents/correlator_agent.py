@@ -13,6 +13,7 @@ from datetime import datetime
 
 from agents.correlator import Correlator, CorrelatorSettings, Decision
 from console.domain import IncidentInfo, IncidentUpdate, Signal, TimelineNote
+from console.maintenance import hold_back
 from console.service import WatchfloorService
 
 ACTOR = "agent:correlator"
@@ -52,7 +53,9 @@ class CorrelatorAgent:
             return self._handle(signals, now)
 
     def _handle(self, signals: Iterable[Signal], now: datetime) -> list[IncidentInfo]:
-        decisions = self.correlator.observe(signals) + self.correlator.tick(now)
+        # Alerts of a service under maintenance are stored, but open no incident
+        decisions = self.correlator.observe(hold_back(self.service, signals, now)) + \
+            self.correlator.tick(now)
         touched: dict[int, list[Decision]] = {}
         for d in decisions:
             if d.incident_id is None:

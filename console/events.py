@@ -26,7 +26,9 @@ class OpChanges:
 
     def any(self) -> bool:
         return any((self.incidents, self.signals, self.recommendations, self.executions,
-                    self.audit, self.settings, self.users, self.tickets, self.assessments))
+    maintenance: bool = False
+                    self.audit, self.settings, self.users, self.tickets, self.assessments,
+                    self.maintenance))
 
 
 @dataclass(frozen=True, slots=True)

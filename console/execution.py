@@ -35,11 +35,13 @@ from console.actions.runbooks import Runbook, check_arguments, render_step
 from console.audit import canonical_json, plain
 from console.domain import AuditEntry, Execution, Recommendation
 from console.events import AuditAppended, OpChanges, OperationDone
+from console.maintenance import gate as maintenance_gate
 from console.operations import Operation, Refused
 from console.policy import Decision, History, Policy, Request, decide
 from console.reconcile import Reconciler, probe_executor, targets, unobserved
 from console.storage.repos import UserRepo
 from console.storage.repos_exec import IN_FLIGHT, ExecutionRepo, RecommendationRepo
+from console.storage.repos_maintenance import MaintenanceRepo
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -317,9 +319,12 @@ class ExecutionEngine:
                           confidence=row.confidence,
                           approved_by=tuple(f"user:{a.user}" for a in approvals),
                           approver_roles=tuple(a.role for a in approvals))
-        return decide(policy, request, ceiling=status.autonomy_ceiling,
-                      kill_switch=status.kill_switch, now=now,
-                      history=History(runs, failures))
+        decision = decide(policy, request, ceiling=status.autonomy_ceiling,
+                          kill_switch=status.kill_switch, now=now,
+                          history=History(runs, failures))
+        # A maintenance window on the target holds an agent's or a rule's action for a person
+        return maintenance_gate(decision, request,
+                                MaintenanceRepo().covering(session, row.target, now))
 
     def _audit_decision(self, session: Session, rec_id: int, actor: str,
                         decision: Decision, now: datetime) -> AuditEntry:

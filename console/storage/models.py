@@ -508,3 +508,21 @@ class CorrelationBacklogRow(Base):
     delivery_id: Mapped[int] = mapped_column(ForeignKey("inbound_payloads.id"),
                                              primary_key=True, autoincrement=False)
     queued_at: Mapped[utc]
+
+
+class MaintenanceRow(Base):
+    """A maintenance window (console/maintenance.py): while it applies, its services'
+    alerts are kept but open no incident, and nothing runs on them on its own. It stops
+    applying at `ends_at` by itself; `ended_at` is set when a person ends it early."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[intpk]
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[name200]
+    starts_at: Mapped[utc]
+    ends_at: Mapped[utc] = mapped_column(index=True)
+    ended_at: Mapped[utc_opt]
+    ended_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    silence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
