@@ -22,11 +22,11 @@ class OpChanges:
     users: bool = False
     tickets: bool = False
     assessments: bool = False
+    maintenance: bool = False
     ids: tuple[str, ...] = ()
 
     def any(self) -> bool:
         return any((self.incidents, self.signals, self.recommendations, self.executions,
-    maintenance: bool = False
                     self.audit, self.settings, self.users, self.tickets, self.assessments,
                     self.maintenance))
 
