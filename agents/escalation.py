@@ -43,7 +43,7 @@ from agents.own_actions import OwnActions, Wake
 from console.actions.runbooks import Runbook
 from console.domain import Execution, TimelineNote
 from console.escalations import ESCALATED_ACTION, NEEDS_PERSON, OUTCOME_ACTION, add_note
-from console.events import EstateSnapshot
+from console.events import CausesChanged, EstateSnapshot
 from console.policy import Causes
 from console.service import WatchfloorService
 from console.sources.metrics import MetricsReader
@@ -461,6 +461,8 @@ class CauseBreaker:
                 repo.set_state(session, incident_id, stored[0].ordinal, "needs_person",
                                summary, now)
                 session.commit()
+                self.service.bus.publish(CausesChanged(
+                    incident_id, tuple(repo.causes(session, incident_id))))
 
 
 def _symptom_metrics(fault_class: str) -> list[str]:

@@ -144,6 +144,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     for obj in (signal_model, service_model, history, audit_model, incident_model,
                 recommendation_model, execution_model, remote):
         obj.setParent(window)
+    _follow_causes(runtime, window, worker)
     # What is already there when the console opens is in the panes, not announced.
     pending = engine.recommendations(("pending",))
     rules = NotifyRules(user, service.role_of(user))
@@ -153,6 +154,19 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         sink=status_bar.notify, now=runtime.clock.now, role_of=service.role_of,
         parent=window))
     return window
+
+
+def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
+    """Announce each incident's causes whenever what decides them moves (read off the GUI
+    thread once the loop runs), starting with the newest incidents' causes."""
+    from agents.cause_feed import CauseFeed
+    from console.bus import OffLoopSubscriber
+
+    feed = CauseFeed(runtime.service, runtime.bus)
+    detach = feed.attach(OffLoopSubscriber(runtime.bus, "causes") if worker.offload
+                         else runtime.bus)
+    window.closed.connect(detach)
+    worker.submit("reading the incidents' causes", feed.announce_newest)
 
 
 # The settings dialog and the assessment wizard (and what only they use) are imported

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from console.domain import AuditEntry, ChangeEvent, IncidentInfo, LogRecord, Signal
+
+if TYPE_CHECKING:
+    from console.storage.repos_causes import Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,16 @@ class IncidentsUpdated(Event):
     """Incidents were opened, grew, resolved or reopened (stored ids)."""
 
     incidents: tuple[IncidentInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CausesChanged(Event):
+    """An incident's causes, or what stands for each (its state, its recommendations and
+    their runs), changed; `causes` is the whole current list, first found first, so a
+    listener needs no read of its own."""
+
+    incident_id: int
+    causes: tuple[Cause, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from agents.board import AgentEventPosted, HypothesesUpdated
 from console.bus import EventBus
 from console.events import (
     AuditAppended,
+    CausesChanged,
     ChangesReceived,
     EstateSnapshot,
     Event,
@@ -54,6 +55,7 @@ class BusBridge(QObject):
     - ``hypothesesUpdated(HypothesesUpdated)``: an incident's board of hypotheses changed.
     - ``steeringChanged(SteeringChanged)``: an operator pinned or excluded something.
     - ``leadershipChanged(LeadershipChanged)``: who leads the team, or who is in it, changed.
+    - ``causesChanged(CausesChanged)``: an incident's causes, or their states, changed.
 
     `close()` unsubscribes from the bus; call it before the bridge's owner goes away.
     """
@@ -73,6 +75,7 @@ class BusBridge(QObject):
     hypothesesUpdated = Signal(object)
     steeringChanged = Signal(object)
     leadershipChanged = Signal(object)
+    causesChanged = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +95,7 @@ class BusBridge(QObject):
             HypothesesUpdated: self.hypothesesUpdated,
             SteeringChanged: self.steeringChanged,
             LeadershipChanged: self.leadershipChanged,
+            CausesChanged: self.causesChanged,
         }
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(event_type, signal.emit) for event_type, signal in routes.items()
