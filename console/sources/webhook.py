@@ -1,4 +1,7 @@
-"""The webhook receiver: Alertmanager (and change feeds) push to it over HTTP.
+"""The webhook receiver: Alertmanager, the change feed and every push provider post to it.
+
+Its paths are the providers' (console/sources/providers): /webhook/alertmanager,
+/webhook/changes, /webhook/generic/<mapping> as always, and /providers/<name> for each.
 
 It listens on loopback unless told otherwise, can require a bearer token, stores each
 delivery (and the signals it normalizes to) before it answers 200, answers a malformed
@@ -20,15 +23,14 @@ from typing import Any
 from console.domain import ChangeEvent, Signal
 from console.service import WatchfloorService
 from console.sources import jsonbody
-from console.sources.alertmanager import PayloadError, parse_webhook
-from console.sources.feeds import parse_changes
+from console.sources.alertmanager import PayloadError
 from console.sources.http_intake import IntakeLimits, IntakeServer
-from console.sources.mapping import Mapping, apply_mapping
+from console.sources.mapping import Mapping
+from console.sources.providers import registry
+from console.sources.providers.base import Endpoint, Parser, ProviderConfig
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_DEPTH = 32
-
-Parser = Callable[[Any], tuple[list[Signal], list[ChangeEvent]]]
 
 
 def load_json(raw: bytes) -> Any:
@@ -44,27 +46,8 @@ def load_json(raw: bytes) -> Any:
         raise PayloadError(f"body: {exc}") from None
 
 
-def _alertmanager(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
-    _, signals = parse_webhook(body)
-    return signals, []
-
-
-def _changes(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
-    items = body if isinstance(body, list) else [body]
-    return [], parse_changes(items)
-
-
-def _generic(name: str, mapping: Mapping) -> Parser:
-    def parse(body: Any) -> tuple[list[Signal], list[ChangeEvent]]:
-        return apply_mapping(name, mapping, body), []
-
-    return parse
-
-
-ROUTES: dict[str, tuple[str, Parser]] = {
-    "/webhook/alertmanager": ("alertmanager", _alertmanager),
-    "/webhook/changes": ("changes", _changes),
-}
+def _config(mappings: dict[str, Mapping] | None) -> ProviderConfig:
+    return ProviderConfig(mappings=dict(mappings or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +63,8 @@ class Delivery:
 
 def source_parsers(mappings: dict[str, Mapping] | None = None) -> dict[str, Parser]:
     """Each source's parser, by the name its deliveries are stored under: what a stored
-    delivery is read back with (the receiver's routes, keyed by source)."""
-    parsers = {source: parse for source, parse in ROUTES.values()}
-    for name, mapping in (mappings or {}).items():
-        parsers[f"webhook:{name}"] = _generic(name, mapping)
-    return parsers
+    delivery is read back with (every provider's receiver paths, keyed by source)."""
+    return registry.parsers(_config(mappings))
 
 
 class WebhookReceiver:
@@ -101,10 +81,9 @@ class WebhookReceiver:
                  mappings: dict[str, Mapping] | None = None,
                  limits: IntakeLimits | None = None) -> None:
         self.service = service
-        self.routes = dict(ROUTES)
-        for name, mapping in (mappings or {}).items():
-            self.routes[f"/webhook/generic/{name}"] = (f"webhook:{name}",
-                                                      _generic(name, mapping))
+        # every provider's paths (console/sources/providers), read once at start
+        self.endpoints: dict[str, Endpoint] = registry.endpoints(_config(mappings))
+        self.routes = {path: (e.source, e.parse) for path, e in self.endpoints.items()}
         self.token = token
         self.on_stored = on_stored
         self.server = IntakeServer(host, port, self.handle, reject=self._reject,
@@ -124,15 +103,22 @@ class WebhookReceiver:
 
     def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
         """Decide the answer to one delivery (the HTTP layer only reads and writes)."""
-        route = self.routes.get(path.split("?", 1)[0])
-        if route is None:
+        endpoint = self.endpoints.get(path.split("?", 1)[0])
+        if endpoint is None:
             return HTTPStatus.NOT_FOUND, {"error": f"no receiver at {path[:100]}",
                                           "receivers": sorted(self.routes)}
-        source, parse = route
+        source, parse = endpoint.source, endpoint.parse
         if self.token is not None:
             given = headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"}
+        if endpoint.media_types:
+            media = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if media not in endpoint.media_types:
+                reason = (f"Content-Type {media[:60] or '(none)'!r} is not taken at "
+                          f"{endpoint.path}: send {' or '.join(endpoint.media_types)}")
+                self.service.dead_letter(source, reason, raw)
+                return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": reason}
         try:
             body = load_json(raw)
             signals, changes = parse(body)
@@ -143,6 +129,8 @@ class WebhookReceiver:
         stored = self.service.accept_payload(source, body, signals, changes, defer=defer)
         if stored and self.on_stored is not None:
             self.on_stored(Delivery(stored, source, tuple(signals), tuple(changes)))
+        if endpoint.answer is not None:  # the sender's own protocol's answer
+            return HTTPStatus.OK, endpoint.answer(len(signals), len(changes), not stored)
         return HTTPStatus.OK, {"status": "stored" if stored else "duplicate",
                                "signals": len(signals), "changes": len(changes)}
 
