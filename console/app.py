@@ -58,6 +58,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     """
     from console.kpis import Kpis
     from console.notify_rules import NotifyRules
+    from console.records import RecordReader
     from widgets.ask_pane import AskPane
     from widgets.audit_browser import AuditBrowser
     from widgets.bridge import BusBridge
@@ -139,7 +140,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         # The dialogs are made when first asked for, over the same service and user.
         make_settings=lambda parent: _settings_dialog(service, user, parent),
         make_assessment=lambda parent: _assess_wizard(service, user, parent),
-        worker=worker)
+        worker=worker, read_record=RecordReader(runtime.db, engine.library).read)
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
                 recommendation_model, execution_model, remote):

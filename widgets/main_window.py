@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the panes' modules are imported by whoever makes the panes,
     from widgets.notifications import DesktopNotifier
     from widgets.ops import Worker
     from widgets.outcomes_pane import OutcomesPane
+    from widgets.record_viewer import ReadRecord, RecordViewer
     from widgets.recommendations_pane import RecommendationsPane
     from widgets.settings_dialog import SettingsDialog
     from widgets.status_bar import ConsoleStatusBar
@@ -103,9 +104,11 @@ class MainWindow(QMainWindow):
                 coordination: CoordinationPane, outcomes: OutcomesPane,
                 audit_browser: AuditBrowser, ask: AskPane,
                 make_settings: Callable[[QWidget], SettingsDialog],
-                make_assessment: Callable[[QWidget], AssessWizard], worker: Worker) -> None:
+                make_assessment: Callable[[QWidget], AssessWizard], worker: Worker,
+                read_record: ReadRecord | None = None) -> None:
         """Compose the panes into docks, the status bar and the actions; restore the
-        saved dock layout. Called once, on the GUI thread."""
+        saved dock layout. Called once, on the GUI thread. `read_record(ref)`: what the
+        record viewer shows of a record no pane has a row for (blocks; on the worker)."""
         from widgets.actions import ACTIONS, build_actions, fill_menus
 
         starting = self.takeCentralWidget()
@@ -172,6 +175,14 @@ class MainWindow(QMainWindow):
             incidents.incidentSelected.connect(follower.show_incident)
             if incidents.selected_incident is not None:
                 follower.show_incident(incidents.selected_incident)
+        from widgets.record_links import RecordLinks
+
+        self._read_record = read_record
+        self.record_viewer: RecordViewer | None = None
+        self.links = RecordLinks(incidents=incidents, recommendations=recommendations,
+                                 history=history, signals=signals, audit=audit,
+                                 metrics=metrics, show_dock=self.show_dock,
+                                 viewer=self._viewer, notify=self.notify)
         for pane in (recommendations, coordination, ask):
             pane.linkActivated.connect(self.open_link)
         audit_browser.recordFollowed.connect(self._on_audit_browser_record_followed)
@@ -316,7 +327,7 @@ class MainWindow(QMainWindow):
             window.close()  # each waits for its own verification
         self.review_windows.clear()
         for dialog in (self.settings_dialog, self.assess_wizard, self.bundle_dialog,
-                       self.recording_dialog):
+                       self.recording_dialog, self.record_viewer):
             if dialog is not None:
                 dialog.close()
         # Wait for the reads and saves in flight before the window and its children go.
@@ -375,24 +386,17 @@ class MainWindow(QMainWindow):
         self.ask_pane.focus_input()
 
     def open_link(self, ref: str) -> None:
-        """Follow a record link from a pane: incidents, recommendations and runs open in
-        their panes; any other record is named in the status bar."""
-        kind, _, ident = ref.partition(":")
-        found = False
-        if ident.isdigit():
-            if kind == "incident":
-                self.incidents_pane.select_incident(int(ident))
-                found, dock = True, "incidents"
-            elif kind == "recommendation":
-                found = self.recommendations_pane.select_recommendation(int(ident))
-                dock = "recommendations"
-            elif kind == "execution":
-                found = self.history_pane.select_execution(int(ident))
-                dock = "history"
-            if found:
-                self.show_dock(dock)
-        if not found:
-            self.notify(f"record {ref}")
+        """Follow a record link from a pane: the record opens in the pane that shows it,
+        or in the record viewer (widgets/record_links.py)."""
+        self.links.open(ref)
+
+    def _viewer(self) -> RecordViewer | None:
+        """The record viewer, made on first use (None when no reader was given)."""
+        if self.record_viewer is None and self._read_record is not None:
+            from widgets.record_viewer import RecordViewer
+
+            self.record_viewer = RecordViewer(self._read_record, self.worker, self)
+        return self.record_viewer
 
     def attach_notifier(self, notifier: DesktopNotifier) -> None:
         """The desktop notifier: a clicked notice opens its record; shut down on close."""
