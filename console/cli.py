@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     investigate_cli.add_parser(sub)
     users_cli.add_parser(sub, db_parent)
     node_cli.add_parser(sub)
+    from console import maintenance_cli
+
+    maintenance_cli.add_parsers(sub, db_parent)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -304,7 +307,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return users_cli.run(args)  # opens its own database from --db
     if args.command == node_cli.COMMAND:
         return node_cli.run(args)  # a headless team member until SIGTERM
-    for module in (cli_exec, itsm_cli, eval_cli):
+    from console import maintenance_cli
+
+    for module in (cli_exec, itsm_cli, eval_cli, maintenance_cli):
         if args.command in module.COMMANDS:
             runtime = _runtime(args)
             try:

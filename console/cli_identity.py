@@ -353,7 +353,7 @@ def database_owner(args: argparse.Namespace) -> str:
 
 ACTING_COMMANDS = frozenset({"propose", "approve", "reject", "rollback", "reconcile",
                              "policy", "ask", "kill-switch", "autonomy", "user", "ingest",
-                             "knowledge", "eval", "assess"})
+                             "knowledge", "eval", "assess", "maintenance"})
 
 
 def acting_user(args: argparse.Namespace) -> str | None:
@@ -369,6 +369,8 @@ def acting_user(args: argparse.Namespace) -> str | None:
     if command == "knowledge" and args.knowledge_command != "import":
         return None
     if command == "assess" and getattr(args, "no_record", False):
+        return None
+    if command == "maintenance" and args.maintenance_command == "list":
         return None
     return getattr(args, "as_user", None) or local_user()
 

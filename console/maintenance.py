@@ -19,18 +19,19 @@ refused, so no silence outlives a window that was never stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from sqlalchemy.orm import Session
 
 from console.domain import AlertStatus, Signal
 from console.events import OpChanges
 from console.operations import Operation, Refused
 from console.policy import Decision, Request
-from console.silences import SilenceError, Silences
+from console.silences import TIMEOUT, SilenceError, Silences
 from console.storage.models import IncidentRow
 from console.storage.repos_maintenance import MaintenanceRepo, MaintenanceWindow
 
@@ -66,14 +67,22 @@ def _reason(reason: str) -> str:
 
 
 class MaintenanceOps:
-    """The window operations over the service facade. `silences` makes a client of the
-    configured Alertmanager (None: none is configured)."""
+    """The window operations over the service facade. `alertmanager` is the configured
+    Alertmanager new silences go to (None: none is configured); a window's silence is
+    extended and expired in the Alertmanager that holds it."""
 
-    def __init__(self, service: WatchfloorService,
-                 silences: Callable[[], Silences] | None = None) -> None:
+    def __init__(self, service: WatchfloorService, alertmanager: str | None = None,
+                 *, timeout: float = TIMEOUT) -> None:
         self.service = service
-        self.silences = silences
+        self.alertmanager = alertmanager.rstrip("/") if alertmanager else None
+        self._timeout = timeout
+        self._http: httpx.Client | None = None  # one per process, made on first use
         self._repo = MaintenanceRepo()
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     # --- reads ------------------------------------------------------------------------
 
@@ -216,14 +225,13 @@ class MaintenanceOps:
         return window
 
     def _client(self, url: object = None) -> Silences:
-        if self.silences is None:
+        target = str(url) if url else self.alertmanager
+        if not target:
             raise MaintenanceError("no Alertmanager is configured for silences (--alertmanager "
                                    "URL, $WATCHFLOOR_ALERTMANAGER or Settings -> Sources)")
-        client = self.silences()
-        if url and str(url).rstrip("/") != client.url:
-            raise MaintenanceError(f"the silence is in {url}, not in the configured "
-                                   f"Alertmanager {client.url}")
-        return client
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._timeout)
+        return Silences(target, self._http)
 
     def _silence(self, services: Iterable[str], starts: datetime, ends: datetime,
                  created_by: str, reason: str,
