@@ -60,6 +60,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     from console.notify_rules import NotifyRules
     from console.records import RecordReader
     from widgets.ask_pane import AskPane
+    from widgets.attention import CriticalFocus
     from widgets.audit_browser import AuditBrowser
     from widgets.bridge import BusBridge
     from widgets.coordination_pane import CoordinationPane
@@ -140,7 +141,9 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         # The dialogs are made when first asked for, over the same service and user.
         make_settings=lambda parent: _settings_dialog(service, user, parent),
         make_assessment=lambda parent: _assess_wizard(service, user, parent),
-        worker=worker, read_record=RecordReader(runtime.db, engine.library).read)
+        worker=worker, read_record=RecordReader(runtime.db, engine.library).read,
+        make_wallboard=lambda parent: _wallboard(runtime, bridge, incident_model, worker,
+                                                 parent))
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
                 recommendation_model, execution_model, remote):
@@ -153,7 +156,11 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     window.attach_notifier(DesktopNotifier(
         rules=rules, bridge=bridge, pending=lambda: service.engine.recommendations(("pending",)),
         sink=status_bar.notify, now=runtime.clock.now, role_of=service.role_of,
-        parent=window))
+        withdraw=status_bar.withdraw, parent=window))
+    # A new critical incident takes the screen, or a chip counts it (widgets/attention.py).
+    CriticalFocus(window=window, incidents=window.incidents_pane, status_bar=status_bar,
+                  bridge=bridge, show=lambda ident: window.open_link(f"incident:{ident}"),
+                  known=incidents)
     return window
 
 
@@ -173,6 +180,14 @@ def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
 # The settings dialog and the assessment wizard (and what only they use) are imported
 # when first opened: most sessions never open them, and the first window waits for
 # every import made before it.
+
+
+def _wallboard(runtime: Runtime, bridge: Any, model: Any, worker: Any,
+               parent: QWidget) -> QWidget:
+    from widgets.wallboard import Wallboard
+
+    return Wallboard(model, read_status=runtime.service.status, bridge=bridge, worker=worker,
+                     clock=runtime.clock, parent=parent)
 
 
 def _settings_dialog(service: Any, user: str, parent: QWidget) -> SettingsDialog:

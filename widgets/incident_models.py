@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QModelIndex, QObject, Qt
 
 from console.domain import AgentEvent, AlertStatus, IncidentInfo, Severity
+from console.incident_state import LiveState, incident_state
 from console.service import IncidentActivity
 from widgets.models import SORT_ROLE, AnyIndex, TableModel, bold_font, hhmmss, tint
 
@@ -40,7 +41,9 @@ KINDS = ("signal", "change", "agent", "approval", "action", "validation", "note"
 
 class IncidentTableModel(TableModel):
     """Incidents, newest on top. `cause` per incident is the board's leading hypothesis
-    (pinned first), as the last ``hypothesesUpdated`` said."""
+    (pinned first), as the last ``hypothesesUpdated`` said; the State column is the
+    incident's live state (`console.incident_state`) from its stored causes, as the last
+    ``causesChanged`` said."""
 
     HEADERS = ("#", "Opened", "Severity", "State", "Likely cause", "Services")
     ID, OPENED, SEVERITY, STATE, CAUSE, SERVICES = range(6)
@@ -51,9 +54,11 @@ class IncidentTableModel(TableModel):
         super().__init__(parent)
         self._rows: list[IncidentInfo] = sorted(incidents, key=lambda i: -i.id)
         self._causes: dict[int, tuple[str, float, str]] = dict(causes or {})
+        self._stored: dict[int, tuple[Any, ...]] = {}  # incident id -> its stored causes
         if bridge is not None:
             bridge.incidentsUpdated.connect(self._on_bridge_incidents)
             bridge.hypothesesUpdated.connect(self._on_bridge_hypotheses)
+            bridge.causesChanged.connect(self._on_bridge_causes)
 
     def incident_at(self, row: int) -> IncidentInfo:
         return self._rows[row]
@@ -95,6 +100,23 @@ class IncidentTableModel(TableModel):
             self._rows[0:0] = new
             self.endInsertRows()
 
+    def live_state(self, incident_id: int) -> LiveState | None:
+        """The incident's live state as the row shows it (None: not in the model)."""
+        row = self.row_of(incident_id)
+        if row < 0:
+            return None
+        return incident_state(self._rows[row], self._stored.get(incident_id, ()))
+
+    def set_stored_causes(self, incident_id: int, causes: Sequence[Any]) -> None:
+        """The incident's stored causes changed: its State (and cause) cells follow."""
+        self._stored[incident_id] = tuple(causes)
+        row = self.row_of(incident_id)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row, self.STATE), self.index(row, self.CAUSE))
+
+    def _on_bridge_causes(self, event: Any) -> None:
+        self.set_stored_causes(event.incident_id, event.causes)
+
     def set_cause(self, incident_id: int, key: str, confidence: float, state: str) -> None:
         self._causes[incident_id] = (key, confidence, state)
         row = self.row_of(incident_id)
@@ -135,7 +157,7 @@ class IncidentTableModel(TableModel):
                 return {Severity.CRITICAL: p.red, Severity.WARNING: p.amber,
                         Severity.INFO: p.blue}[info.severity]
             if col == self.STATE:
-                return p.amber
+                return getattr(p, incident_state(info, self._stored.get(info.id, ())).tone)
             if col == self.CAUSE and (cause := self._causes.get(info.id)) and \
                     cause[2] == "pinned":
                 return p.blue
@@ -155,18 +177,22 @@ class IncidentTableModel(TableModel):
         if col == self.SEVERITY:
             return info.severity.value.upper()
         if col == self.STATE:
-            return info.state
+            return incident_state(info, self._stored.get(info.id, ())).label
         if col == self.CAUSE:
             cause = self._causes.get(info.id)
             if cause is None:
                 return "investigating\u2026" if info.state == "open" else ""
+            if info.state != "open":  # its diagnosis, no longer a live hypothesis
+                return f"{cause[0]} {cause[1]:.2f}"
             pin = " \U0001f4cc" if cause[2] == "pinned" else ""
             return f"{cause[0]} {cause[1]:.2f}{pin}"
         return ", ".join(info.services)
 
     def _tooltip(self, info: IncidentInfo) -> str:
+        live = incident_state(info, self._stored.get(info.id, ()))
         lines = [f"Incident {info.id}: {info.title}",
-                 f"{info.severity.value}, {info.state}; opened {info.opened_at.isoformat()}"]
+                 f"{info.severity.value}, {live.label}: {live.detail}",
+                 f"opened {info.opened_at.isoformat()}"]
         if info.resolved_at is not None:
             lines.append(f"resolved {info.resolved_at.isoformat()}")
         lines.append("services: " + ", ".join(info.services))

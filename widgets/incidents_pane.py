@@ -139,7 +139,7 @@ class IncidentsPane(QWidget):
         self.open_only.toggled.connect(self._on_open_only_toggled)
         self.count_label = QLabel(self)
         self.table = make_table("incidentsTable", self.proxy,
-                                ("888", "00:00:00", "CRITICAL", "resolved",
+                                ("888", "00:00:00", "CRITICAL", "waiting for approval",
                                  "payments/bad_deploy 0.99 \U0001f4cc", ""), self)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
         self.table.pressed.connect(self._on_table_pressed)
@@ -187,6 +187,7 @@ class IncidentsPane(QWidget):
         bridge.signalsReceived.connect(self._on_bridge_signals)
         bridge.changesReceived.connect(self._on_bridge_changes)
         bridge.operationDone.connect(self._on_bridge_operation_done)
+        bridge.causesChanged.connect(self._on_bridge_causes)
         # Snapshots come many times a second in a fast scenario: the plot is redrawn at
         # most every PLOT_REFRESH_MS, and only while it can be seen.
         self._plot_timer = QTimer(self)
@@ -311,8 +312,9 @@ class IncidentsPane(QWidget):
             self.title.setText("No incident selected")
             return
         info = self.model.incident_at(row)
+        live = self.model.live_state(info.id)
         self.title.setText(f"Incident {info.id} \u00b7 {info.severity.value} \u00b7 "
-                           f"{info.state} \u2014 {info.title}")
+                           f"{live.label if live else info.state} \u2014 {info.title}")
 
     # --- reading and merging -------------------------------------------------------
 
@@ -387,6 +389,10 @@ class IncidentsPane(QWidget):
         if any(info.id == self.timeline.incident_id for info in event.incidents):
             self._show_title()
             self.refresh()
+
+    def _on_bridge_causes(self, event: Any) -> None:
+        if event.incident_id == self.timeline.incident_id:
+            self._show_title()  # its live state
 
     def _on_bridge_audit(self, event: Any) -> None:
         if event.entry.target.startswith(("recommendation:", "execution:")):

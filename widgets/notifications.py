@@ -11,7 +11,7 @@ an approver).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,7 @@ class DesktopNotifier(QObject):
                  now: Callable[[], datetime] | None = None,
                  role_of: Callable[[str], str | None] | None = None,
                  tray_available: bool | None = None, icon: QIcon | None = None,
+                 withdraw: Callable[[str], None] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("desktopNotifier")
@@ -72,6 +73,10 @@ class DesktopNotifier(QObject):
         self._pending, self._sink = pending, sink
         self._now = now or (lambda: datetime.now(UTC))
         self._role_of = role_of
+        # With `withdraw`, the sink is told what each notice is about (`about=`), and told
+        # to drop it once it is no longer true: an approval given, an incident resolved.
+        self._withdraw = withdraw
+        self._standing: set[str] = set()
         self.shown: list[Notice] = []
         self._last: Notice | None = None
         available = QSystemTrayIcon.isSystemTrayAvailable() if tray_available is None \
@@ -101,6 +106,7 @@ class DesktopNotifier(QObject):
     def incidents_updated(self, incidents: Sequence[Any]) -> None:
         """Incidents were opened or changed (an IncidentsUpdated event's incidents)."""
         self._show_all(self.rules.incidents(incidents))
+        self._withdraw_all(f"incident:{inc.id}" for inc in incidents if inc.state != "open")
 
     def check_approvals(self) -> None:
         """Re-read the pending recommendations off the GUI thread, then announce."""
@@ -126,6 +132,11 @@ class DesktopNotifier(QObject):
         if known:
             self.rules.set_role(role)
         self._show_all(self.rules.approvals(recommendations, self._now()))
+        now = self._now()
+        waiting = {f"recommendation:{r.id}" for r in recommendations if r.state == "pending"
+                   and (r.expires_at is None or r.expires_at > now)}
+        self._withdraw_all(ref for ref in self._standing
+                           if ref.startswith("recommendation:") and ref not in waiting)
 
     def _on_job_failed(self, message: str) -> None:
         self._sink(f"Approvals not checked: {message}", error=True)
@@ -143,10 +154,20 @@ class DesktopNotifier(QObject):
             icon = (QSystemTrayIcon.MessageIcon.Critical if notice.severity == "critical"
                     else QSystemTrayIcon.MessageIcon.Warning)
             self.tray.showMessage(notice.title, notice.message, icon, MESSAGE_MS)
+        elif self._withdraw is not None:
+            self._standing.add(notice.ref)
+            self._sink(" ".join(f"{notice.title}: {notice.message}".split()),
+                       error=notice.severity == "critical", about=notice.ref)
         else:
             text = " ".join(f"{notice.title}: {notice.message}".split())
             self._sink(text, error=notice.severity == "critical")
         self.notified.emit(notice)
+
+    def _withdraw_all(self, refs: Iterable[str]) -> None:
+        for ref in list(refs):
+            if ref in self._standing and self._withdraw is not None:
+                self._standing.discard(ref)
+                self._withdraw(ref)
 
     def _on_tray_message_clicked(self) -> None:
         if self._last is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from console.clock import SimClock
@@ -50,6 +50,9 @@ class ConsoleStatusBar(QStatusBar):
         self._track(recent_signals)
         self.notices: list[tuple[str, bool]] = []
         """(message, is_error) newest last, bounded; the tooltip of the notice shows them."""
+        self.notice_about = ""
+        """The record the notice shown is about ("recommendation:12"), "" for none: a
+        notice about a record is withdrawn once it is no longer true (`withdraw`)."""
 
         self.clock_label = self._label("clockLabel", "Simulated time and speed")
         self.autonomy_label = self._label("autonomyLabel", "Effective autonomy ceiling")
@@ -69,6 +72,10 @@ class ConsoleStatusBar(QStatusBar):
         self.team_label = self._label("teamLabel", "Which console of the team runs the agents")
         self.team_label.setVisible(False)  # shown once the console has joined its team
         self.team: LeadershipChanged | None = None
+        self.critical_chip = QPushButton(self)
+        self.critical_chip.setObjectName("newCriticalChip")
+        self.critical_chip.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.critical_chip.hide()  # shown while new critical incidents wait to be seen
         self.notice_label = QLabel(self)
         self.notice_label.setObjectName("noticeLabel")
         # A long notice is clipped (the tooltip has it whole), never widening the window.
@@ -78,6 +85,7 @@ class ConsoleStatusBar(QStatusBar):
         self._notice_timer.setSingleShot(True)
         self._notice_timer.timeout.connect(self._on_notice_timer_timeout)
 
+        self.addWidget(self.critical_chip)
         self.addWidget(self.notice_label, 1)
         for widget in (self.sources_label, self.signal_label, self.clock_label,
                        self.team_label, self.autonomy_label, self.kill_switch,
@@ -244,12 +252,25 @@ class ConsoleStatusBar(QStatusBar):
             else:
                 self.notify("The team has no leader at the moment", error=True)
 
+    # --- new critical incidents ----------------------------------------------------
+
+    def show_new_critical(self, count: int, names: list[str]) -> None:
+        """The chip counting new critical incidents that did not take the screen (the
+        operator was typing or in a dialog); hidden at 0. Clicking it shows the newest
+        (widgets/attention.py)."""
+        self.critical_chip.setVisible(count > 0)
+        self.critical_chip.setText(f"{count} new critical")
+        self.critical_chip.setToolTip(
+            f"New critical incidents: {', '.join(names)}. Click to show the newest.")
+
     # --- notices -------------------------------------------------------------------
 
-    def notify(self, message: str, *, error: bool = False) -> None:
-        """Show a notice; errors stay until the next notice, info fades after a while."""
+    def notify(self, message: str, *, error: bool = False, about: str = "") -> None:
+        """Show a notice; errors stay until the next notice (or, with `about`, until what
+        they say of that record stops being true: `withdraw`), info fades after a while."""
         self.notices.append((message, error))
         del self.notices[:-NOTICE_HISTORY]
+        self.notice_about = about
         self.notice_label.setText(message)
         self.notice_label.setToolTip("\n".join(m for m, _ in self.notices[-10:]))
         self._set_property(self.notice_label, "level", "error" if error else "info")
@@ -258,12 +279,21 @@ class ConsoleStatusBar(QStatusBar):
         else:
             self._notice_timer.start(INFO_NOTICE_MS)
 
+    def withdraw(self, about: str) -> None:
+        """What the notice about `about` said is no longer true (the approval was given,
+        the incident resolved): it leaves the bar, kept only in the tooltip's history."""
+        if about and self.notice_about == about:
+            self._notice_timer.stop()
+            self._on_notice_timer_timeout()
+
     @property
     def notice(self) -> str:
         return self.notice_label.text()
 
     def _on_notice_timer_timeout(self) -> None:
         self.notice_label.clear()
+        self.notice_about = ""
+        self._set_property(self.notice_label, "level", "info")
 
     def _on_bridge_scenario_finished(self, event: ScenarioFinished) -> None:
         self.notify(f"Scenario {event.scenario} finished")

@@ -1,0 +1,144 @@
+"""The console as a night-shift operator meets it, over the real core with the agent
+team: the status bar and the panes say only what is true now (a waiting approval leaves
+once given, a run's message once the run is over), each incident's row says its one live
+state, and a new critical incident takes the screen unless the operator is busy typing
+or in a dialog (then a chip counts it)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QDialog, QPushButton
+
+from console.domain import IncidentUpdate, Severity
+from console.runtime import ScenarioDriver
+from widgets.attention import CriticalFocus
+from widgets.main_window import MainWindow
+
+pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
+
+TIMEOUT_MS = 10_000
+
+
+def _step_until(driver: ScenarioDriver, done: Any, *, step: float = 30.0,
+                limit: float = 3600.0) -> None:
+    while not done() and not driver.finished and driver.elapsed < limit:
+        driver.step(step)
+        QApplication.processEvents()
+    assert done(), f"not reached by {driver.elapsed:.0f} s"
+
+
+def _button(window: MainWindow, name: str) -> QPushButton:
+    found = window.findChildren(QPushButton, name)
+    assert len(found) == 1, name
+    return found[0]
+
+
+def test_what_the_bar_and_the_queue_say_leaves_once_it_is_no_longer_true(
+        runtime: Any, console: Any, qtbot: Any) -> None:
+    """Defect 1: "Approval waiting for incident #1" and "Approved #1: running as
+    execution 1" stayed after the action ran, validated and the incident resolved."""
+    driver = ScenarioDriver(runtime, "traffic-surge", seed=7, agents=True)
+    window = console(driver)
+    engine, queue = runtime.service.engine, window.recommendations_pane
+    _step_until(driver, lambda: bool(engine.recommendations(("pending",))))
+    rec = engine.recommendations(("pending",))[0]
+    qtbot.waitUntil(lambda: "Approval waiting" in window.status.notice, timeout=TIMEOUT_MS)
+    assert window.status.notice_about == f"recommendation:{rec.id}"
+    incidents = window.incidents_pane.model
+
+    def state_cell() -> str:
+        row = incidents.row_of(rec.incident_id)
+        return str(incidents.data(incidents.index(row, incidents.STATE))) if row >= 0 else ""
+
+    # The incident's row says the one thing that is true of it: it waits on a person.
+    qtbot.waitUntil(lambda: state_cell() == "waiting for approval", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: queue.model.row_of(rec.id) >= 0, timeout=TIMEOUT_MS)
+    assert queue.select_recommendation(rec.id)
+    qtbot.waitUntil(lambda: _button(window, "approveButton").isEnabled(), timeout=TIMEOUT_MS)
+    qtbot.mouseClick(_button(window, "approveButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "running as execution" in queue.message.text(),
+                    timeout=TIMEOUT_MS)
+    # The approval is given: the bar no longer asks for it.
+    qtbot.waitUntil(lambda: "Approval waiting" not in window.status.notice,
+                    timeout=TIMEOUT_MS)
+    execution = engine.executions()[0]
+    _step_until(driver, lambda: engine.execution(execution.id).state not in
+                ("intent", "running", "validating"), step=15.0, limit=driver.elapsed + 900)
+    assert engine.execution(execution.id).state == "succeeded"
+    # The run is over: the queue's message about it is gone too.
+    qtbot.waitUntil(lambda: "running as execution" not in queue.message.text(),
+                    timeout=TIMEOUT_MS)
+    assert any("Approval waiting" in text for text, _ in window.status.notices)  # history
+    qtbot.waitUntil(lambda: state_cell() == "resolved", timeout=TIMEOUT_MS)
+
+
+def _critical(runtime: Any, title: str, service: str) -> int:
+    """An incident the correlator would open, stored and announced as it does."""
+    saved = runtime.service.save_incidents([IncidentUpdate(
+        key=title, id=None, title=title, severity=Severity.CRITICAL, state="open",
+        services=(service,), opened_at=runtime.clock.now(), resolved_at=None)],
+        actor="agent:correlator")
+    runtime.service.announce_incidents(saved)
+    return saved[0].id
+
+
+def test_a_new_critical_incident_takes_the_screen_unless_the_operator_is_busy(
+        runtime: Any, console: Any, qtbot: Any) -> None:
+    """Defect 2: incident #2 opened while the list, the timeline and the agents stayed on
+    the resolved #1 the operator had clicked."""
+    window = console(None)
+    incidents, coordination = window.incidents_pane, window.coordination_pane
+    first = _critical(runtime, "checkout errors", "checkout")
+    qtbot.waitUntil(lambda: incidents.model.row_of(first) >= 0, timeout=TIMEOUT_MS)
+    incidents.select_incident(first)  # the operator clicked it: the pane is pinned
+    assert incidents.pinned
+    resolved = runtime.service.save_incidents([IncidentUpdate(
+        key="checkout errors", id=first, title="checkout errors",
+        severity=Severity.CRITICAL, state="resolved", services=("checkout",),
+        opened_at=runtime.clock.now(), resolved_at=runtime.clock.now())],
+        actor="agent:correlator")
+    runtime.service.announce_incidents(resolved)
+
+    second = _critical(runtime, "payments down", "payments")
+    qtbot.waitUntil(lambda: incidents.selected_incident == second, timeout=TIMEOUT_MS)
+    assert incidents.timeline.incident_id == second
+    assert coordination.incident_id == second
+    assert window.status.critical_chip.isHidden()
+
+    # Typing a question: the screen stays, a chip counts what came.
+    window.focus_ask()
+    qtbot.keyClicks(window.ask_pane.input, "what changed on payments")
+    assert window.findChild(CriticalFocus).operator_busy() == "the operator is typing"
+    third = _critical(runtime, "search disk full", "search")
+    fourth = _critical(runtime, "cart latency", "cart")
+    qtbot.waitUntil(lambda: not window.status.critical_chip.isHidden(), timeout=TIMEOUT_MS)
+    assert incidents.selected_incident == second
+    assert window.status.critical_chip.text() == "2 new critical"
+    # A warning is no reason to interrupt, and a critical one seen again is not new.
+    runtime.service.announce_incidents([replace(runtime.service.incidents()[0])])
+    runtime.service.announce_incidents(runtime.service.save_incidents([IncidentUpdate(
+        key="slow", id=None, title="slow search", severity=Severity.WARNING, state="open",
+        services=("search",), opened_at=runtime.clock.now(), resolved_at=None)],
+        actor="agent:correlator"))
+    assert window.status.critical_chip.text() == "2 new critical"
+    qtbot.mouseClick(window.status.critical_chip, Qt.MouseButton.LeftButton)
+    assert incidents.selected_incident == fourth
+    assert window.status.critical_chip.isHidden()
+
+    # In a dialog: the same.
+    dialog = QDialog(window)
+    dialog.setModal(True)
+    dialog.open()
+    try:
+        fifth = _critical(runtime, "dns failing", "dns")
+        qtbot.waitUntil(lambda: not window.status.critical_chip.isHidden(),
+                        timeout=TIMEOUT_MS)
+        assert incidents.selected_incident == fourth
+        assert window.status.critical_chip.text() == "1 new critical"
+    finally:
+        dialog.close()
+    assert third != fifth
