@@ -159,6 +159,10 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     CriticalFocus(window=window, incidents=window.incidents_pane, status_bar=status_bar,
                   bridge=bridge, show=lambda ident: window.open_link(f"incident:{ident}"),
                   known=incidents)
+    # Maintenance... on the incidents' and services' tables, and in the Operations menu.
+    from widgets.maintenance_dialog import attach_maintenance
+
+    attach_maintenance(window, service, user=user, bridge=bridge, worker=worker)
     return window
 
 

@@ -40,7 +40,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.assessment_grants import HighRiskGrant, high_risk_grants
 from console.audit import AuditLog
 from console.policy import Policy
 from console.storage.models import (
@@ -134,8 +133,6 @@ class AssessmentEvidence:
     mttr_series: tuple[tuple[str, float], ...] = ()  # (resolved at ISO, seconds)
     audit_problem: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
-    # high-risk classes an admin let run on their own, and who (console/assessment_grants.py)
-    grants: tuple[HighRiskGrant, ...] = ()
 
     def get(self, name: str) -> Value:
         return self.metrics.get(name)
@@ -149,8 +146,7 @@ class AssessmentEvidence:
                              "risk": c.risk, "risk_may_run_alone": c.risk_may_run_alone}
                             for c in self.classes],
                 "mttr_series": [list(p) for p in self.mttr_series],
-                "audit_problem": self.audit_problem, "notes": list(self.notes),
-                "high_risk_grants": [g.as_dict() for g in self.grants]}
+                "audit_problem": self.audit_problem, "notes": list(self.notes)}
 
 
 def _rate(hits: int, total: int) -> float | None:
@@ -206,8 +202,7 @@ def compute_evidence(session: Session, *, now: datetime, policy: Policy,
     if not m["incidents"]:
         notes.append("no incident was opened in the window")
     return AssessmentEvidence(since, now, m, tuple(classes), series,
-                              "" if verdict.ok else verdict.describe(), tuple(notes),
-                              tuple(high_risk_grants(session, policy)))
+                              "" if verdict.ok else verdict.describe(), tuple(notes))
 
 
 def _executions(session: Session, since: datetime, policy: Policy,
