@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     investigate_cli.add_parser(sub)
     users_cli.add_parser(sub, db_parent)
     node_cli.add_parser(sub)
+    from console import providers_cli
+
+    providers_cli.add_parser(sub)
     from console import maintenance_cli
 
     maintenance_cli.add_parsers(sub, db_parent)
@@ -272,6 +275,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_runbooks(args)
     if args.command == "knowledge":
         return _cmd_knowledge(args)
+    if args.command == "providers":
+        from console import providers_cli
+
+        return providers_cli.run(args, _saved_sources())  # no database
     if args.command in ("login", "logout"):
         from console.cli_identity import run_session
 

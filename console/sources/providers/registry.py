@@ -23,7 +23,7 @@ from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from console.sources.providers.base import Endpoint, Parser, Provider, ProviderConfig
+from console.sources.providers.base import Endpoint, Health, Parser, Provider, ProviderConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,9 @@ class Discovered:
         return self.origin.split(" ", 1)[0] == OWN_DISTRIBUTION or \
             self.origin == "this source tree"
 
-    def describe(self) -> dict[str, Any]:
-        """What `watchfloor providers --json` and the Settings dialog show."""
+    def describe(self, health: Health | None = None) -> dict[str, Any]:
+        """What `watchfloor providers --json` and the Settings dialog show; `health` is
+        the provider's answer to `check` when it was asked."""
         p = self.provider
         out: dict[str, Any] = {"name": self.name, "kind": p.kind if p else None,
                                "summary": p.summary if p else "", "origin": self.origin,
@@ -70,7 +71,7 @@ class Discovered:
         if p is None:
             out.update(health={"state": "unusable", "detail": self.error})
             return out
-        health = p.health()
+        health = health or p.health()
         out.update(paths=[e.path for e in p.endpoints()], configured=p.configured(),
                    health={"state": health.state, "detail": health.detail})
         return out
