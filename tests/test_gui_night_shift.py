@@ -142,3 +142,52 @@ def test_a_new_critical_incident_takes_the_screen_unless_the_operator_is_busy(
     finally:
         dialog.close()
     assert third != fifth
+
+
+def _reddish(color: Any) -> bool:
+    return color.red() - max(color.green(), color.blue()) > 60
+
+
+def test_the_kill_switch_is_unmistakable_and_lifting_it_asks_why(
+        runtime: Any, console: Any, qtbot: Any) -> None:
+    """Defect 5: off, the button read red-on-pink and looked armed; lifting it asked
+    nothing; on, nothing in the panes said that the agents were stopped."""
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QLineEdit
+
+    window = console(None)
+    button = window.status.kill_switch
+    assert button.text() == "Kill switch: off"
+    assert not _reddish(button.palette().color(QPalette.ColorRole.ButtonText))
+    assert not window.kill_switch_bar.isVisible()
+
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # pulling it asks nothing
+    assert runtime.service.status().kill_switch
+    assert button.text() == "KILL SWITCH ON"
+    banner = window.kill_switch_banner
+    assert window.kill_switch_bar.isVisible()
+    assert "every agent is at autonomy level 0" in banner.text.text()
+    assert "pulled by alice" in banner.since.text()
+    assert banner.width() >= window.width() * 0.9  # across every pane
+    assert _reddish(banner.palette().color(QPalette.ColorRole.Window))
+
+    # Lifting asks for a reason; without one nothing changes.
+    qtbot.mouseClick(banner.lift, Qt.MouseButton.LeftButton)
+    dialog = window.status.lift_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert runtime.service.status().kill_switch
+    assert not dialog.confirm.isEnabled()
+    qtbot.mouseClick(dialog.findChild(QPushButton, "liftCancel"), Qt.MouseButton.LeftButton)
+    assert runtime.service.status().kill_switch
+    assert window.kill_switch_bar.isVisible()
+
+    window.actions_by_id["kill_switch"].trigger()  # Ctrl+Shift+K: the same question
+    dialog = window.status.lift_dialog
+    assert dialog is not None
+    qtbot.keyClicks(dialog.findChild(QLineEdit, "liftReason"), "bad deploy rolled back")
+    qtbot.mouseClick(dialog.confirm, Qt.MouseButton.LeftButton)
+    assert not runtime.service.status().kill_switch
+    assert not window.kill_switch_bar.isVisible()
+    assert button.text() == "Kill switch: off"
+    lifted = [e for e in runtime.service.audit_entries() if e.action == "autonomy.kill_switch"]
+    assert [e.reason for e in lifted][-1] == "bad deploy rolled back"

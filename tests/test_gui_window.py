@@ -77,7 +77,12 @@ def test_kill_switch_flips_the_stored_status_and_is_audited(runtime: Any, qtbot:
     assert audit.index(0, AuditTableModel.DECISION).data() == "allow"
     assert window.audit_pane.proxy.rowCount() == audit.rowCount()
 
-    window.actions_by_id["kill_switch"].trigger()  # Ctrl+Shift+K does the same
+    window.actions_by_id["kill_switch"].trigger()  # Ctrl+Shift+K: lifting asks why
+    assert runtime.service.status().kill_switch is True
+    dialog = window.status.lift_dialog
+    assert dialog is not None
+    dialog.reason.setText("drill over")
+    dialog.confirm.click()
 
     assert runtime.service.status().kill_switch is False
     assert not button.isChecked()

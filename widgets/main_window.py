@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QScrollArea,
     QTabBar,
+    QToolBar,
     QWidget,
 )
 
@@ -216,11 +217,23 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
+        # While the kill switch is on, a banner across the top says so over every pane.
+        from widgets.kill_switch import KillSwitchBanner
+
+        self.kill_switch_banner = KillSwitchBanner(self)
+        self.kill_switch_banner.liftRequested.connect(self._on_banner_lift_requested)
+        self.kill_switch_bar = QToolBar("Kill switch", self)
+        self.kill_switch_bar.setObjectName("killSwitchBar")
+        self.kill_switch_bar.setMovable(False)
+        self.kill_switch_bar.toggleViewAction().setVisible(False)
+        self.kill_switch_bar.addWidget(self.kill_switch_banner)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.kill_switch_bar)
         status_bar.killSwitchChanged.connect(self._on_status_kill_switch_changed)
         self._on_status_kill_switch_changed(status_bar.kill_switch_on)
 
         self.apply_theme(self._shell_theme)
         self.restore_layout()
+        self._on_status_kill_switch_changed(status_bar.kill_switch_on)  # not the saved one
         self.installed = True
 
     # --- layout ----------------------------------------------------------------------
@@ -510,7 +523,12 @@ class MainWindow(QMainWindow):
     def _on_action_kill_switch(self) -> None:
         self.status.request_kill_switch(not self.status.kill_switch_on)
 
+    def _on_banner_lift_requested(self) -> None:
+        self.status.request_kill_switch(False)
+
     def _on_status_kill_switch_changed(self, on: bool) -> None:
+        self.kill_switch_banner.set_since(self.status.kill_switch_since)
+        self.kill_switch_bar.setVisible(on)
         action = self.actions_by_id["kill_switch"]
         action.blockSignals(True)
         action.setChecked(on)

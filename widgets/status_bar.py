@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from console.clock import SimClock
@@ -24,6 +25,7 @@ from console.events import (
 from console.operations import PermissionDenied
 from console.service import Status, WatchfloorService
 from widgets.bridge import BusBridge
+from widgets.kill_switch import LiftKillSwitchDialog
 
 INFO_NOTICE_MS = 15_000
 NOTICE_HISTORY = 50
@@ -56,12 +58,17 @@ class ConsoleStatusBar(QStatusBar):
 
         self.clock_label = self._label("clockLabel", "Simulated time and speed")
         self.autonomy_label = self._label("autonomyLabel", "Effective autonomy ceiling")
-        self.kill_switch = QPushButton("Kill switch", self)
+        self.kill_switch = QPushButton("Kill switch: off", self)
         self.kill_switch.setObjectName("killSwitch")
         self.kill_switch.setCheckable(True)
-        self.kill_switch.setToolTip("Drop every agent to autonomy level 0 at once "
-                                    "(Ctrl+Shift+K); press again to lift it")
         self.kill_switch.clicked.connect(self._on_kill_switch_clicked)
+        bold = QFont(self.kill_switch.font())
+        bold.setBold(True)  # its "on" text is bold and must never be clipped
+        self.kill_switch.setMinimumWidth(
+            QFontMetrics(bold).horizontalAdvance("KILL SWITCH ON") + 32)
+        self.lift_dialog: LiftKillSwitchDialog | None = None
+        self.kill_switch_since = ""
+        """Who pulled the kill switch and when, as seen by this console ("" unknown)."""
         self.user_label = self._label("userLabel", "Signed-in user and role")
         self.signal_label = self._label("signalCountLabel",
                                         "Signals stored, and alerts firing now")
@@ -120,11 +127,16 @@ class ConsoleStatusBar(QStatusBar):
     def kill_switch_on(self) -> bool:
         return self.kill_switch.isChecked()
 
-    def request_kill_switch(self, on: bool) -> bool:
-        """Ask the service as the signed-in user; False (and a notice) when refused."""
+    def request_kill_switch(self, on: bool, reason: str = "") -> bool:
+        """Pull the kill switch at once, as the signed-in user; lifting it first asks for
+        a reason (`LiftKillSwitchDialog`, opened here; the switch is lifted when it is
+        given). False, and a notice, when refused; False too while the reason is asked."""
+        if not on and not reason.strip():
+            self._ask_lift_reason()
+            return False
         try:
             self._service.set_kill_switch(on, as_user=self._user,
-                                          reason="from the console's status bar")
+                                          reason=reason or "pulled from the console")
         except PermissionDenied as exc:
             self.notify(f"Kill switch not changed: {exc}", error=True)
             self.refresh_status()
@@ -134,12 +146,37 @@ class ConsoleStatusBar(QStatusBar):
                     else "Kill switch lifted: autonomy back to its ceiling", error=False)
         return True
 
+    def _ask_lift_reason(self) -> None:
+        if self.lift_dialog is not None:
+            self.lift_dialog.raise_()
+            self.lift_dialog.activateWindow()
+            return
+        self.refresh_status()  # the button stays as stored until the reason is given
+        dialog = LiftKillSwitchDialog(self._service.status().autonomy_ceiling,
+                                      self.window())
+        dialog.reasonGiven.connect(self._on_lift_dialog_reason)
+        dialog.finished.connect(self._on_lift_dialog_finished)
+        self.lift_dialog = dialog
+        dialog.open()
+
+    def _on_lift_dialog_reason(self, reason: str) -> None:
+        self.request_kill_switch(False, reason)
+
+    def _on_lift_dialog_finished(self, _result: int) -> None:
+        self.lift_dialog = None
+
     def refresh_status(self) -> Status:
         status = self._service.status()
         self.kill_switch.blockSignals(True)
         self.kill_switch.setChecked(status.kill_switch)
         self.kill_switch.blockSignals(False)
-        self.kill_switch.setText("KILL SWITCH ON" if status.kill_switch else "Kill switch")
+        self.kill_switch.setText("KILL SWITCH ON" if status.kill_switch
+                                 else "Kill switch: off")
+        self.kill_switch.setToolTip(
+            "The agents are stopped (autonomy level 0). Press to lift the kill switch: "
+            "you will be asked why (kept in the audit log)" if status.kill_switch else
+            "Agents work up to the autonomy ceiling. Press (or Ctrl+Shift+K) to stop "
+            "every agent at once: autonomy level 0, their queued runs cancelled")
         if status.kill_switch:
             text = (f"KILL SWITCH ON \u2014 autonomy {status.effective_ceiling} "
                     f"(ceiling {status.autonomy_ceiling})")
@@ -155,6 +192,11 @@ class ConsoleStatusBar(QStatusBar):
         self.request_kill_switch(checked)
 
     def _on_bridge_operation_done(self, event: OperationDone) -> None:
+        if event.operation == "autonomy.kill_switch":
+            on = bool(event.result.get("after", True)) if event.result else True
+            who = event.initiator.removeprefix("user:")
+            self.kill_switch_since = (f"pulled by {who} at "
+                                      f"{self._clock.now().strftime('%H:%M')}") if on else ""
         if event.changes.settings:
             self.refresh_status()
 
