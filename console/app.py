@@ -141,7 +141,9 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
         # The dialogs are made when first asked for, over the same service and user.
         make_settings=lambda parent: _settings_dialog(service, user, parent),
         make_assessment=lambda parent: _assess_wizard(service, user, parent),
-        worker=worker, read_record=RecordReader(runtime.db, engine.library).read)
+        worker=worker, read_record=RecordReader(runtime.db, engine.library).read,
+        make_wallboard=lambda parent: _wallboard(runtime, bridge, incident_model, worker,
+                                                 parent))
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
                 recommendation_model, execution_model, remote):
@@ -182,6 +184,14 @@ def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
 # The settings dialog and the assessment wizard (and what only they use) are imported
 # when first opened: most sessions never open them, and the first window waits for
 # every import made before it.
+
+
+def _wallboard(runtime: Runtime, bridge: Any, model: Any, worker: Any,
+               parent: QWidget) -> QWidget:
+    from widgets.wallboard import Wallboard
+
+    return Wallboard(model, read_status=runtime.service.status, bridge=bridge, worker=worker,
+                     clock=runtime.clock, parent=parent)
 
 
 def _settings_dialog(service: Any, user: str, parent: QWidget) -> SettingsDialog:

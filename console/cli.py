@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=None, metavar="URL",
                         help="the Prometheus that runbooks' PromQL validations query "
                              "(default: $WATCHFLOOR_PROMETHEUS; headless commands use that)")
+    parser.add_argument("--wallboard", action="store_true",
+                        help="open the console with its read-only wallboard full screen: "
+                             "open incidents, their states and the autonomy level in large "
+                             "type, for a NOC video wall (Esc leaves it for the console)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[db_parent], help="run a scenario to its end",
@@ -240,7 +244,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                        listen=args.listen, token=args.webhook_token, mappings=mappings,
                        alertmanager=args.alertmanager,
                        prometheus=args.prometheus or _prometheus_from_env(),
-                       saved_sources=_saved_sources)
+                       saved_sources=_saved_sources,
+                       on_ready=_open_wallboard if args.wallboard else None)
     if args.command == "run":
         from console.estate import ScenarioError
 
@@ -466,6 +471,11 @@ def _non_negative(text: str) -> float:
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def _open_wallboard(window: Any) -> None:
+    """`--wallboard`: once the panes are in, the wallboard goes full screen over them."""
+    window.open_wallboard()
 
 
 def _saved_sources() -> Any:

@@ -33,6 +33,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Switch between the dark and the light theme"),
     ActionSpec("focus_ask", "&Ask a question", "&View", ("Ctrl+L",),
                "Bring the ask box to the front and type a question in plain language"),
+    ActionSpec("wallboard", "&Wallboard", "&View", ("F11",),
+               "Open incidents, their states and the autonomy level in large type, full "
+               "screen and read-only, for the NOC video wall (Esc leaves it)"),
     ActionSpec("faster", "&Faster", "&Simulation", ("Ctrl+=", "Ctrl++"),
                "Double the simulated clock's speed"),
     ActionSpec("slower", "&Slower", "&Simulation", ("Ctrl+-",),

@@ -106,10 +106,12 @@ class MainWindow(QMainWindow):
                 audit_browser: AuditBrowser, ask: AskPane,
                 make_settings: Callable[[QWidget], SettingsDialog],
                 make_assessment: Callable[[QWidget], AssessWizard], worker: Worker,
-                read_record: ReadRecord | None = None) -> None:
+                read_record: ReadRecord | None = None,
+                make_wallboard: Callable[[QWidget], QWidget] | None = None) -> None:
         """Compose the panes into docks, the status bar and the actions; restore the
         saved dock layout. Called once, on the GUI thread. `read_record(ref)`: what the
-        record viewer shows of a record no pane has a row for (blocks; on the worker)."""
+        record viewer shows of a record no pane has a row for (blocks; on the worker);
+        `make_wallboard(parent)`: View > Wallboard's window."""
         from widgets.actions import ACTIONS, build_actions, fill_menus
 
         starting = self.takeCentralWidget()
@@ -126,6 +128,8 @@ class MainWindow(QMainWindow):
         self.ask_pane = ask
         # The tools' windows: made on first use, kept (and reused) while the window lives.
         self._make_settings, self._make_assessment = make_settings, make_assessment
+        self._make_wallboard = make_wallboard
+        self.wallboard: QWidget | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.assess_wizard: AssessWizard | None = None
         self.bundle_dialog: QFileDialog | None = None
@@ -197,6 +201,7 @@ class MainWindow(QMainWindow):
             "assess": self.open_assessment,
             "toggle_theme": self.toggle_theme,
             "focus_ask": self.focus_ask,
+            "wallboard": self.open_wallboard,
             "faster": self.faster,
             "slower": self.slower,
             "kill_switch": self._on_action_kill_switch,
@@ -340,7 +345,7 @@ class MainWindow(QMainWindow):
             window.close()  # each waits for its own verification
         self.review_windows.clear()
         for dialog in (self.settings_dialog, self.assess_wizard, self.bundle_dialog,
-                       self.recording_dialog, self.record_viewer):
+                       self.recording_dialog, self.record_viewer, self.wallboard):
             if dialog is not None:
                 dialog.close()
         # Wait for the reads and saves in flight before the window and its children go.
@@ -397,6 +402,17 @@ class MainWindow(QMainWindow):
         """Bring the ask box to the front with its question selected (Ctrl+L)."""
         self.show_dock("ask")
         self.ask_pane.focus_input()
+
+    def open_wallboard(self) -> QWidget | None:
+        """The read-only wallboard, full screen (one instance; Esc leaves it)."""
+        if self.wallboard is None and self._make_wallboard is not None:
+            self.wallboard = self._make_wallboard(self)
+        if self.wallboard is None:
+            self.notify("No wallboard in this console", error=True)
+            return None
+        self.wallboard.showFullScreen()
+        self.wallboard.activateWindow()
+        return self.wallboard
 
     def open_link(self, ref: str) -> None:
         """Follow a record link from a pane: the record opens in the pane that shows it,
