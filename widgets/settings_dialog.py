@@ -48,8 +48,10 @@ from console.policy_rows import (
     rows_of,
 )
 from console.settings_store import ConsoleSettings, SettingsError, SettingsStore, parse_settings
+from console.sources.providers.base import ProviderConfig
 from console.storage.repos import ROLES
 from widgets.offthread import BackgroundJob
+from widgets.providers_view import ProvidersTab
 from widgets.settings_models import RowsModel
 from widgets.theme import DEFAULT_THEME, STATE_COLORS
 
@@ -87,6 +89,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._llm_tab(), "Language model")
         self.tabs.addTab(self._policy_tab(), "Policy")
         self.tabs.addTab(self._users_tab(), "Users")
+        self.providers_tab = ProvidersTab(self._provider_config, self)
+        self.tabs.addTab(self.providers_tab, "Providers")
         role = service.role_of(user)
         self.role_label = QLabel(self)
         self.role_label.setObjectName("settingsRole")
@@ -387,3 +391,14 @@ class SettingsDialog(QDialog):
     def shutdown(self) -> None:
         """Wait for a save in flight (call before the dialog is deleted)."""
         self._job.shutdown()
+        self.providers_tab.shutdown()
+
+    def _provider_config(self) -> ProviderConfig:
+        """The saved sources' addresses: the Providers tab asks those how they are."""
+        try:
+            sources = self.store.load().sources
+        except SettingsError:
+            return ProviderConfig()
+        return ProviderConfig(urls={name: url for name, url in (
+            ("alertmanager", sources.alertmanager_url),
+            ("prometheus", sources.prometheus_url)) if url})
