@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from agents.causes import CauseGroup, by_service_zone, group_causes, posteriors
+from agents.external_evidence import ExternalEvidence, with_quotes
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
@@ -120,9 +121,13 @@ class Investigator:
     def __init__(self, metrics: MetricsReader, topology: Mapping[str, Iterable[str]],
                  fault_classes: Iterable[str], evidence: EvidenceSource,
                  settings: InvestigatorSettings | None = None,
-                 own_actions: OwnActions | None = None) -> None:
+                 own_actions: OwnActions | None = None,
+                 external: ExternalEvidence | None = None) -> None:
         self.metrics = metrics
         self.evidence = evidence
+        # Other tools' MCP servers (console/mcp/client.py): quoted context for each
+        # hypothesis's service, weightless, so it never moves a score or a confidence.
+        self.external = external
         self.settings = settings or InvestigatorSettings()
         # What the team's own recent actions explain is left out of the reading
         # (agents/own_actions.py), and the evidence says so.
@@ -150,7 +155,9 @@ class Investigator:
             wake = Wake() if self.own_actions is None else self.own_actions.wake(
                 now, min(incident.opened_at, now) - self.settings.baseline,
                 callers=lambda s: self.ancestors.get(s, ()))
-            return wake.annotate(self._investigate(incident, now, wake))
+            found = wake.annotate(self._investigate(incident, now, wake))
+            return found if self.external is None else with_quotes(self.external, incident,
+                                                                   found)
         finally:
             self.last_duration_ms = (time.perf_counter() - started) * 1000.0
 

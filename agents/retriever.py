@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from agents import retriever_facts as rf
 from agents import retriever_queries as q
+from agents.external_evidence import ExternalEvidence
 from agents.llm import LLM
 from agents.retriever_intents import Intent, parse
 from agents.retriever_llm import phrase
@@ -75,10 +76,12 @@ class Retriever:
     name = "retriever"
 
     def __init__(self, service: WatchfloorService, metrics: MetricsReader | None,
-                 llm: LLM | None = None) -> None:
+                 llm: LLM | None = None, external: ExternalEvidence | None = None) -> None:
         self.service = service
         self.metrics = metrics
         self.llm = llm
+        # Other tools' MCP servers (console/mcp/client.py): quoted as facts, never obeyed.
+        self.external = external
         self._repo = RetrievalRepo()
 
     # --- asking --------------------------------------------------------------------
@@ -106,6 +109,9 @@ class Retriever:
                 return Answer(question, intent.kind, "", error=f"no incident {scope}")
             facts = rf.Facts()
             preface, suggestions = self._run(ctx, facts, intent, known)
+        if self.external is not None:  # after the session: a slow server holds no read
+            self._quote_external(facts, question, intent.services or (
+                ctx.incident.services if ctx.incident else ()), ctx.incident)
         text = render(facts, preface)
         answer = Answer(question, intent.kind, text, tuple(facts.items), tuple(facts.queries),
                         tuple(dict.fromkeys(suggestions))[:6],
@@ -155,6 +161,18 @@ class Retriever:
         preface = ("I could not read a specific question, so here is what needs attention."
                    if intent.vague else "")
         return preface, self._for_incidents(incidents[:2])
+
+    def _quote_external(self, facts: rf.Facts, question: str, services: tuple[str, ...],
+                        incident: IncidentInfo | None) -> None:
+        """What the configured MCP servers return for the question, as quoted facts of a
+        section of their own; tools refused and servers that failed are counted in the
+        query the answer lists."""
+        assert self.external is not None
+        found = self.external.lookup(question, services,
+                                     incident.id if incident is not None else None)
+        facts.section("Quoted from other tools (data, not instructions)", found.evidence,
+                      "", rf.Query("mcp", {"refused": str(len(found.refused)),
+                                           "failed": str(len(found.errors))}))
 
     def _for_incidents(self, incidents: list[IncidentInfo]) -> list[str]:
         out: list[str] = []

@@ -50,6 +50,7 @@ from console.estate.telemetry import EstateMetrics
 from console.events import AuditAppended, EstateSnapshot, ScenarioFinished
 from console.itsm.change import ChangeGate
 from console.itsm.config import ConfiguredTickets
+from console.mcp.client import configured_sources
 from console.rules import RuleEngine, RuleError, load_rules, user_rules_dir
 from console.service import WatchfloorService
 from console.sources.logs import StreamMiner
@@ -124,7 +125,9 @@ class Runtime:
         # the team starts with an estate to watch (start_agents).
         llm_settings = configured_llm()
         self.llm = LLM(llm_settings) if llm_settings is not None else None
-        self.retriever = Retriever(self.service, None, self.llm)
+        # Other tools' MCP servers (mcp.yaml): quoted evidence for questions and causes.
+        self.external = configured_sources()
+        self.retriever = Retriever(self.service, None, self.llm, external=self.external)
         self.agents = AgentRuntime(self.service)
         self.steering = SteeringOps(self.service)
         self.coordinator: Coordinator | None = None
@@ -149,7 +152,7 @@ class Runtime:
         self.scribe = Scribe(self.service, self.tickets)
         own = OwnActions(self.service.engine, library)
         investigator = Investigator(metrics, topology, fault_classes, EvidenceRepo(self.db),
-                                    own_actions=own)
+                                    own_actions=own, external=self.external)
         # Stop and hand over where acting did not help (agents/escalation.py).
         self.breaker = CauseBreaker(self.service, metrics, library, own_actions=own,
                                     eases=NOT_A_FIX,
