@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         users_cli,
     )
     from console.itsm import cli as itsm_cli
+    from console.mcp import cli as mcp_cli
 
     cli_exec.add_parsers(sub, db_parent)
     eval_cli.add_parsers(sub, db_parent)
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     from console import maintenance_cli
 
     maintenance_cli.add_parsers(sub, db_parent)
+    mcp_cli.add_parser(sub, db_parent)
 
     user = sub.add_parser("user", parents=[db_parent], help="add a user or change a role (admin)")
     user.add_argument("name")
@@ -319,6 +321,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return users_cli.run(args)  # opens its own database from --db
     if args.command == node_cli.COMMAND:
         return node_cli.run(args)  # a headless team member until SIGTERM
+    if args.command == "mcp":
+        from console.mcp import cli as mcp_cli
+
+        return mcp_cli.run(args)  # proves --as, then serves until the client leaves
     from console import maintenance_cli
 
     for module in (cli_exec, itsm_cli, eval_cli, maintenance_cli):
