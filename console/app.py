@@ -361,7 +361,12 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         runtime.clock.speed = speed
         await asyncio.to_thread(runtime.service.bootstrap_admin, local_user())
         user = await _signed_in(runtime, window, shutdown)
-        if user is None:  # the person cancelled the sign-in, or closed the window
+        while user is None and not shutdown.is_set() and \
+                await _sign_in_again(window, shutdown):
+            user = await _signed_in(runtime, window, shutdown)
+        if user is None:  # the person cancelled the sign-in and quit, or closed the window
+            print("watchfloor: nobody signed in; the console closed without opening "  # noqa: T201
+                  "anything (nothing was changed)", file=sys.stderr)
             window.close()
             return 0
         window.show_progress(f"Loading the scenario {scenario}\u2026")
@@ -467,6 +472,31 @@ async def _signed_in(runtime: Runtime, window: MainWindow,
         if dialog is not None and not answer.done():
             dialog.close()
     return answer.result() if answer.done() else None
+
+
+async def _sign_in_again(window: MainWindow, shutdown: asyncio.Event) -> bool:
+    """The sign-in was cancelled: say what that means in the window and ask whether to
+    try again (True) or quit (False; closing the window is quitting too)."""
+    import asyncio
+
+    choice: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def chosen(name: str) -> None:
+        if not choice.done():
+            choice.set_result(name == "signInAgain")
+
+    window.starting.offer(
+        "Nobody is signed in",
+        "The sign-in was cancelled, so the console has not opened: no panes, no agents "
+        "and no actions run from this window, and nothing was changed. Sign in to open "
+        "it, or quit.", (("signInAgain", "Sign in\u2026"), ("quitWatchfloor", "Quit")),
+        chosen)
+    closed: asyncio.Future[Any] = asyncio.ensure_future(shutdown.wait())
+    try:
+        await asyncio.wait({choice, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    return choice.done() and choice.result()
 
 
 def _show_frame(scenario: str, on_window: Callable[[MainWindow], None] | None) -> MainWindow:

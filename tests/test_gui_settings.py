@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from console.policy import Policy, PolicyError
 from console.policy_rows import LevelRow, RateRow, WindowRow, apply_rows, policy_yaml, rows_of
@@ -210,3 +211,23 @@ def test_rows_round_trip_and_settings_parse_without_qt() -> None:
         parse_settings({"llm": {"url": "http://me:secret@host:1"}})
     with pytest.raises(SettingsError, match=r"llm\.colour: Extra inputs are not permitted"):
         parse_settings({"llm": {"colour": "red"}})
+
+
+def test_require_passwords_creates_the_first_administrator(open_dialog: Open, runtime: Any,
+                                                           qtbot: Any) -> None:
+    """Defect 6: while nobody has a password the console asks nothing at start; this is
+    where the window opts a team into passwords."""
+    from console.auth import Authenticator, ScryptParams
+
+    runtime.service._auth = Authenticator(runtime.service, params=ScryptParams(ln=10))
+    dialog = open_dialog()
+    dialog.findChild(QPushButton, "requirePasswordsButton").click()
+    first = dialog.first_admin_dialog
+    assert first is not None and first.isVisible()
+    assert first.windowTitle() == "Create the administrator"
+    first.password.setText("alice-pass-1")
+    first.confirm.setText("alice-pass-1")
+    with qtbot.waitSignal(first.finished, timeout=10_000):
+        first.attempt()
+    assert runtime.service.auth.passwords_in_use()
+    assert "Passwords are in use from now on" in dialog.users_status.text()

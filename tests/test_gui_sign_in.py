@@ -87,11 +87,19 @@ def test_a_wrong_password_shows_the_error_and_the_wait(people: Authenticator,
             if e.action == "auth.sign_in_failed"] == ["wrong password", "unknown user"]
 
 
-def test_first_run_creates_the_administrator(runtime: Any, qtbot: Any) -> None:
+def test_first_run_asks_nothing_and_require_passwords_creates_the_administrator(
+        runtime: Any, qtbot: Any) -> None:
     runtime.service._auth = Authenticator(runtime.service, params=FAST)
     signed: list[str] = []
-    dialog = sign_in_at_start(runtime.service, signed.append, environ={})
-    assert dialog is not None
+    # Nobody has a password: the local login is signed in without a question.
+    assert sign_in_at_start(runtime.service, signed.append, environ={}) is None
+    assert len(signed) == 1
+    signed.clear()
+    # Settings -> Users -> Require passwords opens this dialog.
+    dialog = SignInDialog(runtime.service.auth, worker=Worker(), mode=FIRST_RUN,
+                          name="alice")
+    dialog.signedIn.connect(lambda who: signed.append(who.name))
+    dialog.open()
     try:
         assert dialog.mode == FIRST_RUN
         assert dialog.windowTitle() == "Create the administrator"

@@ -243,11 +243,39 @@ class SettingsDialog(QDialog):
         row.addWidget(self.new_user, 1)
         row.addWidget(self.new_role)
         row.addWidget(self._button("addUserButton", "Add user / set role", self.add_user))
+        # While nobody has a password the console signs in as the local login without
+        # asking; this is where a team opts into passwords from the window.
+        self.first_admin_dialog: Any = None
+        passwords = QHBoxLayout()
+        passwords.addWidget(self._button("requirePasswordsButton", "Require passwords\u2026",
+                                         self.require_passwords))
+        passwords.addStretch(1)
         layout = QVBoxLayout(page)
         layout.addWidget(self.users_table, 1)
         layout.addLayout(row)
+        layout.addLayout(passwords)
         layout.addWidget(self.users_status)
         return page
+
+    def require_passwords(self) -> None:
+        """Create the first administrator with a password: from then on everyone signs
+        in, at every console (until then nobody is asked)."""
+        from widgets.sign_in import FIRST_RUN, SignInDialog
+
+        auth = self.service.auth
+        if auth.passwords_in_use():
+            self._say(self.users_status, "Passwords are in use already: everyone signs in. "
+                      "Set a person's password with watchfloor users passwd.")
+            return
+        dialog = SignInDialog(auth, mode=FIRST_RUN, name=self.user, parent=self)
+        dialog.signedIn.connect(self._on_first_admin_signed_in)
+        self.first_admin_dialog = dialog
+        dialog.open()
+
+    def _on_first_admin_signed_in(self, who: Any) -> None:
+        self._say(self.users_status, f"Passwords are in use from now on: {who.name} is an "
+                  "administrator with a password, and everyone signs in when a console "
+                  "starts.")
 
     # --- loading ----------------------------------------------------------------------
 

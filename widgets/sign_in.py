@@ -10,6 +10,7 @@ until then; the core refuses an early attempt anyway, so the countdown is a cour
 
 from __future__ import annotations
 
+import getpass
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -285,23 +286,19 @@ def sign_in_at_start(service: Any, on_signed_in: Callable[[str], None],
     are known; `on_cancelled()` when the person closes the dialog instead. Returns the
     dialog (keep a reference while it is open), or None when nobody had to type anything.
 
-    With $WATCHFLOOR_USER set on a database where *nobody* has a password yet (a single
-    workstation that has not opted into passwords, and the tests, `watchfloor snapshot`
-    and the Xvfb run), the console signs in as that user as it always did, audited as
-    such. Once anyone has a password, everyone signs in, whatever the environment says;
-    with no password anywhere and no $WATCHFLOOR_USER, first run asks for the first
-    administrator."""
-    from console.runtime import local_user
-
+    On a database where *nobody* has a password yet (a new one, or a single workstation
+    that has not opted into passwords) the console signs in as the local login
+    ($WATCHFLOOR_USER, else the operating system's login) without asking, audited as
+    such: a first run goes straight to the panes. Once anyone has a password (Settings
+    -> Users -> Require passwords, or `watchfloor users passwd`), everyone signs in,
+    whatever the environment says."""
     env = os.environ if environ is None else environ
     auth: Authenticator = service.auth
-    trusted = env.get("WATCHFLOOR_USER")
-    if trusted and (who := auth.sign_in_trusted(trusted)) is not None:
+    login = env.get("WATCHFLOOR_USER") or getpass.getuser() or "operator"
+    if (who := auth.sign_in_trusted(login)) is not None:
         on_signed_in(who.name)
         return None
-    first_run = not auth.passwords_in_use()
-    dialog = SignInDialog(auth, mode=FIRST_RUN if first_run else SIGN_IN,
-                          name=trusted or local_user(), theme=theme, parent=parent)
+    dialog = SignInDialog(auth, mode=SIGN_IN, name=login, theme=theme, parent=parent)
     dialog.signedIn.connect(lambda who: on_signed_in(who.name))
     if on_cancelled is not None:
         dialog.rejected.connect(on_cancelled)

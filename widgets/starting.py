@@ -5,8 +5,17 @@ rest of the console is loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class StartingPanel(QWidget):
@@ -34,12 +43,47 @@ class StartingPanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.step)
         layout.addWidget(self.bar, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.choices = QHBoxLayout()
+        self.choices.setSpacing(12)
+        self.choices.addStretch(1)
+        self.choices.addStretch(1)
+        layout.addLayout(self.choices)
         layout.addStretch(3)
+        self._buttons: list[QPushButton] = []
 
     def set_step(self, text: str) -> None:
+        self._clear_choices()
+        self.title.setText("Watchfloor is starting")
+        self.bar.show()
         self.step.setText(text)
 
+    def offer(self, title: str, message: str, choices: Sequence[tuple[str, str]],
+              on_choice: Callable[[str], None]) -> None:
+        """Stop and ask: `message` under `title`, one button per (objectName, label) of
+        `choices`; `on_choice(objectName)` is called with the one pressed (the first is
+        the default)."""
+        self._clear_choices()
+        self.title.setText(title)
+        self.step.setText(message)
+        self.bar.hide()
+        for n, (name, label) in enumerate(choices):
+            button = QPushButton(label, self)
+            button.setObjectName(name)
+            button.setDefault(n == 0)
+            button.clicked.connect(lambda _checked=False, name=name: on_choice(name))
+            self.choices.insertWidget(self.choices.count() - 1, button)
+            self._buttons.append(button)
+        if self._buttons:
+            self._buttons[0].setFocus()
+
+    def _clear_choices(self) -> None:
+        for button in self._buttons:
+            self.choices.removeWidget(button)
+            button.deleteLater()
+        self._buttons.clear()
+
     def set_failed(self, message: str) -> None:
+        self._clear_choices()
         self.title.setText("Watchfloor could not start")
         self.step.setText(message)
         self.bar.hide()
