@@ -36,13 +36,16 @@ class LeaderDuties:
                  seed: int | None = None, listen: tuple[str, int] | None = None,
                  token: str | None = None, mappings: dict[str, Any] | None = None,
                  alertmanager: str | None = None, poll_interval: float = 10.0,
-                 notify: Notify = _quiet, held: bool = False) -> None:
+                 notify: Notify = _quiet, held: bool = False,
+                 zabbix: tuple[str, str] | None = None) -> None:
         """`held`: the scenario and the sources wait for `release()` (the window first
-        lays out its panes, which then hear all they say)."""
+        lays out its panes, which then hear all they say). `zabbix`: (frontend URL, API
+        token) of a Zabbix whose open problems are polled."""
         self.runtime, self.scenario, self.user, self.mode = runtime, scenario, user, mode
         self.seed = seed
         self.listen, self.token, self.mappings = listen, token, mappings
         self.alertmanager, self.poll_interval = alertmanager, poll_interval
+        self.zabbix = zabbix
         self.notify = notify
         self.driver: ScenarioDriver | None = None
         self.reconciled: list[tuple[int, str]] = []  # what the last lead settled
@@ -149,6 +152,17 @@ class LeaderDuties:
             poller = AlertmanagerPoller(self.http, self.alertmanager)
             self._spawn(poll_forever(poller, runtime.service, runtime,
                                      interval=self.poll_interval), "alertmanager polling")
+        if self.zabbix is not None:
+            import httpx
+
+            from console.sources.polling import poll_forever
+            from console.sources.providers.zabbix_api import ZabbixPoller
+
+            if self.http is None:
+                self.http = httpx.AsyncClient()
+            zabbix = ZabbixPoller(self.http, *self.zabbix)
+            self._spawn(poll_forever(zabbix, runtime.service, runtime,
+                                     interval=self.poll_interval), "zabbix polling")
 
     def _spawn(self, work: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(work, name=name)

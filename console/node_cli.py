@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -62,6 +63,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json-events", action="store_true", dest="json_events",
                         help="print one JSON object per notable event on stdout")
     add_receiver_options(parser, "while this member leads")
+    from console.providers_cli import http_url
+
+    parser.add_argument("--zabbix", type=http_url, default=None, metavar="URL",
+                        help="poll this Zabbix frontend's API (problem.get) while this member "
+                             "leads; the API token is read from $WATCHFLOOR_ZABBIX_TOKEN")
     return parser
 
 
@@ -98,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
     if args.runbooks is not None and not args.runbooks.is_dir():
         sys.stderr.write(f"watchfloor node: no runbook folder {args.runbooks}\n")
         return EXIT_BAD_INPUT
+    args.zabbix_api = None
+    if args.zabbix is not None:
+        token = os.environ.get("WATCHFLOOR_ZABBIX_TOKEN", "").strip()
+        if not token:
+            sys.stderr.write("watchfloor node: --zabbix needs the API token in "
+                             "$WATCHFLOOR_ZABBIX_TOKEN\n")
+            return EXIT_BAD_INPUT
+        args.zabbix_api = (args.zabbix, token)
     args.mappings = None
     if args.webhook_mappings is not None:
         from console.sources.mapping import load_mappings
@@ -127,7 +141,7 @@ class Node:
         self.duties = LeaderDuties(runtime, args.scenario, user=user, mode="node",
                                    seed=args.seed, listen=args.listen,
                                    token=args.webhook_token, mappings=args.mappings,
-                                   notify=self._notify)
+                                   notify=self._notify, zabbix=args.zabbix_api)
 
     async def lead(self) -> None:
         await self.duties.lead()
