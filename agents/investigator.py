@@ -207,7 +207,8 @@ class Investigator:
                 out.append(Hypothesis(cand.service, cand.fault_class, float(f"{p:.4g}"),
                                       tuple(Evidence(x.kind, x.summary, x.ref,
                                                      round(x.weight, 3)) for x in cand.parts),
-                                      round(cand.score, 4), cand.kinds, cause))
+                                      round(cand.score, 4), cand.kinds, cause,
+                                      cand.zone))
         # best first, whichever cause it is of (the first cause first on a tie)
         out.sort(key=lambda h: -h.confidence)
         return out
@@ -520,6 +521,7 @@ def _zone_wide(pairs: list[tuple[Candidate, float]], views: Mapping[str, Service
         cand.parts.append(Part("alert", f"zone {zone}: {len(members)} services lost instances "
                                         f"there at once ({_names(others)} and {cand.service})",
                                f"signal:{down.fingerprint}", 0.0))
+        cand.zone = zone  # the cause is the zone's, named as the zone
         pairs[keep] = (cand, p + sum(pairs[i][1] for i in members if i != keep))
         merged |= set(members) - {keep}
     kept = [pair for i, pair in enumerate(pairs) if i not in merged]

@@ -134,6 +134,7 @@ class Candidate:
     signature: float
     score: float = 0.0
     parts: list[Part] = field(default_factory=list)
+    zone: str = ""  # the zone it stands for, when it speaks for a zone's partition
 
     @property
     def kinds(self) -> int:

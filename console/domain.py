@@ -256,6 +256,9 @@ class Hypothesis:
     # 1, 2... in the investigator's ranking, the stored cause's ordinal once on the board;
     # 0 when nobody grouped it (one cause assumed).
     cause: int = 0
+    # The zone, when several services lost instances in one zone together and this
+    # hypothesis stands for that partition (named by the zone label the sources carry).
+    zone: str = ""
 
     @property
     def key(self) -> str:

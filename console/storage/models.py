@@ -391,6 +391,8 @@ class CauseRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     opened_at: Mapped[utc]
     updated_at: Mapped[utc]
+    # the zone a zone-wide cause stands for ("" when it is one service's)
+    zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class AgentEventRow(Base):

@@ -84,6 +84,7 @@ class Cause:
     opened_at: datetime
     updated_at: datetime
     actions: tuple[CauseAction, ...] = ()
+    zone: str = ""  # a zone-wide cause's zone (its service is where it was seen first)
 
     @property
     def key(self) -> str:
@@ -179,7 +180,8 @@ class CauseRepo:
                              row.fault_class, row.confidence, row.signals, state,
                              tuple(row.keys), tuple(str(e.get("ref", ""))
                                                     for e in row.evidence),
-                             row.note, row.opened_at, row.updated_at, tuple(mine)))
+                             row.note, row.opened_at, row.updated_at, tuple(mine),
+                             row.zone or ""))
         return out
 
     def set_state(self, session: Session, incident_id: int, ordinal: int, state: str,
@@ -265,7 +267,7 @@ def _state(row: CauseRow, actions: Sequence[CauseAction]) -> str:
 
 
 def _diagnose(row: CauseRow, h: Hypothesis, at: datetime) -> None:
-    row.service, row.fault_class = h.service, h.fault_class
+    row.service, row.fault_class, row.zone = h.service, h.fault_class, h.zone
     row.confidence, row.signals = float(h.confidence), int(h.signals)
     row.evidence = [{"kind": e.kind, "ref": e.ref} for e in h.evidence][:50]
     if h.key not in row.keys:
