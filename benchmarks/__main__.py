@@ -14,7 +14,6 @@ from benchmarks import (
     bench_audit,
     bench_correlation,
     bench_gui,
-    bench_mcp,
     bench_policy,
     bench_rca,
     bench_receiver,
@@ -36,7 +35,6 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "rca": bench_rca.run,
     "receiver": bench_receiver.run,
     "gui": bench_gui.run,
-    "mcp": bench_mcp.run,
 }
 
 

@@ -102,6 +102,7 @@ class HypothesisModel(TableModel):
         super().__init__(parent)
         self.incident_id: int | None = None
         self.contested: tuple[str, ...] = ()
+        self.closed = False  # the incident is resolved: its board is history, not live
         self._rows: list[RankedHypothesis] = []
 
     def hypothesis_at(self, row: int) -> RankedHypothesis:
@@ -115,8 +116,37 @@ class HypothesisModel(TableModel):
         self.beginResetModel()  # another incident, not an event
         self.incident_id = incident_id
         self.contested = ()
+        self.closed = False
         self._rows = [h for h in hypotheses if h.state != "superseded"]
         self.endResetModel()
+
+    def set_closed(self, incident_id: int, closed: bool) -> None:
+        """The shown incident resolved (or reopened): its hypotheses stop (or start
+        again) being live."""
+        if incident_id != self.incident_id or closed == self.closed:
+            return
+        self.closed = closed
+        if self._rows:
+            self.dataChanged.emit(self.index(0, self.STATE),
+                                  self.index(len(self._rows) - 1, self.STATE))
+
+    def state_text(self, h: RankedHypothesis) -> str:
+        """Its state as shown: `closed` once the incident resolved; which cause it would
+        be when the board holds several; contested only against a rival for the same
+        cause (two causes at once are not a disagreement)."""
+        state = "closed" if self.closed and h.state == "live" else h.state
+        causes = {r.hypothesis.cause for r in self._rows if r.hypothesis.cause}
+        if len(causes) > 1 and h.hypothesis.cause:
+            state += f" \u00b7 cause {h.hypothesis.cause}"
+        if self._contested(h):
+            state += " \u00b7 contested"
+        return state
+
+    def _contested(self, h: RankedHypothesis) -> bool:
+        if self.closed or h.key not in self.contested:
+            return False
+        rivals = [r for r in self._rows if r.key in self.contested and r.key != h.key]
+        return any(r.hypothesis.cause == h.hypothesis.cause for r in rivals)
 
     def set_board(self, incident_id: int, hypotheses: Sequence[RankedHypothesis],
                   contested: Sequence[str] = ()) -> None:
@@ -159,7 +189,7 @@ class HypothesisModel(TableModel):
             if col == self.CONFIDENCE:
                 return h.confidence if role == SORT_ROLE else f"{h.confidence:.2f}"
             if col == self.STATE:
-                return h.state + (" \u00b7 contested" if h.key in self.contested else "")
+                return self.state_text(h)
             if col == self.SIGNALS:
                 return h.hypothesis.signals if role == SORT_ROLE else str(h.hypothesis.signals)
             return h.agent
@@ -172,8 +202,10 @@ class HypothesisModel(TableModel):
             if h.state == "excluded":
                 return p.dimmed
             if col == self.STATE:
-                if h.key in self.contested:
+                if self._contested(h):
                     return p.amber
+                if self.closed:
+                    return p.dimmed
                 return {"pinned": p.blue, "live": p.green}.get(h.state, p.dimmed)
         if role == Qt.ItemDataRole.FontRole:
             if h.state == "pinned" or (col == self.KEY and index.row() == 0):

@@ -95,6 +95,7 @@ class CoordinationPane(QWidget):
         self.hypotheses.modelReset.connect(self._on_hypotheses_changed)
         bridge.agentEventPosted.connect(self._on_bridge_agent_event)
         bridge.hypothesesUpdated.connect(self._on_bridge_hypotheses)
+        bridge.incidentsUpdated.connect(self._on_bridge_incidents)
         bridge.steeringChanged.connect(self._on_bridge_steering)
         self.set_theme(DEFAULT_THEME)
         self._show_selected()
@@ -179,20 +180,30 @@ class CoordinationPane(QWidget):
         self.hypotheses.show_incident(incident_id)
         steering = self._steering
 
-        def read() -> tuple[list[Any], list[RankedHypothesis]]:
-            return steering.agent_events(incident_id), steering.hypotheses(incident_id)
+        def read() -> tuple[list[Any], list[RankedHypothesis], bool]:
+            found = steering.service.incidents(ids=[incident_id])
+            closed = bool(found) and found[0].state != "open"
+            return steering.agent_events(incident_id), steering.hypotheses(incident_id), \
+                closed
 
         self._worker.submit(f"reading the agents of incident {incident_id}", read,
                             on_done=lambda result: self._on_read(incident_id, *result))
 
     def _on_read(self, incident_id: int, events: list[Any],
-                 hypotheses: list[RankedHypothesis]) -> None:
+                 hypotheses: list[RankedHypothesis], closed: bool = False) -> None:
         if incident_id != self.incident_id:
             return
+        self.hypotheses.set_closed(incident_id, closed)
         self.lanes.add(events)
         self.messages.add(events)
         if not self._board_heard:
             self.hypotheses.set_board(incident_id, hypotheses)
+
+    def _on_bridge_incidents(self, event: Any) -> None:
+        """A resolved incident's hypotheses are no longer live (reopened: live again)."""
+        for info in event.incidents:
+            if info.id == self.incident_id:
+                self.hypotheses.set_closed(info.id, info.state != "open")
 
     def _on_bridge_agent_event(self, event: Any) -> None:
         """Events on the shown incident go in together, at most every REPAINT_MS (each

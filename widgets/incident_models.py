@@ -27,6 +27,7 @@ from PySide6.QtCore import QModelIndex, QObject, Qt
 from console.domain import AgentEvent, AlertStatus, IncidentInfo, Severity
 from console.incident_state import LiveState, incident_state
 from console.service import IncidentActivity
+from widgets.decision_text import cause_line, cause_name
 from widgets.models import SORT_ROLE, AnyIndex, TableModel, bold_font, hhmmss, tint
 
 if TYPE_CHECKING:
@@ -180,6 +181,9 @@ class IncidentTableModel(TableModel):
             return incident_state(info, self._stored.get(info.id, ())).label
         if col == self.CAUSE:
             cause = self._causes.get(info.id)
+            named = self.causes_text(info.id)
+            if named and (cause is None or cause[2] != "pinned"):
+                return named
             if cause is None:
                 return "investigating\u2026" if info.state == "open" else ""
             if info.state != "open":  # its diagnosis, no longer a live hypothesis
@@ -188,11 +192,21 @@ class IncidentTableModel(TableModel):
             return f"{cause[0]} {cause[1]:.2f}{pin}"
         return ", ".join(info.services)
 
+    def causes_text(self, incident_id: int) -> str:
+        """Its stored causes by name (a zone-wide one as its zone), each once: the
+        cause column of an incident with several causes names them all."""
+        names = list(dict.fromkeys(cause_name(c) for c in self._stored.get(incident_id, ())))
+        if len(names) > 1:
+            return f"{len(names)} causes: " + " \u00b7 ".join(names)
+        return names[0] if names else ""
+
     def _tooltip(self, info: IncidentInfo) -> str:
         live = incident_state(info, self._stored.get(info.id, ()))
         lines = [f"Incident {info.id}: {info.title}",
                  f"{info.severity.value}, {live.label}: {live.detail}",
                  f"opened {info.opened_at.isoformat()}"]
+        lines += [cause_line(c, incident_open=info.state == "open")
+                  for c in self._stored.get(info.id, ())]
         if info.resolved_at is not None:
             lines.append(f"resolved {info.resolved_at.isoformat()}")
         lines.append("services: " + ", ".join(info.services))

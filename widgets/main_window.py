@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["incidents"], d["recommendations"]], [860, 740],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([d["incidents"], d["history"]], [590, 340], Qt.Orientation.Vertical)
-        self.resizeDocks([d["recommendations"], d["coordination"]], [500, 430],
+        self.resizeDocks([d["recommendations"], d["coordination"]], [560, 370],
                          Qt.Orientation.Vertical)
         self._default_state = self.saveState(STATE_VERSION)
         self._apply_state(self._default_state)

@@ -117,9 +117,9 @@ def recommendation_html(rec: Recommendation, standing: Standing | None, user: st
             + f" \u00b7 {rec.created_at:%H:%M:%S}"
             + (f" \u00b7 expires {rec.expires_at:%H:%M:%S}" if rec.expires_at else "")
             + "</p>"]
-    tone = green if rec.confidence >= 0.8 else amber if rec.confidence >= 0.5 else red
-    head.append(f"<p>Confidence <b style='color:{tone}'>{rec.confidence:.2f}</b> \u00b7 "
-                f"risk <b>{escape(rec.risk)}</b> \u00b7 state <b>{escape(rec.state)}</b></p>")
+    # The confidence is the decision card's, once, with what it rests on: a second
+    # number here read as a contradiction.
+    head.append(f"<p>Risk <b>{escape(rec.risk)}</b> \u00b7 state <b>{escape(rec.state)}</b></p>")
     policy = ["<h4>Policy</h4>"]
     if standing is None:
         policy.append(f"<p style='color:{dim}'>"

@@ -1,6 +1,11 @@
 """The recommendation queue: what the agents propose, with its preview and the policy's
 answer, and one click (or A / R) to approve or reject it.
 
+The selected recommendation is shown as a decision card (widgets/decision_card.py): a tab
+per cause of its incident, each with its own recommendation, and the answers an approver
+weighs, with Approve, Reject and Roll back on it; the full preview and the why are in
+the details box under it, which takes the room that is left.
+
 Approving and rejecting are the engine's operations, run on the `Worker`; the pane shows
 the preview it approves (the approval is bound to that preview's hash) and what came of
 it. Whether an approval suffices, who may give it and whether four eyes are needed is the
@@ -24,11 +29,8 @@ from PySide6.QtCore import (
 from PySide6.QtCore import Signal as QtSignal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
-    QDialogButtonBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
@@ -38,74 +40,25 @@ from PySide6.QtWidgets import (
 )
 
 from console.auth import can
+from console.domain import ROLLBACK_FROM
 from console.execution import ExecutionEngine
 from console.storage.repos import ROLES
+from console.storage.repos_causes import Cause
 from widgets.bridge import BusBridge
+from widgets.card_rollback import CardRollback
+from widgets.decision_card import DecisionCard
+from widgets.decision_text import cause_of
 from widgets.delegates import ConfidenceDelegate
-from widgets.filtering import RowFilterProxy
-from widgets.models import SORT_ROLE
+from widgets.elided import ElidedLabel
 from widgets.ops import Worker, describe_error
 from widgets.recommendation_model import OPEN, RecommendationTableModel, Standing
+from widgets.recommendation_parts import RecommendationFilterProxy, RejectDialog
 from widgets.recommendation_view import document_css, recommendation_html
 from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, STATE_COLORS
 
 RELOAD_MS = 150  # a burst of lifecycle events makes one read
 STANDING_MS = 5000  # how often open previews are checked for staleness
-
-
-class RecommendationFilterProxy(RowFilterProxy):
-    """Free text over every column, and optionally the open recommendations only."""
-
-    def __init__(self, model: RecommendationTableModel, parent: QWidget) -> None:
-        super().__init__(model, parent, sort_role=SORT_ROLE)
-        self.recommendations = model
-        self.open_only = False
-
-    def set_open_only(self, on: bool) -> None:
-        self.open_only = on
-        self.keep_only((lambda row: self.recommendations.recommendation_at(row).state in OPEN)
-                       if on else None)
-
-
-class RejectDialog(QDialog):
-    """Asks for the reason of a rejection (the engine refuses one without); opened with
-    `open()`, so nothing waits in a nested event loop. Emits ``reasonGiven(int, str)``."""
-
-    reasonGiven = QtSignal(int, str)
-
-    def __init__(self, rec_id: int, title: str, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("rejectDialog")
-        self.setWindowTitle(f"Reject recommendation {rec_id}")
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.rec_id = rec_id
-        self.reason = QLineEdit(self)
-        self.reason.setObjectName("rejectReason")
-        self.reason.setPlaceholderText("Why not? (kept in the audit log)")
-        self.reason.setMinimumWidth(420)
-        buttons = QDialogButtonBox(self)
-        self.confirm = buttons.addButton("Reject", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.confirm.setObjectName("rejectConfirm")
-        self.confirm.setEnabled(False)
-        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        cancel.setObjectName("rejectCancel")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        self.reason.textChanged.connect(self._on_reason_changed)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"Reject \u201c{title}\u201d?", self))
-        layout.addWidget(self.reason)
-        layout.addWidget(buttons)
-
-    def _on_reason_changed(self, text: str) -> None:
-        self.confirm.setEnabled(bool(text.strip()))
-
-    def accept(self) -> None:
-        if not self.reason.text().strip():
-            return
-        self.reasonGiven.emit(self.rec_id, self.reason.text().strip())
-        super().accept()
 
 
 class RecommendationsPane(QWidget):
@@ -148,7 +101,12 @@ class RecommendationsPane(QWidget):
         self.filter.textChanged.connect(self._on_filter_changed)
         self.table = make_table("recommendationsTable", self.proxy,
                                 ("88", "00:00:00", "", "0.00 \u2588\u2588\u2588",
-                                 "medium", "needs approver \u00b7 4 eyes", "executing"), self)
+                                 "medium", "needs approver", "executing"), self)
+        # Three rows stay in sight under the card; the title column gets the room the
+        # others leave (a title cut short says so with an ellipsis and its tooltip).
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + 3 * rows + 4)
         self.table.horizontalHeader().setSectionResizeMode(
             RecommendationTableModel.WHAT, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setStretchLastSection(False)
@@ -171,9 +129,16 @@ class RecommendationsPane(QWidget):
         self.other_button.setToolTip("Four eyes: another person signs in here and approves")
         self.other_button.clicked.connect(self.approve_as_other)
         self.other_button.hide()
-        self.message = QLabel(self)
+        self.message = ElidedLabel("", self)
         self.message.setObjectName("recommendationMessage")
-        self.message.setWordWrap(True)
+        self.rollback_button = QPushButton("Roll back\u2026", self)
+        self.rollback_button.setObjectName("cardRollbackButton")
+        self.rollback_button.clicked.connect(self.rollback_selected)
+        self.card = DecisionCard(self)
+        self.card.causePicked.connect(self._on_card_cause_picked)
+        self._causes: dict[int, tuple[Cause, ...]] = {}  # incident id -> its causes
+        self.rollback = CardRollback(engine, user, worker, self._say, self)
+        self.rollback.done.connect(lambda exec_id: self.reload())
         self._layout()
 
         self._reload = QTimer(self)
@@ -190,6 +155,7 @@ class RecommendationsPane(QWidget):
         for sig in (self.proxy.rowsInserted, self.proxy.layoutChanged):
             sig.connect(self._follow_first_waiting)
         bridge.operationDone.connect(self._on_bridge_operation_done)
+        bridge.causesChanged.connect(self._on_bridge_causes)
         self.reload(model.open_ids())
         self._follow_first_waiting()
         self.set_theme(DEFAULT_THEME)
@@ -200,18 +166,15 @@ class RecommendationsPane(QWidget):
         top.setSpacing(12)
         top.addWidget(self.filter, 1)
         top.addWidget(self.open_only)
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(4, 0, 4, 4)
-        buttons.setSpacing(8)
-        buttons.addWidget(self.approve_button)
-        buttons.addWidget(self.reject_button)
-        buttons.addWidget(self.other_button)
-        buttons.addWidget(self.message, 1)
+        for button in (self.approve_button, self.reject_button, self.rollback_button,
+                       self.other_button):
+            self.card.add_button(button)
+        self.card.add_button(self.message, 1)
         lower = QWidget(self)
         lower_layout = QVBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
         lower_layout.setSpacing(4)
-        lower_layout.addLayout(buttons)
+        lower_layout.addWidget(self.card)
         lower_layout.addWidget(self.details, 1)
         upper = QWidget(self)
         upper_layout = QVBoxLayout(upper)
@@ -223,8 +186,10 @@ class RecommendationsPane(QWidget):
         self.splitter.setObjectName("recommendationsSplitter")
         self.splitter.addWidget(upper)
         self.splitter.addWidget(lower)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 3)
+        # The card is never squeezed: the queue gives up rows first, then the details.
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setCollapsible(1, False)
         # A small explicit minimum: a narrow window squeezes (or collapses) the parts
         # instead of refusing to shrink below the sum of their minimums.
         self.splitter.setMinimumSize(160, 72)
@@ -311,10 +276,13 @@ class RecommendationsPane(QWidget):
     def _show_selected(self) -> None:
         rec = self.selected
         if rec is None:
+            self.card.show_nothing()
             self.details.setHtml(f"<p style='color:{self._colors.dimmed}'>No recommendation "
                                  "selected. When the agents propose a remediation it waits "
                                  "here with its preview.</p>")
         else:
+            self.card.show_recommendation(rec, self.model.standing_of(rec.id),
+                                          self.causes_of(rec), self._user, self._colors)
             scroll = self.details.verticalScrollBar().value()
             self.details.setHtml(recommendation_html(rec, self.model.standing_of(rec.id),
                                                      self._user, self._colors))
@@ -322,6 +290,11 @@ class RecommendationsPane(QWidget):
         enabled = self.can_decide
         self.approve_button.setEnabled(enabled)
         self.reject_button.setEnabled(enabled)
+        run = self.run_of_selected
+        self.rollback_button.setEnabled(run is not None and not self.rollback.busy)
+        self.rollback_button.setToolTip(
+            f"Undo execution {run} (asks first, showing what it runs)" if run is not None
+            else "Nothing of this recommendation ran that could be rolled back")
         self.other_button.setVisible(self.needs_someone_else)
         self.approve_button.setToolTip(
             f"{self._user} is {self._role or 'not a user'}: approving needs operator or above"
@@ -331,6 +304,45 @@ class RecommendationsPane(QWidget):
 
     def _on_details_anchor_clicked(self, url: QUrl) -> None:
         self.linkActivated.emit(url.toString())
+
+    # --- causes ----------------------------------------------------------------------
+
+    def causes_of(self, rec: Any) -> tuple[Cause, ...]:
+        """The stored causes of `rec`'s incident, as the last ``causesChanged`` said."""
+        return self._causes.get(rec.incident_id, ()) if rec.incident_id is not None else ()
+
+    def _on_bridge_causes(self, event: Any) -> None:
+        self._causes[event.incident_id] = tuple(event.causes)
+        rec = self.selected
+        if rec is not None and rec.incident_id == event.incident_id:
+            self._show_selected()
+
+    def _on_card_cause_picked(self, rec_id: int) -> None:
+        if rec_id < 0:
+            self._say("That cause has no recommendation yet: the agents are still on it")
+        elif not self.select_recommendation(rec_id):
+            self.reload([rec_id])  # not read yet (or filtered out): read it, then pick
+            self._say(f"Recommendation #{rec_id} is not in the list as filtered")
+
+    @property
+    def run_of_selected(self) -> int | None:
+        """The execution of the selected recommendation that could be rolled back now."""
+        rec = self.selected
+        cause = cause_of(rec, self.causes_of(rec)) if rec is not None else None
+        action = next((a for a in cause.actions if a.recommendation_id == rec.id),
+                      None) if cause is not None and rec is not None else None
+        if action is None or action.execution_id is None or \
+                action.execution_state not in ROLLBACK_FROM or not rec.preview.get("rollback") \
+                or rec.preview.get("rollback") == "none":
+            return None
+        return action.execution_id
+
+    def rollback_selected(self) -> None:
+        """Roll back the selected recommendation's run (asks first)."""
+        run = self.run_of_selected
+        if run is not None:
+            self.pinned = True
+            self.rollback.start(run)
 
     # --- reading -------------------------------------------------------------------
 

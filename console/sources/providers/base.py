@@ -41,15 +41,13 @@ class Endpoint:
     """One receiver path. `source` is the name its deliveries are stored under (and read
     back by after a crash); `media_types`, when given, are the only Content-Types taken
     (the rest are answered 415 with the reason); `answer` shapes a 200's body when the
-    sender expects its own protocol's answer; `encodings` are the compressions its
-    senders use by default (an endpoint that declares none reads bodies as they come)."""
+    sender expects its own protocol's answer."""
 
     path: str
     source: str
     parse: Parser
     media_types: tuple[str, ...] = ()
     answer: Answer | None = None
-    encodings: tuple[str, ...] = ()  # Content-Encodings taken besides none (only "gzip")
 
 
 @dataclass(frozen=True, slots=True)

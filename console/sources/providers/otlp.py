@@ -13,8 +13,7 @@ Which records are signals: those at ERROR and above (severityNumber 17 and up), 
 the service its resource names (`service.name`); FATAL (21 and up) ones are critical.
 The signal is named for what the record is (its eventName, or the `event.name` or
 `exception.type` attribute), else "ErrorLog"/"FatalLog", so repeats fold into one series.
-A sender is answered OTLP's own way: `{}` (everything accepted). Bodies may come gzipped
-(the Collector's default), and are held to the receiver's size limit once unpacked.
+A sender is answered OTLP's own way: `{}` (everything accepted).
 """
 
 from __future__ import annotations
@@ -210,7 +209,6 @@ class OtlpLogsProvider(Provider):
         return parse_logs(body)
 
     def endpoints(self) -> list[Endpoint]:
-        # the Collector's otlphttp exporter gzips by default
         return [Endpoint(path, "otlp", self.parse, media_types=("application/json",),
-                         answer=_answer, encodings=("gzip",))
+                         answer=_answer)
                 for path in ("/providers/otlp/v1/logs", "/v1/logs")]
