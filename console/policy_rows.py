@@ -16,12 +16,13 @@ from datetime import time
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from console.policy import Policy, PolicyError, load_policy_text
 from console.yamlpos import parse_duration
 
 ALL_SERVICES = "*"
+ALL_CLASSES = "*"  # with ALL_SERVICES: the default level
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -60,8 +61,11 @@ def _duration_text(seconds: float) -> str:
 
 
 def rows_of(policy: Policy) -> tuple[list[LevelRow], list[RateRow], list[WindowRow]]:
-    """The three tables of a policy, in a stable order (global levels first)."""
-    levels = [LevelRow(ALL_SERVICES, cls, lvl) for cls, lvl in sorted(policy.levels.items())]
+    """The three tables of a policy, in a stable order: the default level first (every
+    service, every action class: an empty table would hide the level that applies),
+    then the global levels, then each service's."""
+    levels = [LevelRow(ALL_SERVICES, ALL_CLASSES, policy.default_level)]
+    levels += [LevelRow(ALL_SERVICES, cls, lvl) for cls, lvl in sorted(policy.levels.items())]
     levels += [LevelRow(svc, cls, lvl) for svc, per in sorted(policy.service_levels.items())
                for cls, lvl in sorted(per.items())]
     rates = [RateRow(cls, lim.max, _duration_text(lim.per))
@@ -93,6 +97,7 @@ def apply_rows(policy: Policy, levels: Sequence[LevelRow], rates: Sequence[RateR
     PolicyError naming the table, the row (1-based) and the field otherwise."""
     global_levels: dict[str, int] = {}
     service_levels: dict[str, dict[str, int]] = {}
+    default_level = policy.default_level
     for n, row in enumerate(levels, 1):
         where = f"autonomy row {n}"
         service = _name(row.service, where, "service")
@@ -100,6 +105,9 @@ def apply_rows(policy: Policy, levels: Sequence[LevelRow], rates: Sequence[RateR
         if isinstance(row.level, bool) or not isinstance(row.level, int) \
                 or not 0 <= row.level <= 5:
             raise PolicyError(f"{where}: level: must be 0-5, got {row.level!r}")
+        if service == ALL_SERVICES and cls == ALL_CLASSES:
+            default_level = row.level
+            continue
         target = global_levels if service == ALL_SERVICES else \
             service_levels.setdefault(service, {})
         if cls in target:
@@ -132,7 +140,8 @@ def apply_rows(policy: Policy, levels: Sequence[LevelRow], rates: Sequence[RateR
                                "start": _time(window.start, where, "start"),
                                "end": _time(window.end, where, "end")})
     data = policy.model_dump()
-    data.update(levels=global_levels, service_levels=service_levels,
+    data.update(default_level=default_level, levels=global_levels,
+                service_levels=service_levels,
                 rate_limits=rate_limits, change_windows=change_windows)
     try:
         return Policy.model_validate(data)
@@ -143,9 +152,39 @@ def apply_rows(policy: Policy, levels: Sequence[LevelRow], rates: Sequence[RateR
 
 
 def policy_yaml(policy: Policy) -> str:
-    """The policy as YAML text that `policy_from_yaml` (and `policy set`) read back."""
-    return yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False,
+    """The policy as YAML text that `policy_from_yaml` (and `policy set`) read back;
+    durations as a person writes them ("1h", "15m"), not as seconds ("3600.0")."""
+    return yaml.safe_dump(_readable(policy), sort_keys=False,
                           default_flow_style=False, allow_unicode=True)
+
+
+def _is_duration(field: Any) -> bool:
+    return any(getattr(getattr(m, "func", None), "__name__", "") == parse_duration.__name__
+               for m in field.metadata)
+
+
+def _readable(value: Any) -> Any:
+    """`model_dump(mode="json")` with each `Duration` field as duration text."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        dumped = value.model_dump(mode="json")
+        return {name: (_duration_text(float(getattr(value, name)))
+                       if name in fields and _is_duration(fields[name])
+                       and isinstance(getattr(value, name), int | float)
+                       else _readable_part(getattr(value, name), dumped[name]))
+                for name in dumped}
+    return value
+
+
+def _readable_part(value: Any, dumped: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _readable(value)
+    if isinstance(value, list | tuple) and isinstance(dumped, list):
+        return [_readable_part(v, d) for v, d in zip(value, dumped, strict=True)]
+    if isinstance(value, dict) and isinstance(dumped, dict):
+        return {k: _readable_part(value[k], dumped[k]) if k in value else dumped[k]
+                for k in dumped}
+    return dumped
 
 
 def policy_from_yaml(text: str, source: str = "policy") -> Policy:

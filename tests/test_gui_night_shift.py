@@ -191,3 +191,40 @@ def test_the_kill_switch_is_unmistakable_and_lifting_it_asks_why(
     assert button.text() == "Kill switch: off"
     lifted = [e for e in runtime.service.audit_entries() if e.action == "autonomy.kill_switch"]
     assert [e.reason for e in lifted][-1] == "bad deploy rolled back"
+
+
+def test_the_autonomy_menu_sets_the_ceiling_and_the_layout_and_policy_read_plainly(
+        runtime: Any, console: Any, qtbot: Any) -> None:
+    """Defect 9: the Autonomy menu had only the kill switch (no way to see or set the
+    ceiling), there was no 'reset layout', the Settings policy table was empty although
+    a default level applies, and durations read 3600.0."""
+    window = console(None)
+    actions = window.actions_by_id
+    ceiling = runtime.service.status().autonomy_ceiling
+    autonomy = window.menus["&Autonomy"].actions()
+    assert [a.objectName() for a in autonomy if a.objectName().startswith("action_ceiling")] \
+        == [f"action_ceiling_{n}" for n in range(6)]
+    assert [n for n in range(6) if actions[f"ceiling_{n}"].isChecked()] == [ceiling]
+    actions["ceiling_3"].trigger()
+    assert runtime.service.status().autonomy_ceiling == 3
+    assert [n for n in range(6) if actions[f"ceiling_{n}"].isChecked()] == [3]
+    assert runtime.service.audit_entries()[-1].action == "autonomy.set_ceiling"
+    assert "Autonomy ceiling 3" in window.status.autonomy_label.text()
+
+    # Reset layout puts a closed pane back.
+    window.docks["incidents"].close()
+    assert window.docks["incidents"].isHidden()
+    actions["reset_layout"].trigger()
+    assert not window.docks["incidents"].isHidden()
+
+    # The policy tables show the default level, and durations read as durations.
+    window.open_settings()
+    dialog = window.settings_dialog
+    try:
+        levels = dialog.levels_model
+        assert [levels.index(0, c).data() for c in range(3)] == ["*", "*", 2]
+        text = dialog.policy_text.toPlainText()
+        assert "per: 1h" in text and "approval_ttl: 15m" in text
+        assert "3600.0" not in text
+    finally:
+        dialog.close()

@@ -200,9 +200,13 @@ def test_rows_round_trip_and_settings_parse_without_qt() -> None:
     policy = apply_rows(Policy(), [LevelRow("*", "restart", 3), LevelRow("search", "disk", 4)],
                         [RateRow("default", 5, "1h")], [WindowRow("failover", "01:00", "05:30")])
     levels, rates, windows = rows_of(policy)
-    assert levels == [LevelRow("*", "restart", 3), LevelRow("search", "disk", 4)]
+    # The default level is a row of its own (every service, every action class).
+    assert levels == [LevelRow("*", "*", 2), LevelRow("*", "restart", 3),
+                      LevelRow("search", "disk", 4)]
     assert rates == [RateRow("default", 5, "1h")]
     assert windows == [WindowRow("failover", "01:00", "05:30")]
+    assert apply_rows(policy, [LevelRow("*", "*", 1), *levels[1:]], rates,
+                      windows).default_level == 1
     with pytest.raises(PolicyError, match="autonomy row 2: action class: restart on \\* is"):
         apply_rows(Policy(), [LevelRow("*", "restart", 3), LevelRow("*", "restart", 1)], [], [])
     with pytest.raises(PolicyError, match="rate limit row 1: per: expected a duration"):

@@ -9,6 +9,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
 
+CEILINGS = ("answers questions only", "fixed rules", "proposes; a person approves",
+            "bounded fixes on their own", "picks and drafts playbooks",
+            "a team of agents works the incident")
+"""What each autonomy ceiling (0-5) lets the agents do, as the Autonomy menu says it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
     id: str
@@ -33,6 +39,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Switch between the dark and the light theme"),
     ActionSpec("focus_ask", "&Ask a question", "&View", ("Ctrl+L",),
                "Bring the ask box to the front and type a question in plain language"),
+    ActionSpec("reset_layout", "&Reset layout", "&View", (),
+               "Put every pane back where it was when the console was new"),
     ActionSpec("wallboard", "&Wallboard", "&View", ("F11",),
                "Open incidents, their states and the autonomy level in large type, full "
                "screen and read-only, for the NOC video wall (Esc leaves it)"),
@@ -50,6 +58,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Undo the action selected in the history (asks first)"),
     ActionSpec("kill_switch", "&Kill switch", "&Autonomy", ("Ctrl+Shift+K",),
                "Drop every agent to autonomy level 0 at once (or lift that)", checkable=True),
+    *(ActionSpec(f"ceiling_{level}", f"Ceiling &{level}: {what}", "&Autonomy", (),
+                 f"Let no agent act above level {level}, whatever policy grants (admin; "
+                 "audited). The ticked level is the ceiling in force", checkable=True)
+      for level, what in enumerate(CEILINGS)),
     ActionSpec("settings", "&Settings\u2026", "&Tools", ("Ctrl+,",),
                "Sources, language model, policy and users (changes need the admin role)"),
     ActionSpec("assess", "&Maturity assessment\u2026", "&Tools", (),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         saved dock layout. Called once, on the GUI thread. `read_record(ref)`: what the
         record viewer shows of a record no pane has a row for (blocks; on the worker);
         `make_wallboard(parent)`: View > Wallboard's window."""
-        from widgets.actions import ACTIONS, build_actions, fill_menus
+        from widgets.actions import ACTIONS, CEILINGS, build_actions, fill_menus
 
         starting = self.takeCentralWidget()
         if starting is not None:
@@ -205,6 +205,9 @@ class MainWindow(QMainWindow):
             "faster": self.faster,
             "slower": self.slower,
             "kill_switch": self._on_action_kill_switch,
+            "reset_layout": self.reset_layout,
+            **{f"ceiling_{level}": (lambda level=level: self.status.request_ceiling(level))
+               for level in range(len(CEILINGS))},
             "approve": recommendations.approve_selected,
             "reject": recommendations.reject_selected,
             "rollback": history.rollback_selected,
@@ -233,6 +236,14 @@ class MainWindow(QMainWindow):
         self.kill_switch_bar.toggleViewAction().setVisible(False)
         self.kill_switch_bar.addWidget(self.kill_switch_banner)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.kill_switch_bar)
+        # The ceilings are one choice; the ticked one is the ceiling in force.
+        self.ceiling_group = QActionGroup(self)
+        self.ceiling_group.setExclusive(True)
+        for level in range(len(CEILINGS)):
+            self.ceiling_group.addAction(self.actions_by_id[f"ceiling_{level}"])
+        self.menus["&Autonomy"].insertSeparator(self.actions_by_id["ceiling_0"])
+        status_bar.ceilingChanged.connect(self._on_status_ceiling_changed)
+        self._on_status_ceiling_changed(status_bar.ceiling)
         status_bar.killSwitchChanged.connect(self._on_status_kill_switch_changed)
         self._on_status_kill_switch_changed(status_bar.kill_switch_on)
 
@@ -538,6 +549,19 @@ class MainWindow(QMainWindow):
 
     def _on_action_kill_switch(self) -> None:
         self.status.request_kill_switch(not self.status.kill_switch_on)
+
+    def reset_layout(self) -> None:
+        """View > Reset layout: every pane where it was when the console was new."""
+        self._apply_state(self._default_state)
+        for name in ("incidents", "history", "recommendations", "coordination"):
+            self.docks[name].raise_()
+        self._on_status_kill_switch_changed(self.status.kill_switch_on)
+
+    def _on_status_ceiling_changed(self, level: int) -> None:
+        for n, action in enumerate(self.ceiling_group.actions()):
+            action.blockSignals(True)
+            action.setChecked(n == level)
+            action.blockSignals(False)
 
     def _on_banner_lift_requested(self) -> None:
         self.status.request_kill_switch(False)

@@ -192,7 +192,8 @@ class SettingsDialog(QDialog):
 
     def _policy_tab(self) -> QWidget:
         page = QWidget(self)
-        self.levels_model = RowsModel(("Service (* = every one)", "Action class", "Level 0-5"),
+        self.levels_model = RowsModel(("Service (* = every one)",
+                                       "Action class (* = every one)", "Level 0-5"),
                                       int_columns=(2,), defaults=(ALL_SERVICES, "", 2),
                                       parent=self)
         self.rates_model = RowsModel(("Action class (default = any)", "Max runs", "Per"),

@@ -32,9 +32,11 @@ NOTICE_HISTORY = 50
 
 
 class ConsoleStatusBar(QStatusBar):
-    """Emits ``killSwitchChanged(bool)`` whenever the stored kill-switch state is re-read."""
+    """Emits ``killSwitchChanged(bool)`` and ``ceilingChanged(int)`` whenever the stored
+    kill-switch state and autonomy ceiling are re-read."""
 
     killSwitchChanged = Signal(bool)
+    ceilingChanged = Signal(int)
 
     def __init__(self, *, service: WatchfloorService, clock: SimClock, bridge: BusBridge,
                  user: str, scenario_name: str = "", signal_total: int = 0,
@@ -67,6 +69,8 @@ class ConsoleStatusBar(QStatusBar):
         self.kill_switch.setMinimumWidth(
             QFontMetrics(bold).horizontalAdvance("KILL SWITCH ON") + 32)
         self.lift_dialog: LiftKillSwitchDialog | None = None
+        self.ceiling = 0
+        """The autonomy ceiling in force, as last read (the kill switch aside)."""
         self.kill_switch_since = ""
         """Who pulled the kill switch and when, as seen by this console ("" unknown)."""
         self.user_label = self._label("userLabel", "Signed-in user and role")
@@ -146,6 +150,22 @@ class ConsoleStatusBar(QStatusBar):
                     else "Kill switch lifted: autonomy back to its ceiling", error=False)
         return True
 
+    def request_ceiling(self, level: int) -> bool:
+        """Set the autonomy ceiling as the signed-in user (admin; audited); False, and a
+        notice, when refused."""
+        try:
+            self._service.set_autonomy_ceiling(
+                level, as_user=self._user, reason="set from the console's Autonomy menu")
+        except PermissionDenied as exc:
+            self.notify(f"Autonomy ceiling not changed: {exc}", error=True)
+            self.refresh_status()
+            return False
+        self.refresh_status()
+        self.notify(f"Autonomy ceiling {level}: no agent acts above level {level}"
+                    + (" (the kill switch still holds every agent at 0)"
+                       if self.kill_switch_on else ""))
+        return True
+
     def _ask_lift_reason(self) -> None:
         if self.lift_dialog is not None:
             self.lift_dialog.raise_()
@@ -185,7 +205,9 @@ class ConsoleStatusBar(QStatusBar):
         self.autonomy_label.setText(text)
         self._set_property(self.autonomy_label, "killSwitch",
                            "true" if status.kill_switch else "false")
+        self.ceiling = status.autonomy_ceiling
         self.killSwitchChanged.emit(status.kill_switch)
+        self.ceilingChanged.emit(status.autonomy_ceiling)
         return status
 
     def _on_kill_switch_clicked(self, checked: bool) -> None:
