@@ -4,22 +4,9 @@ starts its fix), so panes showing causes follow without reading on a timer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from agents.cause_feed import CauseFeed
 from console.events import CausesChanged
 from console.runtime import Runtime, ScenarioDriver
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    made = Runtime(f"sqlite:///{tmp_path / 'feed.db'}")
-    made.service.bootstrap_admin("operator")
-    yield made
-    made.close()
 
 
 def _play(runtime: Runtime, scenario: str, until_s: float) -> None:
@@ -51,7 +38,7 @@ def test_causes_are_announced_when_found_and_when_an_approval_moves_one(
 
     first = runtime.service.engine.recommendation(recs[0].recommendation_id)  # type: ignore[union-attr]
     assert first is not None
-    runtime.service.engine.approve(first.id, as_user="operator",
+    runtime.service.engine.approve(first.id, as_user="alice",
                                    preview_hash=first.preview_hash)
     after = [e for e in heard[before:] if e.incident_id == 1]
     assert after, "the approval's operation announced no cause change"

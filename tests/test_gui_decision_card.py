@@ -179,3 +179,30 @@ def test_a_zone_wide_partition_is_named_as_its_zone(runtime: Any, console: Any,
     fix = queue.card.field("cardChange").text()
     assert fix.endswith(f"acts on {rec.target} only, not on the rest of zone b"), fix
     assert queue.card.tabs.tabText(0).startswith("1. zone b: network partition")
+
+
+def test_roll_back_from_the_card_after_the_fix_ran(runtime: Any, console: Any,
+                                                    qtbot: Any) -> None:
+    driver = ScenarioDriver(runtime, "overlapping", agents=True)
+    window = console(driver)
+    engine = runtime.service.engine
+    _play(driver, 1200.0)
+    [rec] = [r for r in engine.recommendations(("pending",)) if r.target == "payments-db"]
+    queue = window.recommendations_pane
+    qtbot.waitUntil(lambda: queue.model.row_of(rec.id) >= 0, timeout=TIMEOUT_MS)
+    assert queue.select_recommendation(rec.id)
+    qtbot.waitUntil(lambda: queue.can_decide, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(_one(window, "approveButton"), Qt.MouseButton.LeftButton)
+    rollback = _one(window, "cardRollbackButton")
+    qtbot.waitUntil(rollback.isEnabled, timeout=TIMEOUT_MS)  # its run is there to undo
+    [run] = [e for e in engine.executions() if e.recommendation_id == rec.id]
+
+    qtbot.mouseClick(rollback, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: queue.rollback.dialog is not None, timeout=TIMEOUT_MS)
+    plan = queue.rollback.dialog.findChild(QWidget, "rollbackPlan").text()
+    assert "failover" in plan and "payments-db" in plan
+    qtbot.mouseClick(queue.rollback.dialog.findChild(QWidget, "rollbackConfirm"),
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: engine.execution(run.id).state == "rolled_back",
+                    timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not rollback.isEnabled(), timeout=TIMEOUT_MS)
