@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                              "Watchfloor recordings; scores the investigator beside baselines")
     parser.add_argument("--cpu-load", type=int, default=0, dest="cpu_load", metavar="N",
                         help="busy processes competing for the CPU meanwhile (receiver)")
+    parser.add_argument("--part", default=None, choices=("lag", "first", "rss"),
+                        help="measure only this part (gui; --cpu-load loads its starts)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}

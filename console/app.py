@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 from widgets.main_window import MainWindow
-from widgets.process import favour_the_window, settle_garbage
+from widgets.process import favour_the_window, favour_the_window_from_now, settle_garbage
 
 # Only Qt and the window's frame are imported before the window is on screen (asyncio
 # and qasync too come after it); the core (SQLAlchemy, the estate, the agents) is imported
@@ -395,12 +395,14 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         if shutdown.is_set():
             return 0
         build_window(runtime, duties.driver, user, window=window, scenario_name=scenario)
-        settle_garbage()  # before the estate plays (widgets/process.py)
         notices.flush()
         seat.announce()  # who leads, now that the status bar listens
-        duties.release()  # the estate plays into the panes from here
         if on_ready is not None:
             on_ready(window)
+        await _painted(window)  # the panes on screen first, then what is behind them
+        settle_garbage()  # before the estate plays (widgets/process.py)
+        favour_the_window_from_now(QApplication.instance())
+        duties.release()  # the estate plays into the panes from here
         await shutdown.wait()
         return 0
     finally:
@@ -548,7 +550,9 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
     wake = QTimer()
     wake.start(250)
     wake.timeout.connect(lambda: None)
-    favour_the_window(app)  # the GC on the GUI thread, the work behind it at a lower priority
+    # The GC on the GUI thread; the work behind the window at a lower priority once the
+    # panes are in (until then the window waits for that work: widgets/process.py).
+    favour_the_window(app, starting=True)
     window = _show_frame(scenario, on_window)  # before asyncio and qasync are imported
     import asyncio
 

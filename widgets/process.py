@@ -62,15 +62,30 @@ class GuiThreadCollector(QObject):
 class BackgroundPriority(QObject):
     """Every thread of this process but the GUI's at `BACKGROUND_NICE`, including threads
     started later (found every `SWEEP_MS`, from /proc: Python's own, qasync's and Qt's).
-    Where threads have no priority of their own (not Linux) it does nothing."""
+    Where threads have no priority of their own (not Linux) it does nothing.
 
-    def __init__(self, parent: QObject, nice: int = BACKGROUND_NICE) -> None:
+    With `held`, nothing is lowered until `release()`: while the console starts, the
+    window waits for the thread that opens the database and imports the core, and that
+    thread at niceness 19 on a machine busy with other work got almost no CPU (a start
+    of 7-15 s instead of a few). A lowered thread cannot be raised again without
+    privileges, so the start holds the sweep instead of undoing it."""
+
+    def __init__(self, parent: QObject, nice: int = BACKGROUND_NICE, *,
+                 held: bool = False) -> None:
         super().__init__(parent)
         self.nice = nice
         self._gui = threading.get_native_id()
         self._timer = QTimer(self)
-        if sys.platform.startswith("linux") and os.path.isdir("/proc/self/task"):
-            self._timer.timeout.connect(self.sweep)
+        self._timer.timeout.connect(self.sweep)
+        self.held = held
+        if not held:
+            self.release()
+
+    def release(self) -> None:
+        """Lower the threads behind the window from now on (once the panes are in)."""
+        self.held = False
+        if sys.platform.startswith("linux") and os.path.isdir("/proc/self/task") and \
+                not self._timer.isActive():
             self._timer.start(SWEEP_MS)
             self.sweep()
 
@@ -103,8 +118,17 @@ def settle_garbage() -> None:
     gc.freeze()
 
 
-def favour_the_window(app: QObject) -> tuple[GuiThreadCollector, BackgroundPriority]:
+def favour_the_window(app: QObject, *, starting: bool = False,
+                      ) -> tuple[GuiThreadCollector, BackgroundPriority]:
     """Call once on the GUI thread when the application is made; both live as long as
-    `app`."""
+    `app`. `starting`: the threads behind the window keep their priority until
+    `favour_the_window_from_now(app)` (the start's work is what the window waits for)."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return GuiThreadCollector(app), BackgroundPriority(app)
+    return GuiThreadCollector(app), BackgroundPriority(app, held=starting)
+
+
+def favour_the_window_from_now(app: QObject | None) -> None:
+    """The panes are in: from now on the threads behind the window give way to it."""
+    if app is not None:
+        for priority in app.findChildren(BackgroundPriority):
+            priority.release()
