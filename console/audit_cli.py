@@ -3,10 +3,11 @@
 `verify --db URL` checks the chain, this workstation's signed checkpoints of it and the
 rows it vouches for (console/audit_checks.py), reading only: it neither creates users
 nor writes a checkpoint. `verify --bundle FILE` checks an exported bundle with no
-database, and who signed it: against `--expect-key FINGERPRINT`, `--trusted-keys FILE`,
-or else the default trusted-keys file in the config directory when there is one; with
-none of them it says plainly that the signer was not checked. `export --out FILE`
-writes a signed bundle.
+database, or an incident's hand-off packet (HTML or PDF, console/handoff_verify.py;
+with --db also against that database's chain), and who signed it: against
+`--expect-key FINGERPRINT`, `--trusted-keys FILE`, or else the default trusted-keys file
+in the config directory when there is one; with none of them it says plainly that the
+signer was not checked. `export --out FILE` writes a signed bundle.
 
 Exit codes: 0 the check holds, 1 it does not (or a record cannot be exported), 2 bad
 input (a file that is not a bundle, an unreadable trusted-keys file, a bad URL).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 COMMAND = "audit"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -35,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                     "and rollbacks each written with a record. With --bundle: an exported "
                     "bundle's chain, signature and signer, no database.")
     verify.add_argument("--bundle", type=Path, metavar="FILE",
-                        help="verify an exported bundle (chain, signature, signer), no database")
+                        help="verify an exported bundle (chain, signature, signer), no "
+                             "database; or an incident's hand-off packet (.html or .pdf), "
+                             "against the database's chain too when --db is given")
     verify.add_argument("--expect-key", metavar="FINGERPRINT", default=None,
                         help="with --bundle: the bundle must be signed by this key (the "
                              "fingerprint `audit export` printed)")
@@ -66,6 +70,10 @@ def _bad(message: str) -> int:
 def _verify_bundle(args: argparse.Namespace) -> int:
     from console.audit import BundleError, key_fingerprint, read_bundle, verify_bundle
     from console.audit_trust import TrustError, judge_signer, parse_fingerprint
+    from console.handoff_verify import looks_like_packet
+
+    if looks_like_packet(args.bundle):
+        return _verify_packet(args)
 
     try:
         expect = parse_fingerprint(args.expect_key) if args.expect_key else None
@@ -85,6 +93,47 @@ def _verify_bundle(args: argparse.Namespace) -> int:
     if not result.ok:
         return EXIT_FAILED
     return EXIT_FAILED if verdict.checked and not verdict.trusted else EXIT_OK
+
+
+def _verify_packet(args: argparse.Namespace) -> int:
+    """An incident's hand-off packet (HTML or PDF): its chain, that it shows what its
+    records say, its signer, and with --db the database's chain too."""
+    from console.audit import BundleError
+    from console.audit_trust import TrustError, judge_signer, parse_fingerprint
+    from console.handoff_verify import verify_packet
+
+    db = None
+    if args.db is not None:
+        from console.storage.db import Database
+
+        db = Database(args.db, migrate=False)  # reads only
+    try:
+        expect = parse_fingerprint(args.expect_key) if args.expect_key else None
+        verdict = verify_packet(args.bundle, stored_hashes=None if db is None
+                                else lambda first, last: _stored_hashes(db, first, last))
+        signer = judge_signer(str(verdict.packet["audit"]["public_key"]), expect=expect,
+                              trusted_file=args.trusted_keys)
+    except (BundleError, TrustError) as exc:
+        return _bad(str(exc))
+    finally:
+        if db is not None:
+            db.dispose()
+    print(verdict.describe())
+    print(signer.text)
+    if not verdict.ok:
+        return EXIT_FAILED
+    return EXIT_FAILED if signer.checked and not signer.trusted else EXIT_OK
+
+
+def _stored_hashes(db: Any, first: int, last: int) -> dict[int, str]:
+    from sqlalchemy import select
+
+    from console.storage.models import AuditRow
+
+    with db.sessions() as session:
+        rows = session.execute(select(AuditRow.seq, AuditRow.hash).where(
+            AuditRow.seq >= first, AuditRow.seq <= last))
+        return {seq: digest for seq, digest in rows}
 
 
 def _verify_database(url: str | None) -> int:
