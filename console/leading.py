@@ -136,7 +136,8 @@ class LeaderDuties:
                 self.receiver = WebhookReceiver(
                     runtime.service, host=self.listen[0], port=self.listen[1],
                     token=self.token, on_stored=runtime.deferred.submit,
-                    mappings=self.mappings).start()
+                    mappings=self.mappings,  # the estate's log lines and theirs: one miner
+                    miner=self.driver.log_miner if self.driver is not None else None).start()
             except OSError as exc:
                 self.notify(f"webhook receiver not started: {exc}", True)
             else:

@@ -216,3 +216,39 @@ def test_stored_provider_deliveries_are_read_back_after_a_crash(
         read = _read_back(parsers[source], body, 1)
         assert read is not None, source
         assert len(read[0]) == 1
+
+
+def test_otlp_takes_the_collectors_gzip_and_holds_the_limit_unpacked(
+        rt: Runtime) -> None:
+    """The Collector's otlphttp exporter gzips by default; the size limit holds for the
+    unpacked body too, so a small bomb is refused and nothing stored."""
+    import gzip
+
+    from console.sources.http_intake import IntakeLimits
+
+    rx = WebhookReceiver(rt.service, on_stored=rt.deferred.submit,
+                         limits=IntakeLimits(max_body=64 * 1024)).start()
+    try:
+        packed = gzip.compress(json.dumps(OTLP_LOGS).encode())
+        answer = post(rx, "/v1/logs", packed, **{"Content-Encoding": "gzip"})
+        assert (answer.status_code, answer.json()) == (200, {})
+        incident, (sig,) = incident_for(rt, "search")
+        assert sig.name == "DiskFullError"
+        bomb = gzip.compress(b" " * (1024 * 1024) + json.dumps(OTLP_LOGS).encode())
+        assert len(bomb) < 64 * 1024
+        refused = post(rx, "/v1/logs", bomb, **{"Content-Encoding": "gzip"})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "body: more than the 65536-byte limit once unpacked"
+        brotli = post(rx, "/v1/logs", packed, **{"Content-Encoding": "br"})
+        assert brotli.status_code == 415
+        assert rt.service.payload_count() == 1
+    finally:
+        rx.close()
+
+
+def test_otlp_records_are_kept_as_log_lines_with_templates(receiver: WebhookReceiver,
+                                                           rt: Runtime) -> None:
+    """Every record, INFO too, is evidence for the investigator, as imported logs are."""
+    assert post(receiver, "/v1/logs", OTLP_LOGS).status_code == 200
+    templates = dict(rt.service.log_templates())
+    assert templates == {"index refreshed": 1, "shard 3 unavailable: disk full": 1}

@@ -15,16 +15,19 @@ What happens to the signals next (correlation) happens after the answer, elsewhe
 from __future__ import annotations
 
 import hmac
+import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from console.domain import ChangeEvent, Signal
+from console.domain import ChangeEvent, LogRecord, Signal
 from console.service import WatchfloorService
 from console.sources import jsonbody
 from console.sources.alertmanager import PayloadError
 from console.sources.http_intake import IntakeLimits, IntakeServer
+from console.sources.logs import MinedLog, StreamMiner
 from console.sources.mapping import Mapping
 from console.sources.providers import registry
 from console.sources.providers.base import Endpoint, Parser, ProviderConfig
@@ -44,6 +47,21 @@ def load_json(raw: bytes) -> Any:
         return jsonbody.parse(text, max_depth=MAX_DEPTH)
     except PayloadError as exc:
         raise PayloadError(f"body: {exc}") from None
+
+
+def gunzip(raw: bytes, limit: int) -> bytes:
+    """A gzipped body, unpacked to at most `limit` bytes: the receiver's size limit holds
+    for what is parsed, not only for what crossed the wire (a small bomb stays small)."""
+    unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = unpack.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise PayloadError(f"body: not gzip data ({exc})") from None
+    if len(out) > limit or unpack.unconsumed_tail:
+        raise PayloadError(f"body: more than the {limit}-byte limit once unpacked")
+    if not unpack.eof:
+        raise PayloadError("body: the gzip data is cut short")
+    return out
 
 
 def _config(mappings: dict[str, Mapping] | None) -> ProviderConfig:
@@ -79,13 +97,17 @@ class WebhookReceiver:
                  token: str | None = None,
                  on_stored: Callable[[Delivery], None] | None = None,
                  mappings: dict[str, Mapping] | None = None,
-                 limits: IntakeLimits | None = None) -> None:
+                 limits: IntakeLimits | None = None,
+                 miner: StreamMiner | None = None) -> None:
         self.service = service
         # every provider's paths (console/sources/providers), read once at start
         self.endpoints: dict[str, Endpoint] = registry.endpoints(_config(mappings))
         self.routes = {path: (e.source, e.parse) for path, e in self.endpoints.items()}
         self.token = token
         self.on_stored = on_stored
+        # templates for the log lines a provider sends (made on first need: drain3)
+        self.miner = miner
+        self._miner_lock = threading.Lock()
         self.server = IntakeServer(host, port, self.handle, reject=self._reject,
                                    limits=limits or IntakeLimits(max_body=MAX_BODY))
 
@@ -119,20 +141,37 @@ class WebhookReceiver:
                           f"{endpoint.path}: send {' or '.join(endpoint.media_types)}")
                 self.service.dead_letter(source, reason, raw)
                 return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": reason}
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        if endpoint.encodings and encoding not in ("", "identity", *endpoint.encodings):
+            reason = (f"Content-Encoding {encoding[:40]!r} is not taken at {endpoint.path}: "
+                      f"send {' or '.join(endpoint.encodings)}, or none")
+            self.service.dead_letter(source, reason, raw)
+            return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": reason}
         try:
-            body = load_json(raw)
+            text = raw
+            if endpoint.encodings and encoding == "gzip":
+                text = gunzip(raw, self.server.limits.max_body)
+            body = load_json(text)
             signals, changes = parse(body)
         except PayloadError as exc:
             self.service.dead_letter(source, str(exc), raw)
             return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+        lines = self._mine(endpoint.logs(body)) if endpoint.logs is not None else []
         defer = self.on_stored is not None
-        stored = self.service.accept_payload(source, body, signals, changes, defer=defer)
+        stored = self.service.accept_payload(source, body, signals, changes, lines,
+                                             defer=defer)
         if stored and self.on_stored is not None:
             self.on_stored(Delivery(stored, source, tuple(signals), tuple(changes)))
         if endpoint.answer is not None:  # the sender's own protocol's answer
             return HTTPStatus.OK, endpoint.answer(len(signals), len(changes), not stored)
         return HTTPStatus.OK, {"status": "stored" if stored else "duplicate",
                                "signals": len(signals), "changes": len(changes)}
+
+    def _mine(self, records: list[LogRecord]) -> list[MinedLog]:
+        with self._miner_lock:
+            if self.miner is None:
+                self.miner = StreamMiner()
+        return self.miner.mine(records)
 
     def _reject(self, path: str, reason: str, kept: bytes) -> None:
         """A request refused before it was decided (too big, cut short) is kept too."""

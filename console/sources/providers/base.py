@@ -18,11 +18,13 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from console.domain import ChangeEvent, Signal
+from console.domain import ChangeEvent, LogRecord, Signal
 
 Kind = Literal["push", "pull", "both"]
 Parsed = tuple[list[Signal], list[ChangeEvent]]
 Parser = Callable[[Any], Parsed]
+# a parsed body -> its log lines (called only on a body `parse` accepted)
+LogLines = Callable[[Any], list[LogRecord]]
 # (signals stored, changes stored, duplicate) -> the body of a 200 answer
 Answer = Callable[[int, int, bool], dict[str, Any]]
 
@@ -41,13 +43,16 @@ class Endpoint:
     """One receiver path. `source` is the name its deliveries are stored under (and read
     back by after a crash); `media_types`, when given, are the only Content-Types taken
     (the rest are answered 415 with the reason); `answer` shapes a 200's body when the
-    sender expects its own protocol's answer."""
+    sender expects its own protocol's answer; `encodings` are the compressions its
+    senders use by default (an endpoint that declares none reads bodies as they come)."""
 
     path: str
     source: str
     parse: Parser
     media_types: tuple[str, ...] = ()
     answer: Answer | None = None
+    encodings: tuple[str, ...] = ()  # Content-Encodings taken besides none (only "gzip")
+    logs: LogLines | None = None  # the log lines a body holds, kept as evidence
 
 
 @dataclass(frozen=True, slots=True)

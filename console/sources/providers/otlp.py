@@ -11,22 +11,28 @@ do not retry) and nothing of it is stored.
 
 Which records are signals: those at ERROR and above (severityNumber 17 and up), about
 the service its resource names (`service.name`); FATAL (21 and up) ones are critical.
+Every record, whatever its level, is also kept as a log line with its drain3 template,
+as `watchfloor ingest --format logs` keeps a file's, for the investigator and retrieval.
 The signal is named for what the record is (its eventName, or the `event.name` or
 `exception.type` attribute), else "ErrorLog"/"FatalLog", so repeats fold into one series.
-A sender is answered OTLP's own way: `{}` (everything accepted).
+A sender is answered OTLP's own way: `{}` (everything accepted). Bodies may come gzipped
+(the Collector's default), and are held to the receiver's size limit once unpacked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from console.domain import AlertStatus, Severity, Signal, SignalKind
+from console.domain import AlertStatus, LogRecord, Severity, Signal, SignalKind
 from console.sources.alertmanager import MAX_NAME, MAX_VALUE, PayloadError
 from console.sources.providers.base import Endpoint, Kind, Parsed, Provider
 from console.sources.timestamps import to_utc
 
 MAX_RECORDS = 10_000
+# severityNumber 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL
+_LEVELS = ("DEBUG", "DEBUG", "INFO", "WARN", "ERROR", "ERROR")
 MAX_ATTRIBUTES = 128
 ERROR, FATAL = 17, 21
 _SCALARS = {"stringValue": str, "boolValue": bool}
@@ -165,9 +171,10 @@ def _record(record: dict[str, Any], where: str, service: str,
                   labels, {k: v for k, v in notes.items() if v})
 
 
-def parse_logs(body: Any) -> Parsed:
+def _records(body: Any) -> Iterator[tuple[dict[str, Any], str, str, dict[str, str], str]]:
+    """Every log record with its place, its resource's service and attributes, and its
+    scope's name; PayloadError at the first thing that is not OTLP."""
     request = _object(body, "body")
-    signals: list[Signal] = []
     seen = 0
     for r, resource_logs in enumerate(_list(request, "resourceLogs", "body", MAX_RECORDS)):
         rwhere = f"resourceLogs[{r}]"
@@ -189,11 +196,32 @@ def parse_logs(body: Any) -> Parsed:
                 if seen > MAX_RECORDS:
                     raise PayloadError(f"more than {MAX_RECORDS} log records in one request")
                 where = f"{swhere}.logRecords[{n}]"
-                signal = _record(_object(record, where), where, service, resource,
-                                 scope[:256])
-                if signal is not None:
-                    signals.append(signal)
+                yield _object(record, where), where, service, resource, scope[:256]
+
+
+def parse_logs(body: Any) -> Parsed:
+    signals = []
+    for record, where, service, resource, scope in _records(body):
+        signal = _record(record, where, service, resource, scope)
+        if signal is not None:
+            signals.append(signal)
     return signals, []
+
+
+def log_lines(body: Any) -> list[LogRecord]:
+    """Every record as a log line (all levels: the investigator reads the INFO before
+    an ERROR too), for a body `parse_logs` accepted."""
+    out = []
+    for record, _where, service, resource, _scope in _records(body):
+        level = int(record.get("severityNumber", 0) or 0)
+        message = any_value(record.get("body", {}), "body")
+        if not message:
+            continue
+        out.append(LogRecord(service, _LEVELS[(level - 1) // 4] if level > 0 else "INFO",
+                             message[:16 * 1024], _time(record, ""),
+                             (resource.get("service.instance.id")
+                              or resource.get("host.name") or "")[:MAX_NAME]))
+    return out
 
 
 def _answer(_signals: int, _changes: int, _duplicate: bool) -> dict[str, Any]:
@@ -209,6 +237,7 @@ class OtlpLogsProvider(Provider):
         return parse_logs(body)
 
     def endpoints(self) -> list[Endpoint]:
+        # the Collector's otlphttp exporter gzips by default
         return [Endpoint(path, "otlp", self.parse, media_types=("application/json",),
-                         answer=_answer)
+                         answer=_answer, encodings=("gzip",), logs=log_lines)
                 for path in ("/providers/otlp/v1/logs", "/v1/logs")]
