@@ -11,14 +11,17 @@ change feed since, and as added outside Watchfloor when none did.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.audit import AuditLog, VerifyResult, verify_records
+from console.audit import AuditLog, VerifyResult
 from console.audit_anchor import AnchorStore, Checkpoint
 from console.audit_refs import References
+from console.audit_stream import verify_stream
 from console.audit_trust import existing_public_key
 from console.storage.db import Database
 from console.storage.models import ChangeFeedRow
@@ -49,9 +52,9 @@ def verify_database(db: Database, audit: AuditLog | None = None, *,
         anchors.setdefault(cp.seq, []).append(cp)
     refs = References()
 
-    def check(rec: dict[str, object]) -> str | None:
+    def check(rec: Mapping[str, Any]) -> str | None:
         refs.see(rec)
-        for cp in anchors.get(int(rec["seq"]), ()):  # type: ignore[call-overload]
+        for cp in anchors.get(int(rec["seq"]), ()):
             if cp.hash != rec["hash"]:
                 return (f"hash {str(rec['hash'])[:12]} is not {cp.hash[:12]}, the record the "
                         f"{cp.describe()} in {store.path} vouches for: the chain was "
@@ -60,8 +63,7 @@ def verify_database(db: Database, audit: AuditLog | None = None, *,
 
     notes: list[str] = []
     with db.sessions() as session:
-        chain = verify_records(audit.iter_fields(session), audit.head(session),
-                               check=check)  # type: ignore[arg-type]
+        chain = verify_stream(session, audit.head(session), check=check)
         if not chain.ok:  # the rest would only repeat it: records after it were not seen
             return _result(chain.records, [_Problem(chain.first_bad_seq, chain.problem),
                                            *problems], notes)

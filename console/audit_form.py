@@ -22,6 +22,16 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+def stored_json(value: Any) -> str:
+    """How the database writes every JSON column: canonical (sorted keys, no spaces),
+    so an audit record's stored `inputs` and `outputs` are the bytes its hash covers.
+    Values that cannot be sorted (keys of mixed types) are written as before."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
 def plain(value: Any) -> Any:
     """The JSON-safe form a value will have when read back from storage."""
     copied = _plain_copy(value, 0)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.audit_form import stored_json
 from console.storage.errors import DatabaseUrlError
 from console.storage.sqlite_gate import GatedConnection
 
@@ -77,7 +78,10 @@ def make_engine(url: str | None = None) -> Engine:
         # a server that drops packets must not hang a command for minutes
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
     try:
-        engine = create_engine(resolved, future=True, connect_args=connect_args)
+        # JSON columns are written canonically, so the audit chain's stored records are
+        # the very bytes their hashes cover and verifying them is hashing (audit_stream)
+        engine = create_engine(resolved, future=True, connect_args=connect_args,
+                               json_serializer=stored_json)
     except (ArgumentError, ImportError) as exc:
         hint = ""
         if isinstance(exc, ImportError) and parsed.get_backend_name() == "postgresql":
