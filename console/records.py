@@ -83,7 +83,8 @@ class RecordReader:
         book = self._library.get(ident)
         if book is None:
             raise RecordNotFound(f"{ref}: no runbook {ident!r} in the library")
-        undo = "yes" if book.rollback != "none" else "no (no rollback path)"
+        undo = (f"yes: {len(book.rollback)} rollback step(s)" if book.reversible
+                else "no: the runbook has no rollback")
         body = yaml.safe_dump(book.model_dump(mode="json", exclude_defaults=True),
                               sort_keys=False, allow_unicode=True, width=96)
         return RecordView(ref, f"Runbook {book.id}: {book.title}", (

@@ -49,7 +49,10 @@ def test_a_log_link_shows_the_newest_lines_of_its_template(played: Any) -> None:
 def test_a_runbook_reads_from_the_library_with_its_steps(played: Any) -> None:
     view = _reader(played).read("runbook:rollback-deploy")
     assert view.title.startswith("Runbook rollback-deploy: ")
-    assert dict(view.fields)["Can be undone"] in ("yes", "no (no rollback path)")
+    book = played.service.engine.library["rollback-deploy"]
+    assert dict(view.fields)["Can be undone"] == (
+        f"yes: {len(book.rollback)} rollback step(s)" if book.reversible
+        else "no: the runbook has no rollback")
     assert any(line.startswith("steps:") for line in view.lines)
 
 

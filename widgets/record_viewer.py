@@ -80,7 +80,8 @@ class RecordViewer(QDialog):
                        f"<td>{escape(value)}</td></tr>" for label, value in view.fields)
         lines = escape("\n".join(view.lines))
         self.body.setHtml((f"<table>{rows}</table>" if rows else "")
-                          + (f"<pre>{lines}</pre>" if view.lines else ""))
+                          + (f"<pre style='white-space: pre-wrap'>{lines}</pre>"
+                             if view.lines else ""))
 
     def text(self) -> str:
         """Everything shown, as plain text (the title, the fields and the lines)."""
