@@ -561,8 +561,11 @@ class ExecutionEngine:
             result = dict(row.result)
             if steps is not None:
                 result["steps"] = steps
+            # When the action itself ended: `finished_at` moves on if it is rolled back
+            # later, and the action's own duration must not grow with it.
             result.update(outcome=why, rollback_offered=rollback_offered and
-                          bool(row.plan.get("rollback")))
+                          bool(row.plan.get("rollback")),
+                          ran_until=_not_before(now, row.started_at).isoformat())
             if validation is not None:
                 result["validation"] = {
                     "passed": validation.passed, "detail": validation.detail,

@@ -162,6 +162,8 @@ class AuditBrowser(QWidget):
             sig.connect(self._show_count)
         self._reset_time_range()
         self._show_count()
+        # A verification speaks for the records it read; the chain grows after it.
+        model.rowsInserted.connect(self._on_model_rows_inserted)
 
     @classmethod
     def for_service(cls, service: WatchfloorService, bridge: BusBridge | None = None,
@@ -414,6 +416,18 @@ class AuditBrowser(QWidget):
             " (hidden by the filters: Clear shows it)"
         self._show_status(f"\u2716 Chain broken at record {result.first_bad_seq}: "
                           f"{result.problem}{hidden}", "bad")
+
+    def _on_model_rows_inserted(self, *_args: object) -> None:
+        """Records came after the last verification: the status says how many of them
+        it covered, not a count that looks current."""
+        result = self.last_result
+        if result is None or not result.ok or self.busy:
+            return
+        newer = self.model.rowCount() - result.records
+        if newer > 0:
+            self._show_status(
+                f"\u2714 Chain held at {result.records:,} records; {newer:,} newer "
+                f"record{'s' if newer > 1 else ''} not verified yet (Verify chain)", "info")
 
     def _show_status(self, text: str, level: str) -> None:
         self.status_label.setText(text)

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from console.audit import VerifyResult
@@ -62,6 +62,14 @@ class ReviewWindow(QMainWindow):
         layout.addWidget(self.result_label)
         layout.addWidget(self.browser, 1)
         self.setCentralWidget(central)
+        # Its own File menu: Ctrl+W or Ctrl+Q closes the review (not the console it was
+        # opened from), as a person at the review window expects.
+        close = QAction("&Close this review", self)
+        close.setObjectName("action_close_review")
+        close.setShortcuts([QKeySequence("Ctrl+W"), QKeySequence("Ctrl+Q")])
+        close.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        close.triggered.connect(self.close)
+        self.menuBar().addMenu("&File").addAction(close)
         self.resize(1280, 760)
         self.browser.verify_chain()
 

@@ -5,6 +5,7 @@ running to validating to succeeded (or is rolled back)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -19,9 +20,18 @@ GOOD, BAD = ("succeeded", "rolled_back"), ("failed", "rollback_failed", "interru
 
 
 def duration(execution: Execution) -> float | None:
+    """How long the action itself took: to when it ended (`result["ran_until"]`), not to
+    a rollback made minutes later (which moves `finished_at`)."""
     if execution.finished_at is None:
         return None
-    return (execution.finished_at - execution.started_at).total_seconds()
+    ended = execution.finished_at
+    ran_until = execution.result.get("ran_until")
+    if isinstance(ran_until, str):
+        try:
+            ended = datetime.fromisoformat(ran_until)
+        except ValueError:
+            pass
+    return (ended - execution.started_at).total_seconds()
 
 
 def duration_text(seconds: float | None) -> str:
