@@ -81,23 +81,30 @@ def discover(config: ProviderConfig | None = None) -> list[Discovered]:
     """Every provider, shipped ones first, each once; read afresh on every call (a
     package installed since is seen)."""
     config = config or ProviderConfig()
-    points = sorted(entry_points(group=GROUP), key=lambda ep: (_origin(ep) != OWN_DISTRIBUTION,
-                                                               ep.name))
+    points = list(entry_points(group=GROUP))
+    origins = _origins(points)
+
+    def origin(point: EntryPoint) -> tuple[str, str]:
+        return origins.get(f"{point.name}={point.value}", ("", "an unknown package"))
+
+    points.sort(key=lambda ep: (origin(ep)[0] != OWN_DISTRIBUTION, ep.name))
     found: dict[str, Discovered] = {}
     for point in points:
+        where = origin(point)[1]
         if point.name in found:
             first = found[point.name]
-            log.warning("provider %s of %s ignored: %s has that name", point.name,
-                        _origin_text(point), first.origin)
-            found.setdefault(f"{point.name} ({_origin_text(point)})", Discovered(
-                point.name, point.value, _origin_text(point), None,
+            log.warning("provider %s of %s ignored: %s has that name", point.name, where,
+                        first.origin)
+            found.setdefault(f"{point.name} ({where})", Discovered(
+                point.name, point.value, where, None,
                 f"the name {point.name!r} is taken by the provider of {first.origin}"))
             continue
-        found[point.name] = _load(point, config)
+        found[point.name] = _load(point, config, origin=where, shipped=(
+            origin(point)[0] == OWN_DISTRIBUTION))
     for name, value in SHIPPED.items():  # a source tree run without installing
         if name not in found:
             found[name] = _load(EntryPoint(name, value, GROUP), config,
-                                origin="this source tree")
+                                origin="this source tree", shipped=True, installed=False)
     shipped = [d for d in found.values() if d.shipped]
     others = sorted((d for d in found.values() if not d.shipped), key=lambda d: d.name)
     return sorted(shipped, key=lambda d: list(SHIPPED).index(d.name)
@@ -125,29 +132,36 @@ def parsers(config: ProviderConfig | None = None) -> dict[str, Parser]:
     return out
 
 
-def _origin(point: EntryPoint) -> str:
-    dist = point.dist
-    return dist.metadata["Name"] if dist is not None else ""
+def _origins(points: list[EntryPoint]) -> dict[str, tuple[str, str]]:
+    """Entry point value -> (package name, "name version"): each package's metadata read
+    once (reading it is most of what finding the providers costs)."""
+    by_dist: dict[str, tuple[str, str]] = {}
+    out = {}
+    for point in points:
+        dist = point.dist
+        if dist is None:
+            continue  # read as an unknown package
+        key = str(getattr(dist, "_path", id(dist)))
+        if key not in by_dist:
+            name = dist.metadata["Name"] or ""
+            by_dist[key] = (name, f"{name} {dist.version}")
+        out[f"{point.name}={point.value}"] = by_dist[key]
+    return out
 
 
-def _origin_text(point: EntryPoint) -> str:
-    dist = point.dist
-    if dist is None:
-        return "an unknown package"
-    return f"{dist.metadata['Name']} {dist.version}"
-
-
-def _load(point: EntryPoint, config: ProviderConfig, *, origin: str | None = None) -> Discovered:
-    where = origin or _origin_text(point)
+def _load(point: EntryPoint, config: ProviderConfig, *, origin: str, shipped: bool,
+          installed: bool = True) -> Discovered:
+    """`shipped`: the console's own (it keeps the paths it always had); `installed`:
+    found as an entry point (else imported from the source tree by its reference)."""
     try:
         if not _NAME.match(point.name):
             raise ValueError(f"the name {point.name[:40]!r} is not lower-case letters, digits, "
                              "- and _ (at most 40)")
-        if origin is not None:
+        if installed:
+            target = point.load()
+        else:
             module, _, attr = point.value.partition(":")
             target = getattr(import_module(module), attr)
-        else:
-            target = point.load()
         if not (isinstance(target, type) and issubclass(target, Provider)):
             raise TypeError(f"{point.value} is not a subclass of "
                             "console.sources.providers.base.Provider")
@@ -157,13 +171,12 @@ def _load(point: EntryPoint, config: ProviderConfig, *, origin: str | None = Non
         if getattr(target, "kind", None) not in ("push", "pull", "both"):
             raise ValueError(f"{point.value}: kind must be push, pull or both")
         provider = target(config)
-        shipped = where.split(" ", 1)[0] == OWN_DISTRIBUTION or origin is not None
         if not shipped:
             _check_paths(point.name, provider.endpoints())
     except Exception as exc:  # a broken plugin is shown, never fatal
-        log.warning("provider %s of %s cannot be used: %s", point.name, where, exc)
-        return Discovered(point.name, point.value, where, None, f"{type(exc).__name__}: {exc}")
-    return Discovered(point.name, point.value, where, provider)
+        log.warning("provider %s of %s cannot be used: %s", point.name, origin, exc)
+        return Discovered(point.name, point.value, origin, None, f"{type(exc).__name__}: {exc}")
+    return Discovered(point.name, point.value, origin, provider)
 
 
 def _check_paths(name: str, found: list[Endpoint]) -> None:
