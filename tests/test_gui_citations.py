@@ -87,6 +87,13 @@ def test_a_signal_citation_selects_its_row_in_the_signals_pane(
     assert pane.filter.text() == ""
     assert window.docks["signals"].isVisible()
 
+    metric = next(f.ref for f in window.ask_pane.answer.facts  # type: ignore[union-attr]
+                  if f.ref.startswith("metric:"))
+    _click(window, metric)
+    assert window.links.opened == (metric, "metrics")
+    assert window.metrics_pane.service == metric.partition(":")[2].partition("/")[0]
+    assert window.docks["metrics"].isVisible()
+
 
 def test_a_change_citation_opens_the_change(ran_console: MainWindow, runtime: Any,
                                             qtbot: Any) -> None:
