@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from agents.breaker_memory import Memory, recall
 from agents.investigator_metrics import Z_ANOMALOUS, MetricStat, analyse
 from agents.investigator_scoring import PRIMARY
 from agents.investigator_text import hhmmss
@@ -136,6 +137,7 @@ class CauseBreaker:
         self._unmapped: set[int] = set()  # executions not (yet) tied to a diagnosis
         self._opened: dict[int, datetime] = {}
         self._last_check: datetime | None = None
+        self._memory: Memory | None = None  # what it decided before a restart
         self._repo = LearningRepo()
         self._lock = threading.RLock()
 
@@ -317,6 +319,8 @@ class CauseBreaker:
 
     def _sync(self, now: datetime) -> None:
         """Take in the executions the engine ran since last time (and their states)."""
+        if self._memory is None:
+            self._remember(now)
         executions = [e for e in self.service.engine.executions()
                       if e.recommendation_id is not None]
         fresh = [e for e in executions if e.id not in self._seen]
@@ -337,8 +341,22 @@ class CauseBreaker:
             attempt = Attempt(execution.id, diagnosis.incident_id, execution.runbook_id,
                               execution.autonomous, execution.started_at, execution.state,
                               execution.finished_at)
+            known = self._memory.judged.get(execution.id) if self._memory else None
+            if known is not None:  # judged before the console started again
+                attempt.outcome, attempt.why, attempt.judged_at = \
+                    known.outcome, known.why, known.at
             self._seen[execution.id] = attempt
             self._cause(diagnosis.service, diagnosis.fault_class).attempts.append(attempt)
+
+    def _remember(self, now: datetime) -> None:
+        """Rebuild what was decided within the breaker's windows before this console
+        started (agents/breaker_memory.py): causes handed to a person stay so."""
+        policy = self.service.policy().causes
+        since = now - timedelta(seconds=max(policy.window, policy.recurrence))
+        self._memory = recall(self.service.db, since)
+        for handover in self._memory.handovers:
+            cause = self._cause(handover.service, handover.fault_class)
+            cause.escalated.setdefault(handover.incident_id, handover.why)
 
     def _cause(self, service: str, fault_class: str) -> Cause:
         key = f"{service}/{fault_class}"

@@ -18,10 +18,22 @@ A learner forecast alone never justifies a rollback: a projection says a metric 
 cross a line, not that a change broke anything, so a rollback on that ground is not
 even proposed. Every "no" is said in words; the recommendation then waits for a person
 (level 2), as any other.
+
+Load is not a fault until it stays. More traffic than usual (the service's request rate
+`LOAD_RISE` times its normal or more) raises saturation, latency, queue depth and pool
+usage on the service and on what it calls; read alone, that looks like a CPU-hungry
+code path, a slow database, a stuck consumer or a leak. While such a symptom comes with
+a load rise and no change on the service explains it, nothing is proposed for it: it is
+load, not that fault (a consumer that is really stuck takes in less, not more). A
+diagnosis that is load itself (a surge) is proposed at once when the load is turned
+away (the service's errors `LOAD_ERRORS` over normal: requests are being lost), else
+only once the rise has lasted `policy.load_persistence`: a pulse that only slows things
+passes by itself, and scaling out for one changes production for nothing.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +54,12 @@ LOAD_CLASSES = frozenset({"traffic_surge"})
 _LOAD_EVIDENCE = frozenset({"metric", "alert", "log"})  # overload errors are load too
 # Causes read as a level, not a move (hours left on a certificate): no blip to wait out.
 LEVEL_CLASSES = frozenset({"certificate_expiry"})
+# Causes whose symptoms more traffic also makes (on the service and what it calls).
+LOAD_FED = frozenset({"cpu_saturation", "slow_dependency", "queue_backlog",
+                      "connection_pool_exhaustion"})
+LOAD_RISE = 1.3  # request rate this many times its normal is a load rise
+LOAD_ERRORS = 0.02  # error rate this much over its normal: load is being turned away
+_LOAD_NOW = timedelta(seconds=90)  # "now": the samples of the last evaluation or two
 # Action classes that undo a change: a forecast alone is never their reason.
 ROLLBACK_CLASSES = frozenset({"deploy_rollback"})
 # The incident's baseline, as the investigator reads it.
@@ -49,6 +67,19 @@ _BASELINE = timedelta(hours=1)
 _BASELINE_GAP = timedelta(minutes=2)
 
 Series = Callable[[str, str, datetime, datetime], Sequence[Point]]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRise:
+    """The service's request rate against its normal, and since when it is up."""
+
+    service: str
+    ratio: float
+    since: datetime
+    errors: float = 0.0  # error rate over its normal now
+
+    def lasted(self, now: datetime) -> float:
+        return (now - self.since).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +142,63 @@ def symptom_onset(h: Hypothesis, series: Series | None, opened_at: datetime,
     return opened_at, "the incident's first alert"
 
 
+def load_rise(service: str, series: Series, opened_at: datetime,
+              now: datetime) -> LoadRise | None:
+    """The service's load rise now, when there is one: its request rate over the last
+    evaluation against its median in the hour before the incident, and the start of the
+    unbroken stretch of samples at `LOAD_RISE` times normal or more."""
+    start, end = opened_at - _BASELINE, opened_at - _BASELINE_GAP
+    points = list(series(service, "request_rate", start, now))
+    base = [v for at, v in points if at <= end]
+    recent = [v for at, v in points if at >= now - _LOAD_NOW]
+    if len(base) < 3 or not recent:
+        return None
+    normal = statistics.median(base)
+    ratio = statistics.median(recent) / normal if normal > 0 else 0.0
+    if ratio < LOAD_RISE:
+        return None
+    since = now
+    for at, value in reversed(points):
+        if value < LOAD_RISE * normal:
+            break
+        since = at
+    errors = list(series(service, "error_rate", start, now))
+    before = [v for at, v in errors if at <= end]
+    latest = [v for at, v in errors if at >= now - _LOAD_NOW]
+    over = statistics.median(latest) - statistics.median(before) if before and latest else 0.0
+    return LoadRise(service, ratio, since, over)
+
+
+def _changed(h: Hypothesis) -> bool:
+    """A change on the service is part of the evidence (a flag, a deploy): the symptom
+    has a cause of its own beside any load."""
+    return any(e.kind == "change" and e.weight > 0 for e in h.evidence)
+
+
+def load_reason(h: Hypothesis, rise: LoadRise | None, now: datetime,
+                load_persistence: float) -> str | None:
+    """Why nothing is proposed for `h` while `rise` explains it (None: load does not)."""
+    if rise is None:
+        return None
+    if h.fault_class in LOAD_CLASSES:
+        lasted = rise.lasted(now)
+        if lasted >= load_persistence or rise.errors >= LOAD_ERRORS:
+            return None
+        return (f"the load rise on {rise.service} (request rate x{rise.ratio:.1f} its normal) "
+                f"has lasted {lasted:.0f} s and turns no requests away; a load pulse passes "
+                f"by itself, so nothing is proposed before it has lasted "
+                f"{load_persistence:g} s")
+    if h.fault_class in LOAD_FED and not _changed(h):
+        return (f"its symptoms come with a load rise on {rise.service} (request rate "
+                f"x{rise.ratio:.1f} its normal since {rise.since:%H:%M:%S}) and no change on "
+                f"it: that is load, not {h.fault_class}, and nothing is proposed for it "
+                "while the load explains it")
+    return None
+
+
 def assess(h: Hypothesis, action_class: str, *, now: datetime, onset: datetime,
-           onset_from: str, min_persistence: float, corroboration: int) -> Verdict:
+           onset_from: str, min_persistence: float, corroboration: int,
+           load: LoadRise | None = None, load_persistence: float = 600.0) -> Verdict:
     """The gate: may this diagnosis' fix run on its own, as far as the evidence goes?"""
     counted, left_out = witnesses(h)
     reasons: list[str] = []
@@ -120,6 +206,9 @@ def assess(h: Hypothesis, action_class: str, *, now: datetime, onset: datetime,
         return Verdict(False, len(counted), tuple(counted),
                        ("a learner forecast alone never justifies a rollback",),
                        propose=False)
+    pulse = load_reason(h, load, now, load_persistence)
+    if pulse is not None:
+        return Verdict(False, len(counted), tuple(counted), (pulse,), propose=False)
     if len(counted) < corroboration:
         why = f"only {len(counted)} independent signal(s) corroborate it (policy needs " \
               f"{corroboration})"
@@ -135,8 +224,12 @@ def assess(h: Hypothesis, action_class: str, *, now: datetime, onset: datetime,
 
 
 def gate(h: Hypothesis, action_class: str, *, corroboration: int, min_persistence: float,
-         opened_at: datetime, now: datetime, series: Series | None) -> Verdict:
-    """`assess` with the symptom dated from the metrics (what the recommender calls)."""
+         opened_at: datetime, now: datetime, series: Series | None,
+         load_persistence: float = 600.0) -> Verdict:
+    """`assess` with the symptom dated and the load read from the metrics (what the
+    recommender calls)."""
     onset, onset_from = symptom_onset(h, series, opened_at, now)
+    load = load_rise(h.service, series, opened_at, now) if series is not None else None
     return assess(h, action_class, now=now, onset=onset, onset_from=onset_from,
-                  min_persistence=min_persistence, corroboration=corroboration)
+                  min_persistence=min_persistence, corroboration=corroboration, load=load,
+                  load_persistence=load_persistence)

@@ -336,7 +336,8 @@ class Recommender:
         verdict = gate(h, chosen.action_class, corroboration=policy.corroboration,
                        min_persistence=policy.min_persistence, opened_at=incident.opened_at,
                        now=self.service.clock.now(),
-                       series=self.metrics.series if self.metrics is not None else None)
+                       series=self.metrics.series if self.metrics is not None else None,
+                       load_persistence=policy.load_persistence)
         if not verdict.propose:
             return Choice(h, None, explanation="\n".join([head, *verdict.reasons, *tail]),
                           alternatives=tuple(alternatives), skipped=verdict.reasons[0])

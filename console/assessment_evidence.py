@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from console.assessment_grants import HighRiskGrant, high_risk_grants
 from console.audit import AuditLog
 from console.policy import Policy
 from console.storage.models import (
@@ -133,6 +134,8 @@ class AssessmentEvidence:
     mttr_series: tuple[tuple[str, float], ...] = ()  # (resolved at ISO, seconds)
     audit_problem: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # high-risk classes an admin let run on their own, and who (console/assessment_grants.py)
+    grants: tuple[HighRiskGrant, ...] = ()
 
     def get(self, name: str) -> Value:
         return self.metrics.get(name)
@@ -146,7 +149,8 @@ class AssessmentEvidence:
                              "risk": c.risk, "risk_may_run_alone": c.risk_may_run_alone}
                             for c in self.classes],
                 "mttr_series": [list(p) for p in self.mttr_series],
-                "audit_problem": self.audit_problem, "notes": list(self.notes)}
+                "audit_problem": self.audit_problem, "notes": list(self.notes),
+                "high_risk_grants": [g.as_dict() for g in self.grants]}
 
 
 def _rate(hits: int, total: int) -> float | None:
@@ -202,7 +206,8 @@ def compute_evidence(session: Session, *, now: datetime, policy: Policy,
     if not m["incidents"]:
         notes.append("no incident was opened in the window")
     return AssessmentEvidence(since, now, m, tuple(classes), series,
-                              "" if verdict.ok else verdict.describe(), tuple(notes))
+                              "" if verdict.ok else verdict.describe(), tuple(notes),
+                              tuple(high_risk_grants(session, policy)))
 
 
 def _executions(session: Session, since: datetime, policy: Policy,

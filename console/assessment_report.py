@@ -76,6 +76,10 @@ def render_html(result: AssessmentResult, model: MaturityModel,
               "<h2>Evidence</h2>", _evidence_table(result)]
     if result.evidence.classes:
         parts += ["<h2>Action classes</h2>", _classes_table(result)]
+    parts += ["<h2>High risk on its own (admin grants)</h2>",
+              _list([g.says() for g in result.evidence.grants])
+              if result.evidence.grants else
+              "<p class='muted'>None: every high-risk action waits for an approver.</p>"]
     if history:
         parts += ["<h2>Placements over time</h2>", _history_table(history)]
     parts.append("</body></html>")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 
 from console.domain import AuditEntry, TimelineNote
 from console.storage.db import Database
-from console.storage.models import TimelineEventRow
+from console.storage.models import AuditRow, TimelineEventRow
 
 OUTCOME_ACTION = "cause.outcome"
 ESCALATED_ACTION = "cause.escalated"
@@ -52,6 +52,21 @@ def add_note(db: Database, incident_id: int, note: TimelineNote) -> None:
             {"incident_id": incident_id, "at": note.at, "kind": note.kind,
              "summary": note.summary[:2000], "ref": note.ref, "data": dict(note.data)}])
         session.commit()
+
+
+def stored_decisions(db: Database, since: datetime) -> list[AuditEntry]:
+    """The breaker's outcomes and escalations audited at or after `since`, oldest first:
+    what a console that starts again rebuilds its breaker from (agents/escalation.py),
+    so a cause handed to a person stays handed over and no outcome is judged twice."""
+    with db.sessions() as session:
+        rows = session.scalars(select(AuditRow)
+                               .where(AuditRow.action.in_((OUTCOME_ACTION, ESCALATED_ACTION)),
+                                      AuditRow.at >= since)
+                               .order_by(AuditRow.seq))
+        return [AuditEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action,
+                           target=r.target, reason=r.reason, inputs=r.inputs,
+                           outputs=r.outputs, decision=r.decision, prev_hash=r.prev_hash,
+                           hash=r.hash) for r in rows]
 
 
 def escalations(entries: Iterable[AuditEntry],

@@ -144,6 +144,9 @@ class Policy(_Strict):
     min_persistence: Duration = Field(120.0, ge=0, description="a symptom must have lasted "
                                       "this long (two 60 s evaluation intervals) before "
                                       "its remediation may run on its own")
+    load_persistence: Duration = Field(600.0, ge=0, description="a cause that is load (a "
+                                       "surge) gets a remedy proposed only once the load "
+                                       "rise has lasted this long: a pulse passes by itself")
 
     causes: Causes = Field(Causes.model_validate({}), description="the circuit breaker "
                            "per cause and per incident")

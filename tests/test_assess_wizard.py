@@ -170,3 +170,29 @@ def test_evidence_model_passes_the_model_tester(runtime: Any, history: History,
     qtmodeltester.check(model)
     assert model.index(0, 0).data() == "executions_total"
     assert model.index(0, 1).data() == "6"
+
+
+def test_the_evidence_page_shows_the_high_risk_grants_and_who_made_them(
+        runtime: Any, history: History, qtbot: Any) -> None:
+    from console.policy import Policy
+
+    policy = runtime.service.policy()
+    runtime.service.set_policy(policy.model_copy(update={
+        "high_risk_autonomy": {"failover": ("orders-db", "cart-db")}}), as_user="alice",
+        reason="drilled weekly")
+    w = AssessWizard(AssessmentService(runtime.service), "alice")
+    qtbot.addWidget(w)
+    w.show()
+    while w.currentPage() is not w.evidence_page:
+        w.next()
+    qtbot.waitUntil(w.evidence_page.isComplete, timeout=10000)
+    text = w.findChild(QLabel, "highRiskGrants").text()
+    assert "granted by an admin" in text
+    assert "failover on cart-db, orders-db: granted by user:alice at " in text
+    assert "(drilled weekly)" in text
+    runtime.service.set_policy(Policy(), as_user="alice")
+    w.back()
+    w.next()
+    qtbot.waitUntil(w.evidence_page.isComplete, timeout=10000)
+    assert "no admin grant" in w.findChild(QLabel, "highRiskGrants").text()
+    w.close()

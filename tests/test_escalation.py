@@ -259,3 +259,53 @@ def test_a_fix_slow_to_show_is_judged_effective_and_nobody_is_paged(scenario: st
     assert actions
     assert [a["outcome"] for a in actions] == ["effective"] * len(actions)
     assert not any(inc["escalated"] for inc in summary["incidents"])
+
+
+# --- a restart of the console keeps the breaker as it was -----------------------------------
+
+
+def test_a_cause_handed_to_a_person_stays_so_after_a_restart(runtime: Any) -> None:
+    from agents.escalation import CauseBreaker
+
+    breaker, incident = _breaker(runtime)
+    _attempt(breaker, incident, 1, "ineffective")
+    _attempt(breaker, incident, 2, "ineffective")
+    assert breaker.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                          "restart-service", eases=False, no_remedy=False).stop
+    # the console starts again: a new breaker over the same database
+    again = CauseBreaker(runtime.service, metrics=None,  # type: ignore[arg-type]
+                         library=runtime.service.engine.library, eases=NOT_A_FIX)
+    review = again.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                          "restart-service", eases=False, no_remedy=False)
+    assert review.stop and not review.autonomous
+    assert review.why.startswith(NEEDS_PERSON)
+    assert "2 ineffective action(s) on it" in review.why
+    # and it says nothing twice: one escalation record, one page
+    records = [e for e in runtime.service.audit_entries() if e.action == "cause.escalated"]
+    assert len(records) == 1
+
+
+def test_a_judged_action_is_not_judged_again_after_a_restart(tmp_path: Path,
+                                                             db_url: str) -> None:
+    from agents.escalation import CauseBreaker
+
+    summary = _run(_scenario(tmp_path, "pool-recurs-restart", recurs=True), db_url)
+    [restart] = _actions(summary)
+    assert restart["outcome"] == "ineffective"
+    incident = next(inc for inc in summary["incidents"] if inc["escalated"])["id"]
+    rt = Runtime(db_url)
+    try:
+        before = len(rt.service.audit_entries())
+        breaker = CauseBreaker(rt.service, metrics=None,  # type: ignore[arg-type]
+                               library=rt.service.engine.library, eases=NOT_A_FIX)
+        breaker.tick(force=True)
+        attempt = breaker.attempt(int(restart["id"]))
+        assert attempt is not None
+        assert attempt.outcome == "ineffective"
+        assert "pool_usage of orders is still" in attempt.why
+        review = breaker.review(incident, "orders", "connection_pool_exhaustion", 0.95,
+                                "restart-service", eases=False, no_remedy=False)
+        assert review.stop and review.why.startswith(NEEDS_PERSON)
+        assert len(rt.service.audit_entries()) == before  # nothing judged or paged again
+    finally:
+        rt.close()

@@ -146,3 +146,98 @@ def test_a_benign_deploy_before_a_fault_elsewhere_is_not_rolled_back(
     assert not [a for a in summary["actions"] if a["runbook"] == "rollback-deploy"]
     assert [(a["runbook"], a["target"]) for a in summary["actions"]][:1] == \
         [("failover", "orders-db")]
+
+
+# --- load is not a fault until it stays -------------------------------------------------------
+
+def _loaded(rise_for: float, *, errors: float = 0.001, factor: float = 2.5):
+    """A service at 100 requests/s for an hour, `factor` times that for the last
+    `rise_for` seconds; its error rate `errors` meanwhile."""
+    start = NOW - timedelta(hours=1)
+
+    def series(service: str, metric: str, a: datetime, b: datetime) -> list:
+        points = []
+        for i in range(0, 3601, 15):
+            at = start + timedelta(seconds=i)
+            up = (NOW - at).total_seconds() <= rise_for
+            if metric == "request_rate":
+                value = 100.0 * (factor if up else 1.0) + (i % 3)
+            else:
+                value = errors if up else 0.001
+            points.append((at, value))
+        return [(at, v) for at, v in points if a <= at <= b]
+
+    return series
+
+
+def test_symptoms_that_come_with_a_load_rise_are_load_not_that_fault() -> None:
+    series = _loaded(240)
+    for fault, action in (("cpu_saturation", "scale"), ("slow_dependency", "failover"),
+                          ("queue_backlog", "restart"),
+                          ("connection_pool_exhaustion", "restart")):
+        h = _h(fault, "metric", "alert", "log", service="orders-db")
+        verdict = gate(h, action, corroboration=2, min_persistence=120.0,
+                       opened_at=NOW - timedelta(seconds=200), now=NOW, series=series)
+        assert (verdict.autonomous, verdict.propose) == (False, False), fault
+        assert verdict.reasons[0].startswith("its symptoms come with a load rise on orders-db "
+                                             "(request rate x2.5 its normal since 02:26:00)")
+        assert f"that is load, not {fault}" in verdict.reasons[0]
+    # a change on the service is a cause of its own beside the load
+    flagged = _h("cpu_saturation", "metric", "change", service="orders-db")
+    assert gate(flagged, "feature_flag", corroboration=2, min_persistence=120.0,
+                opened_at=NOW - timedelta(seconds=200), now=NOW, series=series).propose
+    # without a load rise, the same evidence is proposed (and may run on its own)
+    steady = _loaded(0)
+    h = _h("slow_dependency", "metric", "alert", service="orders-db")
+    verdict = gate(h, "failover", corroboration=2, min_persistence=120.0,
+                   opened_at=NOW - timedelta(seconds=200), now=NOW, series=steady)
+    assert verdict.propose and verdict.reasons == ()
+
+
+def test_a_surge_is_proposed_once_it_stays_or_turns_requests_away() -> None:
+    surge = _h("traffic_surge", "metric", "alert", service="frontend")
+    pulse = gate(surge, "scale", corroboration=1, min_persistence=120.0,
+                 opened_at=NOW - timedelta(seconds=200), now=NOW, series=_loaded(240))
+    assert (pulse.autonomous, pulse.propose) == (False, False)
+    assert pulse.reasons == ("the load rise on frontend (request rate x2.5 its normal) has "
+                             "lasted 240 s and turns no requests away; a load pulse passes by "
+                             "itself, so nothing is proposed before it has lasted 600 s",)
+    stays = gate(surge, "scale", corroboration=1, min_persistence=120.0,
+                 opened_at=NOW - timedelta(seconds=200), now=NOW, series=_loaded(700))
+    assert stays.propose and stays.autonomous
+    refused = gate(surge, "scale", corroboration=1, min_persistence=120.0,
+                   opened_at=NOW - timedelta(seconds=200), now=NOW,
+                   series=_loaded(240, errors=0.4))
+    assert refused.propose and refused.autonomous
+    longer = gate(surge, "scale", corroboration=1, min_persistence=120.0,
+                  opened_at=NOW - timedelta(seconds=200), now=NOW, series=_loaded(700),
+                  load_persistence=900.0)
+    assert not longer.propose
+
+
+PULSE_TRAIN = """\
+name: pulse-train
+description: three bursts of traffic on orders; what orders calls slows while they last,
+  and nothing is broken.
+estate: default
+duration: 40m
+seed: 21
+timeline:
+  - {at: 8m, type: load, service: orders, factor: 2.4, ramp: 1m, until: 11m30s}
+  - {at: 15m, type: load, service: orders, factor: 2.4, ramp: 1m, until: 19m}
+  - {at: 24m, type: load, service: orders, factor: 2.3, ramp: 1m, until: 27m30s}
+"""
+
+
+GENTLE_PULSE = PULSE.replace("factor: 3.0", "factor: 1.8")  # busy, never out of capacity
+
+
+@pytest.mark.parametrize("text", [GENTLE_PULSE, PULSE_TRAIN], ids=["pulse", "pulse-train"])
+def test_a_load_pulse_takes_no_action_even_with_every_proposal_approved(
+        tmp_path: Path, text: str) -> None:
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text, encoding="utf-8")
+    summary = run_headless(str(path), autonomy=3, approve="all")
+    assert summary["faults"] == []
+    assert summary["actions"] == []
+    assert not any(inc["escalated"] for inc in summary["incidents"])

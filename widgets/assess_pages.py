@@ -197,6 +197,9 @@ class EvidencePage(QWizardPage):
         self._load = load
         self.evidence: AssessmentEvidence | None = None
         self.status = _label("Reading the record...", "evidenceStatus")
+        # An admin's grant of high risk without an approver is a decision about trust:
+        # it is shown apart from the measures, with who made it.
+        self.grants = _label("", "highRiskGrants", rich=True)
         self.model = EvidenceModel(self)
         self.table = QTableView(self)
         self.table.setObjectName("evidenceTable")
@@ -209,12 +212,14 @@ class EvidencePage(QWizardPage):
         header.setStretchLastSection(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
+        layout.addWidget(self.grants)
         layout.addWidget(self.table, 1)
 
     def initializePage(self) -> None:
         self.evidence = None
         self.model.set_evidence(None)
         self.status.setText("Reading the record...")
+        self.grants.setText("")
         self.completeChanged.emit()
         self._load()
 
@@ -227,6 +232,7 @@ class EvidencePage(QWizardPage):
                             f"incident(s) from {evidence.since:%Y-%m-%d} to "
                             f"{evidence.until:%Y-%m-%d}; the audit chain {chain}."
                             + "".join(f" {n.capitalize()}." for n in evidence.notes))
+        self.grants.setText(_grants_html(evidence))
         self.completeChanged.emit()
 
     def show_error(self, message: str) -> None:
@@ -320,6 +326,15 @@ class PlacementPage(QWizardPage):
     def show_error(self, message: str) -> None:
         self.shadow_button.setEnabled(True)
         self.shadow_result.setText(f"Shadow replay failed: {escape(message)}")
+
+
+def _grants_html(evidence: AssessmentEvidence) -> str:
+    if not evidence.grants:
+        return ("<b>High risk on its own:</b> no admin grant; every high-risk action "
+                "waits for an approver.")
+    return ("<b>High risk on its own, granted by an admin</b> (policy high_risk_autonomy; "
+            "these run without an approver at level 3):"
+            + _ul(g.says() for g in evidence.grants))
 
 
 def _ul(items: Any) -> str:
