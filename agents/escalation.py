@@ -9,16 +9,19 @@ What it does, with the limits of `policy.causes` (console/policy.py):
 
 - after every action on a cause has settled and `observe` has passed (past the
   action's own side effects, agents/own_actions.py), it looks at the cause's symptoms
-  (the fault class's own metric and the service's error rate and latency against their
-  normal before the incident) and records the outcome: effective or ineffective; an
-  effective one whose symptoms come back within `recurrence` did not last (ineffective);
+  (agents/outcome_symptoms.py: the fault class's own metric and the service's error
+  rate and latency against their normal before the incident) and records the outcome:
+  effective or ineffective; an effective one whose own symptom comes back within
+  `recurrence` did not last (ineffective);
 - the recommender asks it about each proposal (`review`): nothing new while an action on
   the cause is still being judged; no autonomy after `autonomous_attempts` actions on
   the cause or after any ineffective one; nothing at all once the cause is escalated or
   the incident's budget of actions for the diagnosis's confidence is spent;
 - it escalates a cause that has no runbook that ends it (none at all, or only one that
   eases it), whose fixes did not work (`ineffective` of them, or one and nothing untried
-  left), or whose incident ran out of budget: "needs a person: no safe fix", with what
+  left), or whose incident ran out of budget on actions not all of which worked (a
+  budget spent on fixes that worked holds proposals, it pages nobody): "needs a person:
+  no safe fix", with what
   was tried and why it did not work, as an audit record, a timeline note, and (through
   the scribe, on the configured ticket system) a page and a note on the incident's
   ticket.
@@ -32,14 +35,24 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from agents.breaker_memory import Memory, recall
-from agents.investigator_metrics import Z_ANOMALOUS, MetricStat, analyse
-from agents.investigator_scoring import PRIMARY
+from agents.breaker_state import Attempt, Cause, Review
+from agents.investigator_metrics import analyse
 from agents.investigator_text import hhmmss
+from agents.outcome_symptoms import (
+    GOLDEN,
+    downstream,
+    lasting_metrics,
+    material,
+    recovering,
+    rises,
+    still_wrong,
+    symptom_metrics,
+)
 from agents.own_actions import OwnActions, Wake
 from console.actions.runbooks import Runbook
 from console.domain import Execution, TimelineNote
@@ -54,64 +67,11 @@ from console.storage.repos_learning import LearningRepo
 ACTOR = "agent:escalation"
 SETTLED = frozenset({"succeeded", "failed", "rolled_back", "rollback_failed", "interrupted"})
 IN_FLIGHT = frozenset({"intent", "running", "validating", "rolling_back"})
-_FALLS = frozenset({"cache_hit_ratio", "instances_ready", "cert_expiry_hours"})
 # A cause nothing remedies is escalated from a diagnosis this sure (a weaker one is no
 # reason to page anyone yet).
 ESCALATE_AT = 0.5
-# A symptom that has come back this much of the way to normal since the action counts as
-# going away (the fix is taking hold), not as still there.
-RECOVERED = 0.5
 _BASELINE = timedelta(hours=1)
 _BASELINE_GAP = timedelta(minutes=2)
-
-
-@dataclass
-class Attempt:
-    """One action on a cause and what came of it."""
-
-    execution_id: int
-    incident_id: int
-    runbook_id: str
-    autonomous: bool
-    started_at: datetime
-    state: str
-    finished_at: datetime | None = None
-    outcome: str = "pending"  # pending | effective | ineffective | did_not_last
-    why: str = ""
-    judged_at: datetime | None = None
-    returning: int = 0  # checks in a row that saw an effective one's symptoms back
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in ("ineffective", "did_not_last")
-
-    def line(self) -> str:
-        verdict = self.outcome.replace("_", " ")
-        return (f"{self.runbook_id} #{self.execution_id} at {hhmmss(self.started_at)} "
-                f"({'on its own' if self.autonomous else 'approved'}): {verdict}"
-                + (f": {self.why}" if self.why else ""))
-
-
-@dataclass
-class Cause:
-    service: str
-    fault_class: str
-    attempts: list[Attempt] = field(default_factory=list)
-    escalated: dict[int, str] = field(default_factory=dict)  # incident -> reason
-
-    @property
-    def key(self) -> str:
-        return f"{self.service}/{self.fault_class}"
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    """What the breaker lets a proposal do: run on its own, wait for a person, or
-    nothing (`stop`), and why."""
-
-    autonomous: bool
-    stop: bool = False
-    why: str = ""
 
 
 class CauseBreaker:
@@ -124,6 +84,7 @@ class CauseBreaker:
                  library: Mapping[str, Runbook], *, own_actions: OwnActions | None = None,
                  eases: Mapping[str, Mapping[str, str]] | None = None,
                  callers: Callable[[str], list[str]] | None = None,
+                 callees: Callable[[str], list[str]] | None = None,
                  check_every: timedelta = timedelta(seconds=30)) -> None:
         self.service = service
         self.metrics = metrics
@@ -131,6 +92,7 @@ class CauseBreaker:
         self.own_actions = own_actions
         self.eases = eases or {}  # fault class -> runbook -> why it only eases it
         self.callers = callers
+        self.callees = callees  # every service each one calls, directly or not
         self.check_every = check_every
         self._causes: dict[str, Cause] = {}
         self._seen: dict[int, Attempt] = {}  # execution id -> its attempt
@@ -138,6 +100,7 @@ class CauseBreaker:
         self._opened: dict[int, datetime] = {}
         self._last_check: datetime | None = None
         self._memory: Memory | None = None  # what it decided before a restart
+        self._downstream: dict[int, str] = {}  # execution -> what explains what is left
         self._repo = LearningRepo()
         self._lock = threading.RLock()
 
@@ -204,9 +167,16 @@ class CauseBreaker:
             budget = policy.incident_budget(confidence)
             spent = self._incident_actions(incident_id, now, policy)
             if spent >= budget:
-                return self._stop(incident_id, cause, now, f"{spent} action(s) on incident "
-                                  f"{incident_id} in the last {policy.window:g} s did not end "
-                                  f"it (the budget at confidence {confidence:.2f} is {budget})")
+                why = (f"{spent} action(s) on incident {incident_id} in the last "
+                       f"{policy.window:g} s (the budget at confidence {confidence:.2f} is "
+                       f"{budget})")
+                if self._incident_failures(incident_id, now, policy):
+                    return self._stop(incident_id, cause, now, why + " and not all of them "
+                                      "worked")
+                # Spent on fixes that worked: a limit, not a cause without a safe fix.
+                return Review(False, True, f"held: {why}; nothing more is proposed on "
+                              f"incident {incident_id} until the budget frees or the "
+                              "diagnosis is surer")
             if failed:
                 return Review(False, False, f"circuit breaker: {failed[-1].line()}; the next "
                               "fix waits for a person")
@@ -286,8 +256,10 @@ class CauseBreaker:
                 elif still:
                     return
                 else:
+                    left = self._downstream.get(attempt.execution_id)
                     self._outcome(cause, attempt, "effective",
-                                  f"the symptoms of {cause.key} are gone", now)
+                                  f"the symptoms of {cause.key} are gone"
+                                  + (f"; what is left is {left}" if left else ""), now)
         elif attempt.outcome == "effective" and attempt.finished_at is not None and \
                 now <= attempt.finished_at + timedelta(seconds=policy.recurrence):
             # The cause's own metric must be back (errors alone may be anyone's doing),
@@ -374,6 +346,11 @@ class CauseBreaker:
         return sum(1 for a in self._seen.values()
                    if a.incident_id == incident_id and a.started_at >= since)
 
+    def _incident_failures(self, incident_id: int, now: datetime, policy: Causes) -> int:
+        since = now - timedelta(seconds=policy.window)
+        return sum(1 for a in self._seen.values()
+                   if a.incident_id == incident_id and a.started_at >= since and a.failed)
+
     def _fixes(self, cause: Cause) -> list[Runbook]:
         """The library's runbooks that end this fault class here (not only ease it)."""
         eases = self.eases.get(cause.fault_class, {})
@@ -397,11 +374,18 @@ class CauseBreaker:
                 after = max(after, effect.end)
         still: list[str] = []
         judged = False
-        metrics = _symptom_metrics(cause.fault_class)
-        for metric in metrics[:1] if primary_only else metrics:
+        metrics = lasting_metrics(cause.fault_class) if primary_only else \
+            symptom_metrics(cause.fault_class)
+        for metric in metrics:
             points = self.metrics.series(cause.service, metric, baseline_start, now)
             base = [p for p in points if p[0] <= baseline_end]
-            later = [p for p in wake.series(cause.service, metric, points) if p[0] > after]
+            # only what came after the latest sample any action of the team explains:
+            # older samples are no reading of now
+            kept = wake.series(cause.service, metric, points)
+            times = {at for at, _ in kept}
+            cut = max((at for at, _ in points if at > after and at not in times),
+                      default=after)
+            later = [p for p in kept if p[0] > cut]
             if not later:
                 continue
             stat = analyse(cause.service, metric, [*base, *later], baseline_end,
@@ -411,10 +395,17 @@ class CauseBreaker:
             judged = True
             before = [v for at, v in points if at < attempt.started_at][-3:]
             was = sum(before) / len(before) if before else None
-            if _still_wrong(stat, metric not in _FALLS) and not _recovering(stat, was) and \
-                    _material(stat):
+            if still_wrong(stat, rises(cause.fault_class, metric)) and \
+                    not recovering(stat, was) and material(stat):
                 still.append(f"{metric} of {cause.service} is still {stat.current:.4g} "
                              f"(normal {stat.reference:.4g})")
+        if still and self.callees is not None and all(
+                line.split(" ", 1)[0] in GOLDEN for line in still):
+            other = downstream(self.metrics.series, self.callees(cause.service),
+                               attempt.started_at, now, (baseline_start, baseline_end))
+            if other is not None:  # another fault downstream, felt through the call
+                self._downstream[attempt.execution_id] = other
+                return []
         return still if judged else None
 
     def _wake(self, now: datetime, since: datetime) -> Wake:
@@ -482,41 +473,3 @@ class CauseBreaker:
                 self.service.bus.publish(CausesChanged(
                     incident_id, tuple(repo.causes(session, incident_id))))
 
-
-def _symptom_metrics(fault_class: str) -> list[str]:
-    """The cause's own metric and the golden signals its callers feel; load is not a
-    symptom to wait out (a surge's traffic stays up once capacity has caught up)."""
-    metrics = ["error_rate", "latency_p99_ms"]
-    primary = PRIMARY.get(fault_class)
-    if fault_class == "traffic_surge":
-        primary = "saturation"
-    elif fault_class == "network_partition":
-        primary = None  # drained instances stay out: what callers feel is what counts
-    if primary is not None and primary != "request_rate" and primary not in metrics:
-        metrics.insert(0, primary)
-    return metrics
-
-
-def _recovering(stat: MetricStat, was: float | None) -> bool:
-    """Well on its way back: at least RECOVERED of the distance from its normal that it
-    had when the action started is gone (a cache warms, a backlog drains)."""
-    if was is None:
-        return False
-    gap_before = abs(was - stat.reference)
-    return gap_before > stat.scale and \
-        abs(stat.current - stat.reference) <= (1.0 - RECOVERED) * gap_before
-
-
-def _material(stat: MetricStat) -> bool:
-    """Worth calling a symptom: errors at least 2 points over normal, latency at least
-    twice its normal (a drained zone leaves less capacity, not an outage)."""
-    if stat.metric == "error_rate":
-        return stat.current - stat.reference >= 0.02
-    if stat.metric == "latency_p99_ms":
-        return stat.current >= 2.0 * stat.reference
-    return True
-
-
-def _still_wrong(stat: MetricStat, rises: bool) -> bool:
-    moved = (stat.current - stat.floor) if rises else (stat.ceiling - stat.current)
-    return moved / stat.scale >= Z_ANOMALOUS

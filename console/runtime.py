@@ -156,7 +156,8 @@ class Runtime:
         # Stop and hand over where acting did not help (agents/escalation.py).
         self.breaker = CauseBreaker(self.service, metrics, library, own_actions=own,
                                     eases=NOT_A_FIX,
-                                    callers=lambda s: sorted(investigator.ancestors.get(s, ())))
+                                    callers=lambda s: sorted(investigator.ancestors.get(s, ())),
+                                    callees=lambda s: sorted(investigator.descendants.get(s, ())))
         self.recommender.breaker = self.breaker
         self.playbooks = PlaybookAgent(self.service)
         self._readopt_playbooks(self.playbooks)

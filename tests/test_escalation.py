@@ -227,6 +227,21 @@ def test_the_incident_budget_tightens_as_confidence_drops(runtime: Any) -> None:
                             "toggle-feature-flag", eases=False, no_remedy=False)
     assert unsure.stop  # 2 actions, budget 2 at 0.75
     assert "the budget at confidence 0.75 is 2" in unsure.why
+    # both worked: the budget holds the proposal, it is no cause without a safe fix
+    assert unsure.why.startswith("held: ")
+    assert escalations(runtime.service.audit_entries(), incident) == []
+
+
+def test_a_budget_spent_on_fixes_that_did_not_all_work_is_escalated(runtime: Any) -> None:
+    breaker, incident = _breaker(runtime)
+    _attempt(breaker, incident, 1, "effective", service="cart")
+    _attempt(breaker, incident, 2, "ineffective", service="search", fault="disk_filling")
+    stop = breaker.review(incident, "inventory", "cpu_saturation", 0.75,
+                          "toggle-feature-flag", eases=False, no_remedy=False)
+    assert stop.stop and stop.why.startswith(NEEDS_PERSON)
+    assert "and not all of them worked" in stop.why
+    [escalation] = escalations(runtime.service.audit_entries(), incident)
+    assert (escalation.service, escalation.fault_class) == ("inventory", "cpu_saturation")
 
 
 def test_the_same_cause_seen_from_another_incident_says_so_without_a_second_page(
@@ -309,3 +324,48 @@ def test_a_judged_action_is_not_judged_again_after_a_restart(tmp_path: Path,
         assert len(rt.service.audit_entries()) == before  # nothing judged or paged again
     finally:
         rt.close()
+
+
+# --- an outcome is judged by the cause's own symptoms -------------------------------------------
+
+FIXED_THEN_DOWNSTREAM = """\
+name: deploy-then-database
+description: a bad deploy of catalog, rolled back; ten minutes later the database catalog
+  calls slows down, and catalog's errors and latency rise again for that reason.
+estate: default
+duration: 40m
+seed: 10000000
+timeline:
+  - {at: 7m30s, type: fault, kind: bad_deploy, service: catalog,
+     params: {error: 0.29, latency_ms: 170.0}}
+  - {at: 18m15s, type: fault, kind: slow_dependency, service: catalog-db,
+     params: {latency_ms: 1500.0}}
+"""
+
+
+def test_a_fix_that_held_is_not_blamed_for_a_fault_downstream(tmp_path: Path,
+                                                                db_url: str) -> None:
+    path = tmp_path / "deploy-then-database.yaml"
+    path.write_text(FIXED_THEN_DOWNSTREAM, encoding="utf-8")
+    summary = _run(str(path), db_url)
+    rollback = [a for a in _actions(summary) if a["runbook"] == "rollback-deploy"]
+    assert [a["target"] for a in rollback] == ["catalog"]
+    assert rollback[0]["outcome"] == "effective", rollback[0]["outcome_why"]
+    escalated = [c for inc in summary["incidents"] if inc["escalated"]
+                 for c in inc["needs_person"]["causes"]]
+    assert not [c for c in escalated if c["fault_class"] == "bad_deploy"]
+
+
+def test_the_symptoms_judged_are_the_causes_own() -> None:
+    from agents.outcome_symptoms import lasting_metrics, rises, symptom_metrics
+
+    # a stuck consumer takes in less: its intake falling again is its own symptom, the
+    # errors it passes on may be anyone's
+    assert lasting_metrics("queue_backlog") == ["request_rate"]
+    assert not rises("queue_backlog", "request_rate")
+    assert symptom_metrics("queue_backlog") == ["request_rate", "error_rate",
+                                                "latency_p99_ms"]
+    assert lasting_metrics("connection_pool_exhaustion") == ["pool_usage"]
+    assert lasting_metrics("traffic_surge") == ["saturation"]
+    assert lasting_metrics("network_partition") == ["error_rate"]
+    assert not rises("cache_stampede", "cache_hit_ratio")
