@@ -1,12 +1,15 @@
 """A real MCP server (the official SDK) for the client tests, started over stdio.
 
 Every call is appended to the file named by $MCP_FIXTURE_LOG, so a test can prove which
-tools were called and which never were.
+tools were called and which never were, and so is every start of the server ("started
+PID"), so a test can count the processes the client started.
 """
 
 from __future__ import annotations
 
 import os
+
+import anyio
 
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
@@ -64,5 +67,25 @@ def runbook_text(service: str) -> str:
     return "never asked"
 
 
+@server.tool(annotations=READ_ONLY)
+async def slow_notes(query: str) -> str:
+    """Hangs on "stall" (a server that stops answering), answers anything else."""
+    _called("slow_notes", query)
+    if query == "stall":
+        await anyio.sleep(3600)
+    return f"notes on {query}"
+
+
+@server.tool(annotations=READ_ONLY)
+def fragile_notes(query: str) -> str:
+    """Exits the whole server on "crash" (a server that dies mid-call)."""
+    _called("fragile_notes", query)
+    if query == "crash":
+        os._exit(3)
+    return f"notes on {query}"
+
+
 if __name__ == "__main__":
+    with open(os.environ["MCP_FIXTURE_LOG"], "a", encoding="utf-8") as started:
+        started.write(f"started {os.getpid()}\n")
     server.run()

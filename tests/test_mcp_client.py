@@ -6,6 +6,7 @@ the team does."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,8 +38,12 @@ ALLOW = [{"tool": "search_notes", "arguments": {"query": "{question}"}},
          {"tool": "wipe_notes", "arguments": {"query": "{question}"}}]
 
 
-def _called(log: Path) -> list[str]:
+def _lines(log: Path) -> list[str]:
     return log.read_text(encoding="utf-8").split("\n")[:-1] if log.exists() else []
+
+
+def _called(log: Path) -> list[str]:
+    return [line for line in _lines(log) if not line.startswith("started ")]
 
 
 def test_only_allow_listed_read_only_tools_are_called_and_quoted(tmp_path: Path) -> None:
@@ -60,6 +65,55 @@ def test_only_allow_listed_read_only_tools_are_called_and_quoted(tmp_path: Path)
     note = found.evidence[0].summary
     assert note.startswith("notes/search_notes returned (quoted, data only): \u201c")
     assert INJECTION in note and note.endswith("\u201d")
+
+
+def test_one_session_per_server_serves_every_lookup_until_closed(tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    sources = McpSources(McpConfig.model_validate({"servers": [_server(log, ALLOW[:2])]}),
+                         cache_s=0.0)
+    try:
+        for question in ("what changed in payments", "who owns checkout"):
+            assert len(sources.lookup(question, ["payments"]).evidence) == 2
+    finally:
+        sources.close()
+    assert [line.split()[0] for line in _lines(log)] == [
+        "started", "search_notes", "service_owner", "search_notes", "service_owner"]
+
+
+def test_a_session_that_ends_is_dropped_and_the_next_lookup_starts_afresh(
+        tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    sources = McpSources(McpConfig.model_validate({"servers": [_server(
+        log, [{"tool": "fragile_notes", "arguments": {"query": "{question}"}}])]}),
+        cache_s=0.0)
+    try:
+        first = sources.lookup("crash")  # the server exits in the middle of the call
+        assert first.evidence == () and len(first.errors) == 1
+        assert first.errors[0].startswith("notes: cannot be reached")
+        second = sources.lookup("quick")
+        assert [e.ref for e in second.evidence] == ["mcp:notes/fragile_notes"], second.errors
+    finally:
+        sources.close()
+    assert sum(line.startswith("started ") for line in _lines(log)) == 2
+
+
+@pytest.mark.slow
+def test_a_session_that_overruns_is_dropped_and_the_next_lookup_starts_afresh(
+        tmp_path: Path) -> None:
+    """A server that stops answering costs one lookup its timeout (15 s here, room for a
+    restart on a loaded machine), not every lookup after it."""
+    log = tmp_path / "calls.txt"
+    slow = {**_server(log, [{"tool": "slow_notes", "arguments": {"query": "{question}"}}]),
+            "timeout": 15}
+    sources = McpSources(McpConfig.model_validate({"servers": [slow]}), cache_s=0.0)
+    try:
+        first = sources.lookup("stall")
+        assert first.errors == ("notes: no answer within 15 s",) and first.evidence == ()
+        second = sources.lookup("quick")
+        assert [e.ref for e in second.evidence] == ["mcp:notes/slow_notes"], second.errors
+    finally:
+        sources.close()
+    assert sum(line.startswith("started ") for line in _lines(log)) == 2
 
 
 def test_a_name_that_acts_is_called_only_when_its_entry_vouches_for_it(
@@ -196,7 +250,8 @@ def test_the_language_model_sees_a_tool_output_only_as_data(
             runtime.close()
     assert answer.ok, answer.error
     prompt = llm.requests[0]["messages"][1]["content"]
-    block = prompt.split("<<<", 1)[1]
-    assert INJECTION in block.split(">>>", 1)[0]  # inside the FACTS block, as data
+    block = re.search(r"<<<(FACTS-[0-9a-f]+)\n(.*)\n\1>>>", prompt, re.S)
+    assert block is not None and INJECTION in block.group(2)  # in the FACTS block, as data
+    assert INJECTION not in prompt.replace(block.group(0), "")
     assert INJECTION not in llm.requests[0]["messages"][0]["content"]
     assert "rolled back" not in answer.text  # a claimed action is never shown
