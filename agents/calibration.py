@@ -1,10 +1,12 @@
 """The investigator's calibration constants, shipped as data with how they were fitted.
 
-The temperature and the "none of these" score turn raw scores into probabilities
+The weights of each kind of evidence make a candidate's raw score; the temperature and
+the "none of these" score turn raw scores into probabilities
 (agents/investigator_scoring.py `calibrate`). They are fitted, not chosen, so they live
 in resources/calibration/investigator.json beside the seeds, the scenarios and the date
 of the fit, and `python -m benchmarks.bench_calibrate --write` refits and rewrites them.
-A file that does not hold two finite positive-temperature numbers is refused by name.
+A file that does not hold two finite positive-temperature numbers, or whose weights are
+not finite non-negative numbers of known kinds, is refused by name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 FILE = "investigator.json"
+# The kinds of evidence a weight may be given for (agents/investigator_scoring.py).
+WEIGHT_KINDS = ("metric", "change", "log", "alert", "trend", "deeper")
 
 
 class CalibrationError(ValueError):
@@ -27,6 +31,8 @@ class Calibration:
     temperature: float
     null_score: float
     fit: dict[str, Any] = field(default_factory=dict)  # how it was fitted, as written
+    weights: dict[str, float] = field(default_factory=dict)  # per evidence kind; missing:
+    # the investigator's own defaults
 
 
 def parse(text: str, source: str) -> Calibration:
@@ -47,8 +53,25 @@ def parse(text: str, source: str) -> Calibration:
     if out["temperature"] <= 0:
         raise CalibrationError(f"{source}: temperature: must be above 0, got "
                                f"{out['temperature']!r}")
-    fit = {k: v for k, v in data.items() if k not in out}
-    return Calibration(out["temperature"], out["null_score"], fit)
+    weights = _weights(data.get("weights", {}), source)
+    fit = {k: v for k, v in data.items() if k not in out and k != "weights"}
+    return Calibration(out["temperature"], out["null_score"], fit, weights)
+
+
+def _weights(value: Any, source: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise CalibrationError(f"{source}: weights: expected an object, got {value!r}")
+    out: dict[str, float] = {}
+    for kind, weight in value.items():
+        if kind not in WEIGHT_KINDS:
+            raise CalibrationError(f"{source}: weights.{kind}: unknown kind; known: "
+                                   f"{', '.join(WEIGHT_KINDS)}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or \
+                not math.isfinite(weight) or weight < 0:
+            raise CalibrationError(f"{source}: weights.{kind}: expected a finite number "
+                                   f"of 0 or more, got {weight!r}")
+        out[kind] = float(weight)
+    return out
 
 
 def load() -> Calibration:

@@ -7,9 +7,12 @@ another branch of the graph). A single softmax over every candidate assumes exac
 cause: the second fault is then shown at 0.01 beside the first at 0.99, and nothing acts
 on it. Here the candidates are split by explain-away instead:
 
-- a candidate joins a cause when that cause's leader explains its service (the service
-  is the leader's own or one of its callers, or lies where the leader's fault class
-  reaches: a surge's callees, a stampede's sibling datastores), or when the candidate
+- a candidate joins a cause when that cause's leader explains its symptoms: its service
+  is the leader's own, or one of its callers or where the leader's fault class reaches
+  (a surge's callees, a stampede's sibling datastores) and what the candidate reads is
+  what the leader's fault can do there (errors and slowness travel up; load travels
+  where a surge or a stampede's misses go; a leak, a full disk, an expiring certificate
+  or lost instances belong to their own service alone); or when the candidate
   would explain the leader's service and its anomaly began no later than the leader's:
   it competes for the same symptoms;
 - one that explains the leader's service but began clearly later cannot be what the
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agents.investigator_scoring import Candidate, calibrate
+from agents.investigator_scoring import ADDS_LOAD, LOAD_BORNE, TRAVELS, Candidate, calibrate
 
 # A candidate whose anomaly began this much after the cause's leader's (seconds) is not
 # what the leader's earlier symptoms came from.
@@ -52,14 +55,18 @@ def group_causes(ranked: Sequence[Candidate], *,
                  explains: Callable[[Candidate, str], bool],
                  onset: Callable[[Candidate], float | None],
                  same_zone: Callable[[Candidate, Candidate], bool],
-                 null_score: float) -> list[CauseGroup]:
+                 null_score: float,
+                 loads: Callable[[Candidate, str], bool] | None = None) -> list[CauseGroup]:
     """Split `ranked` (best score first) into causes; the first group holds the best
     candidate. `explains(c, service)`: c's fault would explain that service's symptoms.
-    `onset(c)`: when c's anomaly began (epoch seconds, None when unseen)."""
+    `onset(c)`: when c's anomaly began (epoch seconds, None when unseen). `loads(c,
+    service)`: c's fault puts extra load on that service (default: wherever it
+    explains)."""
     groups: list[CauseGroup] = []
+    loads = loads or explains
     for cand in ranked:
         home = next((g for g in groups
-                     if _related(cand, g.leader, explains, onset, same_zone)), None)
+                     if _related(cand, g.leader, explains, onset, same_zone, loads)), None)
         if home is None and groups and not _stands_alone(cand, null_score):
             home = groups[0]  # too faint for a cause of its own: an alternative, as before
         if home is None:
@@ -69,15 +76,29 @@ def group_causes(ranked: Sequence[Candidate], *,
     return groups
 
 
+def transmits(leader_class: str, cand_class: str, loaded: bool = True) -> bool:
+    """Whether a fault of `leader_class` on one service can show as `cand_class` on
+    another service within its reach; `loaded`: that service is where the leader's
+    extra load lands (a surge's own service and everything it calls, a stampede's
+    sibling datastores), not merely one of its callers."""
+    return cand_class in TRAVELS or (cand_class in LOAD_BORNE and loaded
+                                     and leader_class in ADDS_LOAD)
+
+
 def _related(cand: Candidate, leader: Candidate,
              explains: Callable[[Candidate, str], bool],
              onset: Callable[[Candidate], float | None],
-             same_zone: Callable[[Candidate, Candidate], bool]) -> bool:
-    if cand.service == leader.service or explains(leader, cand.service):
+             same_zone: Callable[[Candidate, Candidate], bool],
+             loads: Callable[[Candidate, str], bool]) -> bool:
+    if cand.service == leader.service:
+        return True  # two readings of the same service's symptoms
+    if explains(leader, cand.service) and transmits(leader.fault_class, cand.fault_class,
+                                                   loads(leader, cand.service)):
         return True  # the leader explains its symptoms away
     if same_zone(cand, leader):
         return True
-    if not explains(cand, leader.service):
+    if not explains(cand, leader.service) or not transmits(
+            cand.fault_class, leader.fault_class, loads(cand, leader.service)):
         return False
     began, theirs = onset(cand), onset(leader)
     # It would explain the leader's symptoms, unless those were there well before it.

@@ -39,6 +39,7 @@ from agents.investigator_scoring import (
     W_DEEPER,
     W_LOG,
     W_METRIC,
+    W_TREND,
     Candidate,
     Part,
     ServiceView,
@@ -230,12 +231,22 @@ class Investigator:
             began = onset_of(primary_stat(view, cand.fault_class, views), cand.fault_class)
             return began if began is not None else _golden_onset(view)
 
+        def loads(cand: Candidate, service: str) -> bool:
+            """Where the candidate's fault puts extra load: a surge on its own service
+            and everything it calls, a stampede's misses on the datastores beside it."""
+            if cand.fault_class == "traffic_surge":
+                return service == cand.service or \
+                    service in self.descendants.get(cand.service, frozenset())
+            if cand.fault_class == "cache_stampede":
+                return service in self._siblings(cand.service)
+            return False
+
         zones = {s: frozenset(str(a.labels["zone"]) for a in v.alerts
                               if alert_metric(a) == "up" and a.labels.get("zone"))
                  for s, v in views.items()}
         return group_causes(ranked, explains=explains, onset=onset,
                             same_zone=by_service_zone(zones),
-                            null_score=self.settings.null_score)
+                            null_score=self.settings.null_score, loads=loads)
 
     def _candidates(self, services: Sequence[str]) -> list[str]:
         known = set(self.callees) | set(self.metrics.services())
@@ -304,8 +315,20 @@ class Investigator:
             suspects = self._rank_suspects(suspects, flags)
         return {s: ServiceView(s, self.callers.get(s, ()), self.callees.get(s, ()), latest[s],
                                alerts=list(alerts.get(s, ())), own_logs=own.get(s, []),
-                               reported=reported.get(s, []), flags=flags[s])
+                               reported=reported.get(s, []), flags=flags[s],
+                               siblings=self._siblings(s), feeders=self._feeders(s))
                 for s in suspects}
+
+    def _feeders(self, service: str) -> tuple[str, ...]:
+        if self.callers.get(service):
+            return ()
+        reach = self.descendants.get(service, frozenset()) | {service}
+        return tuple(sorted({c for d in self.callees.get(service, ())
+                             for c in self.callers.get(d, ())} - reach))
+
+    def _siblings(self, service: str) -> tuple[str, ...]:
+        return tuple(sorted({d for c in self.callers.get(service, ())
+                             for d in self.callees.get(c, ())} - {service}))
 
     def _rank_suspects(self, suspects: list[str], flags: Mapping[str, set[str]]) -> list[str]:
         """The most telling suspects: resource trouble, depth in the graph, the edge."""
@@ -324,8 +347,10 @@ class Investigator:
     def _reads(view: ServiceView, views: Mapping[str, ServiceView]) -> list[str]:
         flags = view.flags
         reads = {"error_rate", "latency_p99_ms"} | flags
+        # a surge travels down: a service whose dependency runs hot may be where it enters
         if (not view.callers or flags & {"cpu", "saturation", "cert_expiry_hours"}
-                or any("queue_depth" in views[q].flags for q in view.callees if q in views)):
+                or any(views[q].flags & {"queue_depth", "saturation", "cpu"}
+                       for q in view.callees if q in views)):
             reads |= {"request_rate", "saturation"}
         if flags & {"pool_usage", "latency_p99_ms", "cpu"}:
             reads.add("saturation")
@@ -377,7 +402,7 @@ class Investigator:
                     "topology", f"explains the symptoms of {_names(explained)} "
                                 f"({cover:.0%} of the incident's)", _symptom_ref(views[worst]),
                     W_METRIC * sig * 0.5 * (cover - own)))
-            cand.score += W_METRIC * sig * (0.5 + 0.5 * cover)
+            cand.add("metric", W_METRIC, sig * (0.5 + 0.5 * cover))
         onset = onset_of(stat, fault)
         if onset is None:
             onset = _golden_onset(view)
@@ -389,7 +414,7 @@ class Investigator:
         if change is not None and weight > 0:
             cand.parts.append(Part("change", describe_change(change, onset), f"change:{change.id}",
                                    weight))
-            cand.score += weight
+            cand.add("change", W_CHANGE, support * gate * (1.0 - penalty))
         support, templates = log_support(view, fault)
         if templates:
             weight = W_LOG * support * soft_gate
@@ -400,7 +425,7 @@ class Investigator:
                            f"{hhmmss(t.first_seen)}: '{t.template[:120]}' ({t.lines} lines)"
                            f"{where}", f"log:{t.service}/{t.template_id}",
                     weight if i == 0 else 0.0))
-            cand.score += weight
+            cand.add("log", W_LOG, support * soft_gate)
         support, fired = alert_support(view, fault, views)
         if fired:
             weight = W_ALERT * support * soft_gate
@@ -412,7 +437,7 @@ class Investigator:
                 cand.parts.append(Part("alert", f"{sig_.name} firing on {sig_.service} since "
                                                 f"{hhmmss(sig_.at)}", f"signal:{sig_.fingerprint}",
                                        weight if len(names) == 1 else 0.0))
-            cand.score += weight
+            cand.add("alert", W_ALERT, support * soft_gate)
         for warning in _forecasts(view, fault)[:1]:
             # The learner's projection that this service's metric will cross its line
             # soon is a fit over the last 45 minutes, not a momentary blip: it supports
@@ -421,11 +446,11 @@ class Investigator:
             cand.parts.append(Part("trend", f"{warning.name} on {warning.service}: "
                                    f"{warning.annotations.get('summary', '')}"[:300],
                                    f"signal:{warning.fingerprint}", weight))
-            cand.score += weight
+            cand.add("trend", W_TREND, soft_gate)
         if worse is not None and penalty > 0.05:
             cand.parts.append(Part("topology", f"its dependency {worse} is as anomalous or more",
                                    _symptom_ref(views[worse]), -W_DEEPER * penalty))
-            cand.score -= W_DEEPER * penalty
+            cand.add("deeper", W_DEEPER, -penalty)
         return cand
 
 
@@ -456,10 +481,10 @@ class Investigator:
             f"metric:{view.name}/{stat.metric}@{sampled.isoformat()}",
             -drop))
         cand.score -= drop
+        cand.keep *= RECOVERED_KEEP
 
 
 RECOVERED_KEEP = 0.3
-W_TREND = W_CHANGE
 
 
 def _alert_reads(alert: Signal) -> str:

@@ -44,6 +44,7 @@ _FLOORS: dict[str, tuple[float, float]] = {
 Z_ANOMALOUS = 3.0
 Z_NORMAL = 2.5  # back inside this band = the anomaly had not begun yet
 MIN_BASELINE_POINTS = 6
+EARLY_BASELINE_POINTS = 8  # a baseline taken from the first samples has this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,13 @@ def analyse(service: str, metric: str, points: Sequence[Point], baseline_end: da
     finite)."""
     clean = [(at, v) for at, v in points if math.isfinite(v)]
     base = [v for at, v in clean if baseline_start <= at <= baseline_end]
+    if len(base) < MIN_BASELINE_POINTS:
+        # The source holds less history than the baseline wants (an incident opened
+        # moments after the data begin): the first samples are the normal there is.
+        early = [(at, v) for at, v in clean if at >= baseline_start][:EARLY_BASELINE_POINTS]
+        if len(early) >= MIN_BASELINE_POINTS and len(clean) > len(early):
+            baseline_end = early[-1][0]
+            base = [v for _, v in early]
     after = [(at, v) for at, v in clean if at > baseline_end]
     if len(base) < MIN_BASELINE_POINTS or not after:
         return None

@@ -14,8 +14,8 @@ For a candidate (service, fault class) the raw score adds four kinds of evidence
 `gate` ties a change to an anomaly of the same service (a change on a healthy service is
 never blamed, nor one on a service whose own dependency went the more wrong); `gate'`
 lets logs and alerts count a little without metrics (a source may have none) and fully
-with them. The weights are set by hand from what each kind of evidence means; only the
-two calibration constants are fitted, on fit seeds only, and shipped as data
+with them. The weights (and the learner's forecasts' `W_TREND`) are fitted together with
+the two calibration constants, on fit seeds only, and shipped as data
 (resources/calibration/investigator.json; `python -m benchmarks.bench_calibrate`).
 Confidence is a softmax over the candidates with positive evidence and one "none of
 these" candidate (score `NULL_SCORE`), at temperature `TEMPERATURE`.
@@ -34,21 +34,29 @@ from agents.investigator_metrics import MetricStat
 from console.domain import ChangeEvent, Signal
 from console.storage.repos_evidence import TemplateStat
 
-W_METRIC = 3.0
-W_CHANGE = 2.0
-W_LOG = 1.2
-W_ALERT = 0.8
-W_DEEPER = 2.0
 # Fitted (`python -m benchmarks.bench_calibrate --write`) by maximum likelihood of the
 # right answer on incidents of fit seeds only, and shipped as data with how they were
-# fitted: resources/calibration/investigator.json (agents/calibration.py).
+# fitted: resources/calibration/investigator.json (agents/calibration.py). The numbers
+# here are where a fit starts, and what a file without weights means.
+DEFAULT_WEIGHTS = {"metric": 3.0, "change": 2.0, "log": 1.2, "alert": 0.8, "trend": 2.0,
+                   "deeper": 2.0}
 CALIBRATION = load_calibration()
+WEIGHTS = {**DEFAULT_WEIGHTS, **CALIBRATION.weights}
+W_METRIC = WEIGHTS["metric"]
+W_CHANGE = WEIGHTS["change"]
+W_LOG = WEIGHTS["log"]
+W_ALERT = WEIGHTS["alert"]
+W_TREND = WEIGHTS["trend"]
+W_DEEPER = WEIGHTS["deeper"]
 TEMPERATURE = CALIBRATION.temperature
 NULL_SCORE = CALIBRATION.null_score
 
 CHANGE_LEAD_S = 10 * 60.0  # a change this long before onset is still "shortly before"
 CHANGE_FADE_S = 10 * 60.0  # ...and counts less and less for this long after that
-CHANGE_LAG_S = 60.0  # a change recorded up to a minute after onset (clock skew, sampling)
+# A change recorded this long after onset may still be its cause (clock skew, one
+# sample): no longer, since a version rolls out instance by instance and the readings are
+# a trailing mean, which puts an onset later than it was, never earlier.
+CHANGE_LAG_S = 20.0
 
 # The metric whose onset dates each class's anomaly (for the change timing).
 PRIMARY = {
@@ -78,6 +86,10 @@ class ServiceView:
     changes: list[ChangeEvent] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)  # metrics the screen found worth reading
     sampled: dict[str, datetime] = field(default_factory=dict)  # newest sample per metric
+    siblings: tuple[str, ...] = ()  # the other dependencies of its callers
+    # For a service nobody calls: the other callers of its dependencies, outside its own
+    # reach (a consumer's work arrives through its queue from them)
+    feeders: tuple[str, ...] = ()
 
     def rise(self, metric: str) -> float:
         stat = self.stats.get(metric)
@@ -135,6 +147,16 @@ class Candidate:
     score: float = 0.0
     parts: list[Part] = field(default_factory=list)
     zone: str = ""  # the zone it stands for, when it speaks for a zone's partition
+    # The evidence before its weight, per kind, and the share of the score kept (a cause
+    # that is over keeps less): the score is keep * sum(weight[kind] * features[kind]),
+    # which is what benchmarks/bench_calibrate.py fits the weights on.
+    features: dict[str, float] = field(default_factory=dict)
+    keep: float = 1.0
+
+    def add(self, kind: str, weight: float, value: float) -> None:
+        """Add `weight * value` to the score and `value` to the kind's feature."""
+        self.features[kind] = self.features.get(kind, 0.0) + value
+        self.score += weight * value
 
     @property
     def kinds(self) -> int:
@@ -173,8 +195,46 @@ def signature(view: ServiceView, fault: str, views: Mapping[str, ServiceView]) -
     if fault == "network_partition":
         return view.instances_lost()
     if fault == "traffic_surge":
-        return view.rise("request_rate") if not view.callers else 0.0
+        return surge_entry(view, views)
     return 0.0
+
+
+def surge_entry(view: ServiceView, views: Mapping[str, ServiceView]) -> float:
+    """How clearly more traffic enters the estate at this service.
+
+    Extra traffic flows down the graph: the service it arrives at carries it to
+    everything it calls, so its dependencies' request rates rise too while its callers'
+    do not. A rise that a caller's own rise carries is that caller's surge, not this
+    one's; an edge service (no callers) has nothing to carry it there, unless it is a
+    consumer whose work arrives through a queue from the queue's other callers (its
+    feeders). Two other things raise a request rate with no new traffic: the misses of
+    a cache beside it (its callers' other dependency) landing on a datastore, and a
+    consumer catching up with the queue it drains. More traffic that runs nothing out of capacity is a busy
+    hour, not a fault: the signature counts in full only when the service or something
+    it calls runs past capacity."""
+    own = view.rise("request_rate")
+    if own <= 0:
+        return 0.0
+    carried = max([0.0, *(views[c].rise("request_rate") for c in (*view.callers, *view.feeders)
+                          if c in views),
+                   *(views[s].fall("cache_hit_ratio") for s in view.siblings if s in views),
+                   *(_catching_up(view, views[q]) for q in view.callees if q in views)])
+    strained = max([view.overload, *(views[d].overload for d in view.callees if d in views)])
+    return own * (1.0 - carried) * (0.5 + 0.5 * strained)
+
+
+def _catching_up(view: ServiceView, queue: ServiceView) -> float:
+    """How much of a consumer's rising request rate is its queue's backlog draining: the
+    queue had backed up well before the consumer's rate rose (a producer's rise is what
+    fills its queue, so both begin together)."""
+    depth, rate = queue.stats.get("queue_depth"), view.stats.get("request_rate")
+    if depth is None or rate is None or depth.onset_high is None or rate.onset_high is None:
+        return 0.0
+    lead = (rate.onset_high - depth.onset_high).total_seconds()
+    return depth.rise() if lead > QUEUE_LEAD_S else 0.0
+
+
+QUEUE_LEAD_S = 120.0
 
 
 def primary_stat(view: ServiceView, fault: str,
@@ -210,8 +270,10 @@ def change_support(view: ServiceView, fault: str, onset: float | None,
         if affinity <= 0:
             continue
         at = change.at.timestamp()
-        if onset is None:  # the move began before the data we have: only "before the alert"
-            timing = 0.5 if first_alert - 3600.0 <= at <= first_alert else 0.0
+        if onset is None:
+            # the move was never seen beginning: nothing says the service went wrong
+            # after the change rather than before it, so the timing cannot fit
+            timing = 0.0
         else:
             lead = onset - at
             if lead < -CHANGE_LAG_S:
@@ -274,10 +336,25 @@ def explained_set(view: ServiceView, fault: str, views: Mapping[str, ServiceView
     return out
 
 
+# What a fault on one service does to the services it reaches: errors, latency and a
+# traffic that falls travel up to its callers, so a class read from those (a deploy's
+# errors, slowness, a consumer that stopped) may be some dependency's doing.
+TRAVELS = frozenset({"bad_deploy", "config_error", "slow_dependency", "queue_backlog"})
+# A class read from a service's load (CPU and saturation, a connection pool filling with
+# busy requests, a request rate rising) may be the doing of a fault that adds load where
+# it reaches: more traffic, or a cache's misses landing on the datastores beside it.
+LOAD_BORNE = frozenset({"cpu_saturation", "connection_pool_exhaustion", "traffic_surge"})
+ADDS_LOAD = frozenset({"traffic_surge", "cache_stampede"})
+# Every other class (memory, disk, a certificate, instances, a cache's hit ratio) is read
+# from the service's own state, which nothing elsewhere moves.
+
+
 def deeper(view: ServiceView, fault: str, views: Mapping[str, ServiceView],
            signatures: Mapping[str, float]) -> tuple[float, str | None]:
-    """How anomalous its most anomalous dependency is (a cause's symptoms travel up)."""
-    if fault == "traffic_surge":
+    """How anomalous its most anomalous dependency is (a cause's symptoms travel up):
+    only for a class read from the symptoms that travel; a dependency's trouble does
+    not fill this service's memory, disk or connection pool."""
+    if fault not in TRAVELS:
         return 0.0, None
     worst, name = 0.0, None
     for callee in view.callees:

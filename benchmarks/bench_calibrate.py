@@ -1,4 +1,5 @@
-"""Fit the investigator's calibration on fit seeds, report it on seeds never used for it.
+"""Fit the investigator's weights and calibration on fit seeds, report them on seeds
+never used for it.
 
 The fixed split (console/scenario_gen.py, README): generator seeds 1000-1999 fit,
 seeds from 2000 report. The fit set is `--fit-count` generated scenarios from
@@ -6,8 +7,9 @@ seeds from 2000 report. The fit set is `--fit-count` generated scenarios from
 them); the report set is `--report-count` generated scenarios from `--report-seed` plus
 every built-in scenario at seeds 2000.. (`--builtin-report-seeds`). Each scenario is
 played and investigated as bench_rca does (every 30 s for ten minutes after an
-incident opens); the temperature and "none of these" score are fitted by maximum
-likelihood (bench_rca.fit). The report set is then scored twice, with the shipped
+incident opens); the evidence weights, the temperature and the "none of these" score
+are fitted together by maximum likelihood of the right answer of each cause
+(benchmarks/fit_weights.py). The report set is then scored twice, with the shipped
 constants and with the fitted ones: AC@1, AC@3 and ECE of the top-1 confidence three
 minutes in, overall and per family. `--write` stores the fitted constants with how they
 were fitted in resources/calibration/investigator.json (what the investigator loads).
@@ -43,10 +45,55 @@ def _family(scenario: str) -> str:
     return family_of(load_scenario(scenario).description) or f"builtin:{scenario}"
 
 
-def _play(plays: Sequence[tuple[str, int | None]], settings: Any) -> list[Any]:
+def _play(plays: Sequence[tuple[str, int | None]], settings: Any,
+          investigator_class: Any = None) -> list[Any]:
     from benchmarks.bench_rca import play
 
-    return [r for name, seed in plays for r in play(name, seed, settings=settings)]
+    return [r for name, seed in plays
+            for r in play(name, seed, settings=settings, investigator_class=investigator_class)]
+
+
+def _keeping() -> Any:
+    """An investigator that keeps each investigation's causes with their candidates'
+    features (what the weights are fitted on)."""
+    from agents import investigator as module
+    from benchmarks.fit_weights import member
+
+    class Keeping(module.Investigator):
+        seen: list[list[Any]] | None = None
+
+        def _causes(self, ranked: Any, views: Any) -> Any:
+            groups = super()._causes(ranked, views)
+            self.seen = [[member(f"{c.service}/{c.fault_class}", c.features, c.keep)
+                          for c in g.members] for g in groups]
+            return groups
+
+    return Keeping
+
+
+def _with_weights(weights: dict[str, float]) -> Any:
+    """The investigator's module-level weights set to `weights` while a report runs."""
+    import contextlib
+
+    from agents import investigator, investigator_scoring
+
+    names = {"metric": "W_METRIC", "change": "W_CHANGE", "log": "W_LOG", "alert": "W_ALERT",
+             "trend": "W_TREND", "deeper": "W_DEEPER"}
+
+    @contextlib.contextmanager
+    def patched() -> Any:
+        saved = {n: getattr(investigator, n) for n in names.values()}
+        try:
+            for kind, name in names.items():
+                setattr(investigator, name, weights[kind])
+                setattr(investigator_scoring, name, weights[kind])
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(investigator, name, value)
+                setattr(investigator_scoring, name, value)
+
+    return patched()
 
 
 def _score(runs: Sequence[Any]) -> dict[str, Any]:
@@ -78,7 +125,9 @@ def _score(runs: Sequence[Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from agents.calibration import load
     from agents.investigator import InvestigatorSettings
-    from benchmarks.bench_rca import fault_scenarios, fit
+    from agents.investigator_scoring import WEIGHTS
+    from benchmarks.bench_rca import fault_scenarios
+    from benchmarks.fit_weights import cases_of, fit
     from console.scenario_gen import split_of
 
     fit_seed, report_seed = int(args.fit_seed), int(args.report_seed)
@@ -94,25 +143,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                    Path(tmp, "fit"))]
         fit_plays += [(name, 1000 + i) for name in builtins
                       for i in range(args.builtin_fit_seeds)]
-        wide = InvestigatorSettings(max_hypotheses=1000, min_confidence=0.0)
-        fitted = fit(_play(fit_plays, wide))
+        settings = InvestigatorSettings(max_hypotheses=1000, min_confidence=0.0,
+                                        temperature=shipped.temperature,
+                                        null_score=shipped.null_score)
+        fit_runs = _play(fit_plays, settings, _keeping())
+        fitted = fit(cases_of(fit_runs), dict(WEIGHTS), shipped.temperature,
+                     shipped.null_score)
         report_plays = [(p, None) for p in _generated(args.report_count, report_seed,
                                                       Path(tmp, "report"))]
         report_plays += [(name, 2000 + i) for name in builtins
                          for i in range(args.builtin_report_seeds)]
         before = _score(_play(report_plays, InvestigatorSettings(
             temperature=shipped.temperature, null_score=shipped.null_score)))
-        after = _score(_play(report_plays, InvestigatorSettings(
-            temperature=fitted["temperature"], null_score=fitted["null_score"])))
+        with _with_weights(fitted["weights"]):
+            after = _score(_play(report_plays, InvestigatorSettings(
+                temperature=fitted["temperature"], null_score=fitted["null_score"])))
     fit_info = {"generated": {"seed": fit_seed, "count": args.fit_count},
                 "builtin_seeds": [1000 + i for i in range(args.builtin_fit_seeds)],
-                "incidents": fitted["incidents"], "checks": fitted["checks"],
+                "incidents": len(fit_runs), "causes": fitted["cases"],
                 "mean_nll": fitted["mean_nll"],
+                "started_from": {"weights": dict(WEIGHTS), "temperature": shipped.temperature,
+                                 "null_score": shipped.null_score},
                 "date": datetime.now(UTC).date().isoformat(),
-                "method": "maximum likelihood of the right answer per incident (each "
-                          "weighing one), plus one pseudo-incident got wrong (Laplace)"}
-    out = {"shipped": {"temperature": shipped.temperature, "null_score": shipped.null_score},
-           "fitted": {"temperature": fitted["temperature"],
+                "method": "maximum likelihood of the right answer of each cause of each "
+                          "investigation (none of these when no candidate of it is right), "
+                          "each incident weighing one, weights, temperature and none score "
+                          "together (convex in weight/temperature), the metric weight "
+                          "fixing the scale, a small ridge towards the starting weights"}
+    out = {"shipped": {"weights": dict(WEIGHTS), "temperature": shipped.temperature,
+                       "null_score": shipped.null_score},
+           "fitted": {"weights": fitted["weights"], "temperature": fitted["temperature"],
                       "null_score": fitted["null_score"], **fit_info},
            "report": {"generated": {"seed": report_seed, "count": args.report_count},
                       "builtin_seeds": [2000 + i for i in range(args.builtin_report_seeds)],
@@ -121,6 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.write:
         OUT.write_text(json.dumps({
             "temperature": fitted["temperature"], "null_score": fitted["null_score"],
+            "weights": fitted["weights"],
             "fitted_by": "python -m benchmarks.bench_calibrate --write",
             "fit": fit_info,
             "report": {"generated": out["report"]["generated"],

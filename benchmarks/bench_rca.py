@@ -57,6 +57,7 @@ class Check:
     confidences: list[float]
     scores: list[float]
     ms: float
+    seen: Any = None  # what a fitting investigator kept of this investigation
 
 
 @dataclass
@@ -115,8 +116,10 @@ def without_team(runtime_class: Any) -> Iterator[None]:
 
 
 def play(scenario: str, seed: int | None, *, settings: Any = None,
-         until_s: float | None = None) -> list[IncidentRun]:
-    """Play one scenario and investigate its incidents (see the module docstring)."""
+         until_s: float | None = None, investigator_class: Any = None) -> list[IncidentRun]:
+    """Play one scenario and investigate its incidents (see the module docstring).
+    `investigator_class`: an Investigator subclass to use (one that keeps what it saw,
+    for a fit); each check then holds its `seen` attribute after each investigation."""
     from agents.investigator import Investigator
     from console.estate.spec import FaultEntry
     from console.runtime import Runtime, ScenarioDriver
@@ -127,8 +130,8 @@ def play(scenario: str, seed: int | None, *, settings: Any = None,
         with without_team(Runtime):
             driver = ScenarioDriver(runtime, scenario, seed=seed)
         topology = driver.player.estate.topology()
-        investigator = Investigator(driver.metrics, topology, fault_classes(),
-                                    EvidenceRepo(runtime.db), settings)
+        investigator = (investigator_class or Investigator)(
+            driver.metrics, topology, fault_classes(), EvidenceRepo(runtime.db), settings)
         start = driver.player.start
         faults = [e for e in driver.scenario.timeline if isinstance(e, FaultEntry)]
         reach = [_reach(topology, f.service) for f in faults]
@@ -155,7 +158,8 @@ def play(scenario: str, seed: int | None, *, settings: Any = None,
                 ms = (time.perf_counter() - started) * 1000.0
                 run.checks.append(Check(offset, [h.key for h in found],
                                         [h.confidence for h in found],
-                                        [h.score for h in found], ms))
+                                        [h.score for h in found], ms,
+                                        getattr(investigator, "seen", None)))
                 if len(run.checks) == 1 + int(SCORE_AT_S // CHECK_EVERY_S):
                     _attribute(run, faults, reach, driver.elapsed, opened)
         return [r for r in runs.values() if r.checks]
