@@ -15,6 +15,7 @@ from benchmarks import (
     bench_audit_verify,
     bench_correlation,
     bench_gui,
+    bench_handoff,
     bench_mcp,
     bench_policy,
     bench_providers,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "gui": bench_gui.run,
     "providers": bench_providers.run,
     "mcp": bench_mcp.run,
+    "handoff": bench_handoff.run,
 }
 
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--records", type=int, default=3000, help="audit records (audit, audit-verify)")
-    parser.add_argument("--scenario", default="storm", help="scenario (simulation)")
+    parser.add_argument("--scenario", default="storm", help="scenario (simulation, handoff)")
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
     parser.add_argument("--approvals", type=int, default=200, help="approvals (approval)")
