@@ -259,6 +259,8 @@ class Runtime:
         self.agents.close()  # cancels what is still running, and waits for it
         if self.llm is not None:
             self.llm.close()
+        if self.external is not None:
+            self.external.close()  # the MCP servers' sessions end, their processes exit
         self.tickets.close_client()
         if self.service.has_engine:
             for executor in self.service.engine.executors.values():

@@ -23,13 +23,13 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from console.domain import Evidence
 from console.mcp.config import AllowedTool, McpConfig, ServerConfig
+from console.mcp.sessions import SessionPool
 
 KIND = "mcp"
 log = logging.getLogger(__name__)
@@ -102,49 +102,50 @@ class McpSources:
         self.cache_s = cache_s
         self.version = version
         self._cache: dict[tuple[str, str, str], tuple[float, Evidence | None]] = {}
+        self._sessions = SessionPool()
 
     def __bool__(self) -> bool:
         return bool(self.config.servers)
 
     def lookup(self, question: str, services: Sequence[str] = (),
                incident: int | None = None) -> Lookup:
-        """Blocking; safe from any thread (on one whose event loop is running, the lookup
-        runs on a thread of its own)."""
+        """Blocking, safe from any thread: the servers are asked together on the
+        sessions' own loop (console/mcp/sessions.py), each within its timeout."""
         if not self.config.servers:
             return Lookup()
-        call = partial(self._lookup, question, tuple(services)[:MAX_SERVICES], incident)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _run(call)
-        with ThreadPoolExecutor(1, thread_name_prefix="mcp-lookup") as pool:
-            return pool.submit(_run, call).result()
+        longest = max(server.timeout for server in self.config.servers)
+        return self._sessions.call(
+            partial(self._lookup, question, tuple(services)[:MAX_SERVICES], incident),
+            longest + 5.0)
+
+    def close(self) -> None:
+        """End the servers' sessions (a stdio server's process exits)."""
+        self._sessions.close()
 
     async def _lookup(self, question: str, services: tuple[str, ...],
                       incident: int | None) -> Lookup:
-        import anyio
-
         values = [{"question": question, "service": s,
                    "incident": "" if incident is None else str(incident)}
                   for s in services or ("",)]
         found = [_Found() for _ in self.config.servers]
-        async with anyio.create_task_group() as group:
-            for server, out in zip(self.config.servers, found, strict=True):
-                group.start_soon(self._server, server, values, out)
+        await asyncio.gather(*(self._server(server, values, out) for server, out
+                               in zip(self.config.servers, found, strict=True)))
         return Lookup(tuple(e for f in found for e in f.evidence),
                       tuple(dict.fromkeys(r for f in found for r in f.refused)),
                       tuple(dict.fromkeys(e for f in found for e in f.errors)))
 
     async def _server(self, server: ServerConfig, values: list[dict[str, str]],
                       out: _Found) -> None:
-        import anyio
+        from mcp.types import Implementation
 
-        calls = self._calls(server, values)
-        if not calls:
+        todo = self._uncached(server, self._calls(server, values), out)
+        if not todo:
             return
         try:
-            with anyio.fail_after(server.timeout):
-                await self._ask(server, calls, out)
+            await self._sessions.run(
+                server.name, _target(server),
+                Implementation(name="watchfloor", version=self.version),
+                partial(self._ask, server, todo, out), server.timeout)
         except TimeoutError:
             out.errors.append(f"{server.name}: no answer within {server.timeout:g} s")
         except Exception as exc:  # noqa: BLE001  (a server that fails is reported, not fatal)
@@ -164,8 +165,9 @@ class McpSources:
                     calls.append((allowed, args))
         return calls
 
-    async def _ask(self, server: ServerConfig,
-                   calls: list[tuple[AllowedTool, dict[str, Any]]], out: _Found) -> None:
+    def _uncached(self, server: ServerConfig,
+                  calls: list[tuple[AllowedTool, dict[str, Any]]],
+                  out: _Found) -> list[tuple[AllowedTool, dict[str, Any]]]:
         now = time.monotonic()
         todo = []
         for allowed, args in calls:
@@ -175,39 +177,32 @@ class McpSources:
                     out.evidence.append(hit[1])
             else:
                 todo.append((allowed, args))
-        if not todo:
-            return
-        from mcp import Client
-        from mcp.types import Implementation
+        return todo
 
-        async with Client(_target(server), client_info=Implementation(
-                name="watchfloor", version=self.version)) as client:
-            tools = await _tools(client)
-            for allowed, args in todo:
-                tool = tools.get(allowed.tool)
-                if tool is None:
-                    out.errors.append(f"{server.name}: offers no tool {allowed.tool!r}")
-                    continue
-                why = refusal(server.name, allowed, tool)
-                if why is not None:
-                    out.refused.append(why)
-                    continue
-                result = await client.call_tool(allowed.tool, args)
-                if getattr(result, "is_error", False):
-                    out.errors.append(f"{server.name}/{allowed.tool}: the tool failed")
-                    continue
-                item = quote(server.name, allowed.tool, result, server.max_chars)
-                self._cache[(server.name, allowed.tool, json.dumps(args, sort_keys=True))] = \
-                    (time.monotonic() + self.cache_s, item)
-                if item is not None:
-                    out.evidence.append(item)
-
-
-def _run(call: Any) -> Lookup:
-    import anyio
-
-    result: Lookup = anyio.run(call)
-    return result
+    async def _ask(self, server: ServerConfig,
+                   todo: list[tuple[AllowedTool, dict[str, Any]]], out: _Found,
+                   client: Any) -> None:
+        """On the server's session: list its tools, refuse what may not be called, call
+        the rest one by one."""
+        tools = await _tools(client)
+        for allowed, args in todo:
+            tool = tools.get(allowed.tool)
+            if tool is None:
+                out.errors.append(f"{server.name}: offers no tool {allowed.tool!r}")
+                continue
+            why = refusal(server.name, allowed, tool)
+            if why is not None:
+                out.refused.append(why)
+                continue
+            result = await client.call_tool(allowed.tool, args)
+            if getattr(result, "is_error", False):
+                out.errors.append(f"{server.name}/{allowed.tool}: the tool failed")
+                continue
+            item = quote(server.name, allowed.tool, result, server.max_chars)
+            self._cache[(server.name, allowed.tool, json.dumps(args, sort_keys=True))] = \
+                (time.monotonic() + self.cache_s, item)
+            if item is not None:
+                out.evidence.append(item)
 
 
 def _target(server: ServerConfig) -> Any:
