@@ -170,15 +170,20 @@ def _failed_gates(check: LevelCheck) -> list[str]:
     return lines
 
 
-def _condition_holds(cond: Condition, answers: Answers,
-                     evidence: AssessmentEvidence) -> str | None:
-    """Why the condition holds, or None."""
+def _condition_holds(cond: Condition, answers: Answers, evidence: AssessmentEvidence,
+                     model: MaturityModel | None = None) -> str | None:
+    """Why the condition holds, or None; a question is named by its text (the model's),
+    never by its id."""
     if cond.all:
-        parts = [_condition_holds(c, answers, evidence) for c in cond.all]
+        parts = [_condition_holds(c, answers, evidence, model) for c in cond.all]
         return " and ".join(p for p in parts if p) if all(parts) else None
     if cond.answer is not None:
         given = answers.values.get(cond.answer)
-        return f"the answer to {cond.answer} is {given}" if given == cond.is_ else None
+        if given != cond.is_:
+            return None
+        question = model.question(cond.answer) if model is not None else None
+        asked = f"\u2018{question.text}\u2019" if question is not None else cond.answer
+        return f"you answered {given} to {asked}"
     if cond.metric is None or cond.op is None or cond.value is None:
         return None  # the model's validation rules this out
     actual = evidence.get(cond.metric)
@@ -188,10 +193,10 @@ def _condition_holds(cond: Condition, answers: Answers,
     return None
 
 
-def traps_shown(level: Level, answers: Answers,
-                evidence: AssessmentEvidence) -> TrapShown | None:
+def traps_shown(level: Level, answers: Answers, evidence: AssessmentEvidence,
+                model: MaturityModel | None = None) -> TrapShown | None:
     for cond in level.trap.shows_when:
-        why = _condition_holds(cond, answers, evidence)
+        why = _condition_holds(cond, answers, evidence, model)
         if why:
             return TrapShown(level.level, level.trap.title, level.trap.description, why)
     return None
@@ -220,7 +225,11 @@ def place(model: MaturityModel, answers: Answers,
     answers_level = _highest(checks, lambda c: c.answers_met is not False) \
         if answers.given else None
     level = _highest(checks, lambda c: c.met)
+    # What the team believes: its stated level, else (not sure) what its answers reach.
+    # Only a stated level is a claim; the placement never says "you claimed" otherwise.
     claimed = answers.claimed_level if answers.claimed_level is not None else answers_level
+    believes = f"You claim level {claimed}" if answers.claimed_level is not None else \
+        f"Your answers reach level {claimed}"
     chosen = model.level(level)
     reasons: list[str] = []
     if not answers.given:
@@ -242,16 +251,16 @@ def place(model: MaturityModel, answers: Answers,
         if not contradictions:
             reasons += [f"Level {above.level} not met: {why}." for why in _failed_gates(above)]
     if contradictions:
-        reasons.append(f"You claim level {claimed}; the evidence wins and caps the placement "
+        reasons.append(f"{believes}; the evidence wins and caps the placement "
                        f"at level {level} (see below).")
     traps: list[TrapShown] = []
     # where the team is, where it is heading next, and where it believes it is
     for lv in sorted({level, min(level + 1, 5), claimed if claimed is not None else level}):
-        shown = traps_shown(model.level(lv), answers, evidence)
+        shown = traps_shown(model.level(lv), answers, evidence, model)
         if shown is not None:
             traps.append(shown)
     candidates = shadow_candidates(evidence) if level >= 2 else ()
-    return Placement(level, chosen.name, answers_level, evidence_level, claimed,
+    return Placement(level, chosen.name, answers_level, evidence_level, answers.claimed_level,
                      tuple(reasons), tuple(contradictions),
                      tuple(sorted(traps, key=lambda t: t.level)),
                      _next_steps(model, checks, level, answers, candidates),

@@ -92,7 +92,7 @@ def test_walk_to_the_report_and_export(wizard: AssessWizard, runtime: Any, qtbot
 
     # act on the "move up" step: shadow mode for the suggested class
     shadow_class = wizard.findChild(QComboBox, "shadowClass")
-    assert shadow_class.currentText() == "scale"
+    assert shadow_class.currentData() == "scale"
     click(qtbot, wizard, "shadowButton")
     result = wizard.findChild(QLabel, "shadowResult")
     qtbot.waitUntil(lambda: "Shadow replay:" in result.text(), timeout=10000)

@@ -224,7 +224,8 @@ def test_bounded_reversible_autonomy_that_validates_is_level_3(
     assert any("change record" in r and "answered no" in r for r in held.reasons)
     [trap] = held.traps  # the trap of the level it is heading for, from its own answer
     assert (trap.level, trap.title) == (2, "Approvals become the new bottleneck")
-    assert trap.because == "the answer to l2_change_integration is no"
+    assert trap.because == ("you answered no to \u2018Do automated actions open or follow a "
+                            "change record instead of bypassing the process?\u2019")
 
 
 def test_level_0_shows_the_mttr_trap_from_the_answer_and_the_data(
@@ -236,7 +237,8 @@ def test_level_0_shows_the_mttr_trap_from_the_answer_and_the_data(
     assert p.level == 0
     [trap] = p.traps
     assert trap.title == "Hoping a question-answering tool shortens outages"
-    assert "l0_expects_mttr is yes" in trap.because
+    assert "you answered yes to \u2018Do you expect answering questions alone to shorten " \
+        "time to resolve?\u2019" in trap.because
     # without the answer, the data alone shows it: nothing runs and MTTR does not fall
     [trap] = assess(runtime, Answers.none()).placement.traps
     assert "executions_total is 0" in trap.because

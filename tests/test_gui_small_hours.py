@@ -1,6 +1,7 @@
 """The smaller things that hurt at 3 a.m. (defect 11), each over the real core: the
 audit browser's verified count stays honest as the chain grows, Ctrl+Q closes a review
-window, and an action's "Took" stays what the action took after a later rollback."""
+window, an action's "Took" stays what the action took after a later rollback, and the
+maturity wizard says what was answered in words and replays a class that has runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from console.runtime import ScenarioDriver
+from tests.test_assess_wizard import click, history, wizard  # noqa: F401 (fixtures)
 from tests.test_gui_audit_browser import export, fill, open_review
 from widgets.audit_browser import AuditBrowser
 from widgets.bridge import BusBridge
@@ -89,3 +91,34 @@ def test_an_actions_took_stays_what_it_took_after_a_later_rollback(runtime: Any,
     assert (rolled.finished_at - done.finished_at).total_seconds() >= 300
     model = ExecutionTableModel([rolled])
     assert model.index(0, ExecutionTableModel.TOOK).data() == took
+
+
+def test_the_wizard_says_what_was_answered_in_words_and_replays_a_class_with_runs(
+        wizard: Any, qtbot: Any) -> None:
+    """It said "you claimed 3" when the answer was "not sure", showed the internal id
+    l0_expects_mttr, and offered first a class that never ran for shadow replay."""
+    from PySide6.QtWidgets import QComboBox, QLabel, QRadioButton
+
+    claimed = wizard.findChild(QComboBox, "claimedLevel")
+    assert claimed.currentData() is None  # not sure
+    click(qtbot, wizard, "assessNext")
+    model = wizard.assessor.model
+    for page in wizard.question_pages:
+        for q in model.questions_of(page.level):
+            value = "yes" if q.id == "l0_expects_mttr" else "no"
+            qtbot.mouseClick(wizard.findChild(QRadioButton, f"answer_{q.id}_{value}"),
+                             Qt.MouseButton.LeftButton)
+        click(qtbot, wizard, "assessNext")
+    qtbot.waitUntil(wizard.evidence_page.isComplete, timeout=TIMEOUT_MS)
+    click(qtbot, wizard, "assessNext")
+    assert wizard.currentPage() is wizard.placement_page
+    assert "claimed" not in wizard.findChild(QLabel, "placementLevel").text()
+    assert "You claim" not in wizard.findChild(QLabel, "placementReasons").text()
+    traps = wizard.findChild(QLabel, "placementTraps").text()
+    assert "l0_expects_mttr" not in traps
+    assert "shorten time to resolve" in traps
+    shadow_class = wizard.findChild(QComboBox, "shadowClass")
+    runs = {c.action_class: sum(c.runs.values())
+            for c in wizard.assessment.evidence.classes}
+    assert runs.get(shadow_class.currentData(), 0) > 0
+    assert "runs recorded" in shadow_class.currentText()

@@ -302,13 +302,20 @@ class PlacementPage(QWizardPage):
         else:
             self.traps.setText("<p><i>The data shows no trap at this level.</i></p>")
         self.steps.setText(f"<b>Next steps</b><p>{escape(p.move_up)}</p>" + _ul(p.next_steps))
+        # The classes with a record come first (the candidates, then the most run): a
+        # replay of a class that never ran has nothing to replay.
         self.shadow_class.clear()
-        ordered = list(dict.fromkeys([*p.shadow_candidates, *classes]))
-        self.shadow_class.addItems(ordered)
+        runs = {c.action_class: sum(c.runs.values()) for c in result.evidence.classes}
+        with_runs = sorted((n for n, count in runs.items() if count), key=lambda n: -runs[n])
+        for name in dict.fromkeys([*p.shadow_candidates, *with_runs, *classes]):
+            count = runs.get(name, 0)
+            self.shadow_class.addItem(
+                f"{name} ({count} run{'s' if count != 1 else ''} recorded)" if count
+                else f"{name} (no runs recorded)", name)
         self.shadow_result.setText("")
 
     def _on_shadow_button_clicked(self) -> None:
-        name = self.shadow_class.currentText()
+        name = str(self.shadow_class.currentData() or "")
         if name:
             self.shadow_button.setEnabled(False)
             self.shadow_result.setText(f"Replaying '{escape(name)}'...")
