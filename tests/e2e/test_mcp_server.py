@@ -27,6 +27,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = Implementation(name="night-assistant", version="3.1")
+PASSWORD = "night shift keeps the lights on"
 READ_TOOLS = {"ask", "incidents", "incident", "causes", "recommendations", "audit_verify"}
 
 
@@ -222,3 +223,58 @@ def test_streamable_http_on_loopback(night_db: str, tmp_path: Path) -> None:
     calls = _mcp_calls(night_db)
     assert [(c.inputs["tool"], c.inputs["transport"], c.inputs["client"]["name"])
             for c in calls] == [("incidents", "http", "night-assistant")]
+
+
+def test_once_passwords_are_in_use_the_person_proves_it(tmp_path: Path,
+                                                        make_db_url: Any) -> None:
+    url = make_db_url(tmp_path, "guarded")
+    runtime = Runtime(url)
+    try:
+        runtime.service.bootstrap_admin("alice")
+        runtime.service.add_user("bob", "operator", as_user="alice")
+        runtime.service.auth.set_password("alice", PASSWORD, as_user="alice")
+        runtime.service.auth.set_password("bob", PASSWORD, as_user="alice",
+                                          current_password=PASSWORD)
+    finally:
+        runtime.close()
+    env = {**os.environ, **_env()}
+    base = [sys.executable, "-m", "console", "mcp", "--db", url, "--as", "bob"]
+    # stdio has no terminal and its stdin is the protocol: a session is needed
+    stdio = subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+    assert stdio.returncode == 2 and "watchfloor login" in stdio.stderr
+    wrong = subprocess.run([*base, "--transport", "http", "--port", str(_free_port()),
+                            "--password-stdin"], cwd=ROOT, env=env, input="nope\n",
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1
+    port = _free_port()
+    log = (tmp_path / "mcp-http.log").open("w")
+    proc = subprocess.Popen([*base, "--transport", "http", "--port", str(port),
+                             "--password-stdin"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(PASSWORD + "\n")
+        proc.stdin.close()
+        wait_for(lambda: _listening(port) or proc.poll() is not None, timeout=60,
+                 what="the MCP HTTP server listening")
+        assert proc.poll() is None, (tmp_path / "mcp-http.log").read_text()
+
+        async def session() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp", client_info=CLIENT) as client:
+                assert not (await client.call_tool("audit_verify", {})).is_error
+
+        anyio.run(session)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    runtime = Runtime(url)
+    try:
+        entries = runtime.service.audit_entries()
+    finally:
+        runtime.close()
+    served = [e for e in entries if e.action == "mcp.serve"]
+    assert [(e.actor, e.inputs["proved_by"]) for e in served] == [("user:bob", "password")]
+    assert [(e.actor, e.inputs["tool"], e.inputs["proved_by"]) for e in entries
+            if e.action == "mcp.call"] == [("user:bob", "audit_verify", "password")]
