@@ -5,6 +5,11 @@ agents, drops an incident once it is resolved, and leaves with Esc."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +124,45 @@ def test_watchfloor_wallboard_opens_it_once_the_panes_are_in(
     assert window.opened == 1
     assert cli.main([]) == 0
     assert seen["on_ready"] is None
+
+
+CHILD = """
+import sys
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from console.app import build_window
+from console.runtime import Runtime
+
+app = QApplication([])
+runtime = Runtime(sys.argv[1])
+runtime.service.bootstrap_admin("alice")
+window = build_window(runtime, None, "alice",
+                      settings=QSettings(sys.argv[2], QSettings.Format.IniFormat))
+window.setGeometry(100, 100, 1200, 800)
+window.show()
+board = window.open_wallboard()
+app.processEvents()
+print(window.screen().name(), board.screen().name(), board.isFullScreen())
+board.close()
+window.close()
+runtime.close()
+"""
+
+
+def test_with_a_second_display_the_wallboard_goes_there(tmp_path: Path) -> None:
+    """The NOC's video wall is the console's second display: the board fills it and
+    leaves the operator's desk screen to the console."""
+    screens = {"screens": [
+        {"name": "desk", "x": 0, "y": 0, "width": 1600, "height": 1000, "logicalDpi": 96,
+         "logicalBaseDpi": 96, "dpr": 1},
+        {"name": "wall", "x": 1600, "y": 0, "width": 1920, "height": 1080, "logicalDpi": 96,
+         "logicalBaseDpi": 96, "dpr": 1}]}
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps(screens), encoding="utf-8")
+    env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, f"sqlite:///{tmp_path / 'wf.db'}",
+         str(tmp_path / "wf.ini")], env=env, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[1], check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["desk", "wall", "True"]

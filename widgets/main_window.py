@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, Signal
-from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -421,6 +421,10 @@ class MainWindow(QMainWindow):
         if self.wallboard is None:
             self.notify("No wallboard in this console", error=True)
             return None
+        # A second display (the video wall) takes it; with one, it covers this one.
+        others = [s for s in QGuiApplication.screens() if s is not self.screen()]
+        if others:
+            self.wallboard.setGeometry(others[-1].geometry())
         self.wallboard.showFullScreen()
         self.wallboard.activateWindow()
         return self.wallboard
