@@ -93,17 +93,17 @@ def run(args: argparse.Namespace, saved: Any | None = None) -> int:
     try:
         rows = listing(config_from(args, saved))
     except ScenarioError as exc:
-        print(f"watchfloor providers: {exc}", file=sys.stderr)
+        sys.stderr.write(f"watchfloor providers: {exc}\n")
         return EXIT_BAD_INPUT
     if args.json:
-        print(json.dumps({"providers": rows}, indent=2))
+        sys.stdout.write(json.dumps({"providers": rows}, indent=2) + "\n")
     else:
         width = max(len(row["name"]) for row in rows)
         for row in rows:
-            print(f"{row['name']:<{width}}  {row['kind'] or '-':<4}  {row['origin']:<24}  "
-                  f"{row['health']['state']}")
+            sys.stdout.write(f"{row['name']:<{width}}  {row['kind'] or '-':<4}  "
+                             f"{row['origin']:<24}  {row['health']['state']}\n")
             detail = row["health"]["detail"]
             if detail:
-                print(f"{'':<{width}}  {detail}")
+                sys.stdout.write(f"{'':<{width}}  {detail}\n")
     bad = any(row["health"]["state"] in _BAD_STATES for row in rows)
     return EXIT_FAILED if bad else EXIT_OK

@@ -161,4 +161,5 @@ def test_the_listing_in_process_sees_a_package_installed_since(
         on_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["providers"]) == 1
     out = capsys.readouterr().out
-    assert "acme" in out and "watchfloor-acme 1.2.3" in out
+    assert "acme" in out
+    assert "watchfloor-acme 1.2.3" in out

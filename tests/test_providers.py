@@ -200,7 +200,7 @@ def test_pagerduty_events_are_received_as_a_provider(receiver: WebhookReceiver,
                                 "urgency": "high", "status": "triggered",
                                 "created_at": "2026-01-05T02:12:00Z"}}}
     assert post(receiver, "/providers/pagerduty", event).json()["status"] == "stored"
-    incident, (sig,) = incident_for(rt, "ledger")
+    _incident, (sig,) = incident_for(rt, "ledger")
     assert (sig.source, sig.severity) == ("pagerduty", Severity.CRITICAL)
 
 
@@ -232,7 +232,7 @@ def test_otlp_takes_the_collectors_gzip_and_holds_the_limit_unpacked(
         packed = gzip.compress(json.dumps(OTLP_LOGS).encode())
         answer = post(rx, "/v1/logs", packed, **{"Content-Encoding": "gzip"})
         assert (answer.status_code, answer.json()) == (200, {})
-        incident, (sig,) = incident_for(rt, "search")
+        _incident, (sig,) = incident_for(rt, "search")
         assert sig.name == "DiskFullError"
         bomb = gzip.compress(b" " * (1024 * 1024) + json.dumps(OTLP_LOGS).encode())
         assert len(bomb) < 64 * 1024

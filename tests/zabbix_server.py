@@ -52,7 +52,7 @@ def zabbix_api(state: ZabbixState) -> Iterator[str]:
     """Serves until the block ends; yields the frontend's base URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             request = json.loads(self.rfile.read(length))
             if self.path != "/zabbix/api_jsonrpc.php":

@@ -64,7 +64,7 @@ class DatadogPayload(_Text):
 
 def _tags(text: str) -> dict[str, str]:
     """"env:prod,service:payments" -> {"env": "prod", "service": "payments"}."""
-    out = {}
+    out: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.strip().partition(":")
         if sep and key and value:

@@ -34,7 +34,7 @@ _LINKS = ("generatorURL", "silenceURL", "dashboardURL", "panelURL", "imageURL")
 class GrafanaAlert(_Model):
     status: Literal["firing", "resolved"]
     labels: Labels
-    annotations: Annotations = {}
+    annotations: Annotations = Field(default_factory=dict)
     startsAt: Timestamp
     endsAt: OptionalEnd = None
     generatorURL: Text = Field("", max_length=MAX_VALUE)
@@ -54,9 +54,9 @@ class GrafanaPayload(_Model):
     status: Literal["firing", "resolved"]
     orgId: int = Field(ge=0)
     alerts: list[GrafanaAlert] = Field(max_length=MAX_ALERTS)
-    groupLabels: Labels = {}
-    commonLabels: Labels = {}
-    commonAnnotations: Annotations = {}
+    groupLabels: Labels = Field(default_factory=dict)
+    commonLabels: Labels = Field(default_factory=dict)
+    commonAnnotations: Annotations = Field(default_factory=dict)
     externalURL: Text = Field("", max_length=MAX_VALUE)
     version: Literal["1"]
     groupKey: Text = Field("", max_length=MAX_VALUE)
