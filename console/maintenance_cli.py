@@ -176,9 +176,10 @@ def _at(moment: datetime) -> str:
 
 def line(window: Any, now: datetime) -> str:
     silence = window.silence.get("id")
+    kept = f"  {window.kept} alert(s) kept" if window.kept else ""
     return (f"#{window.id:<4} {window.state(now):9} {', '.join(window.services):30} "
             f"until {_at(window.until)}  by {window.created_by}: {window.reason}"
-            + (f"  [silence {silence}]" if silence else ""))
+            + (f"  [silence {silence}]" if silence else "") + kept)
 
 
 def window_json(window: Any, now: datetime) -> dict[str, Any]:
@@ -187,4 +188,5 @@ def window_json(window: Any, now: datetime) -> dict[str, Any]:
             "created_by": window.created_by, "starts_at": window.starts_at.isoformat(),
             "ends_at": window.ends_at.isoformat(),
             "ended_at": window.ended_at.isoformat() if window.ended_at else None,
-            "ended_by": window.ended_by, "silence": window.silence or None}
+            "ended_by": window.ended_by, "silence": window.silence or None,
+            "alerts_kept": window.kept}

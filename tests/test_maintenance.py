@@ -42,6 +42,7 @@ def test_alerts_under_maintenance_are_kept_but_open_no_incident(runtime: Runtime
     assert agent.handle(during, clock.now()) == []
     assert runtime.service.incidents() == []
     assert [s.name for s in runtime.service.recent_signals()] == ["HighErrorRate"]  # kept
+    assert [w.kept for w in ops.windows()] == [1]  # and counted on the window
     # Another service's alert is not held back.
     opened = agent.handle([alert("HighLatency", "frontend", 6)], clock.now())
     assert [i.services for i in opened] == [("frontend",)]

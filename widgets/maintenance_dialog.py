@@ -54,7 +54,8 @@ Index = QModelIndex | QPersistentModelIndex
 class MaintenanceModel(QAbstractTableModel):
     """The windows, newest first, merged row by row (never reset per refresh)."""
 
-    COLUMNS = ("#", "Services", "State", "Until (UTC)", "By", "Reason", "Silence")
+    COLUMNS = ("#", "Services", "State", "Until (UTC)", "Alerts kept", "By", "Reason",
+               "Silence")
 
     def __init__(self, now: Callable[[], datetime], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -83,7 +84,7 @@ class MaintenanceModel(QAbstractTableModel):
             return None
         silence = w.silence.get("id", "")
         return (str(w.id), ", ".join(w.services), w.state(self._now()),
-                w.until.strftime("%Y-%m-%d %H:%M"), w.created_by, w.reason,
+                w.until.strftime("%Y-%m-%d %H:%M"), str(w.kept), w.created_by, w.reason,
                 str(silence)[:8])[index.column()]
 
     def window_at(self, row: int) -> MaintenanceWindow:
@@ -159,8 +160,8 @@ class MaintenanceDialog(QDialog):
         self.show_all.toggled.connect(self.refresh)
         self.table = make_table("maintenanceTable", self.model,
                                 ("888", "payments, checkout", "expired", "2026-01-01 00:00",
-                                 "alice", ""), self)
-        self.table.horizontalHeader().setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
+                                 "888", "alice", "", "0a1b2c3d"), self)
+        self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
         self.extend_button = QPushButton(f"Extend {EXTEND_MINUTES} min", self)
         self.extend_button.setObjectName("maintenanceExtend")
         self.extend_button.clicked.connect(self._on_extend_clicked)

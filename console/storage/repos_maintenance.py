@@ -8,14 +8,14 @@ own `now` (a scenario's simulated clock, or the wall clock).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from console.storage.models import MaintenanceRow
+from console.storage.models import MaintenanceRow, SignalRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class MaintenanceWindow:
     ended_at: datetime | None
     ended_by: str | None
     silence: dict[str, Any] = field(default_factory=dict)  # {alertmanager, id} or {}
+    kept: int = 0  # alerts of its services that fired while it applied (listings fill it in)
 
     @property
     def until(self) -> datetime:
@@ -87,7 +88,17 @@ class MaintenanceRepo:
         if not include_over:
             stmt = stmt.where(MaintenanceRow.ends_at > now, or_(
                 MaintenanceRow.ended_at.is_(None), MaintenanceRow.ended_at > now))
-        return [_window(r) for r in session.scalars(stmt)]
+        windows = [_window(r) for r in session.scalars(stmt)]
+        return [replace(w, kept=self.kept_alerts(session, w)) for w in windows]
+
+    def kept_alerts(self, session: Session, window: MaintenanceWindow) -> int:
+        """How many alerts of its services fired while it applied: stored, shown, but
+        kept out of the incidents (the night shift sees what the window held back)."""
+        return int(session.scalar(
+            select(func.count()).select_from(SignalRow)
+            .where(SignalRow.service.in_(window.services), SignalRow.kind == "alert",
+                   SignalRow.status == "firing", SignalRow.at >= window.starts_at,
+                   SignalRow.at < window.until)) or 0)
 
     def applying(self, session: Session, now: datetime) -> list[MaintenanceWindow]:
         """The windows in force at `now`."""
