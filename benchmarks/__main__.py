@@ -16,6 +16,7 @@ from benchmarks import (
     bench_correlation,
     bench_gui,
     bench_handoff,
+    bench_maintenance,
     bench_mcp,
     bench_policy,
     bench_providers,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "providers": bench_providers.run,
     "mcp": bench_mcp.run,
     "handoff": bench_handoff.run,
+    "maintenance": bench_maintenance.run,
 }
 
 
