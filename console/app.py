@@ -316,14 +316,16 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                on_window: Callable[[MainWindow], None] | None = None,
                on_ready: Callable[[MainWindow], None] | None = None,
                saved_sources: Callable[[], Any] | None = None,
-               window: MainWindow | None = None) -> int:
+               window: MainWindow | None = None,
+               zabbix: tuple[str, str] | None = None) -> int:
     """Run the console until its window closes. The window is shown first and says what
     is being opened; `on_window` sees it then, `on_ready` once the panes are in. With
     `listen`, the webhook receiver runs on that (host, port) for as long; with
     `alertmanager`, that Alertmanager's API is polled every `poll_interval` seconds; with
     `prometheus`, runbooks' PromQL validations query it; `saved_sources` (Settings ->
     Sources) fills in either when not given; `window` is the frame `run_gui` has shown
-    already. Exit 2 on a bad scenario or settings file."""
+    already; with `zabbix` (URL, API token), that Zabbix's open problems are polled.
+    Exit 2 on a bad scenario or settings file."""
     import asyncio
 
     shutdown = asyncio.Event()
@@ -379,7 +381,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         notices = _Notices(window)
         duties = LeaderDuties(runtime, scenario, user=user, mode="console", listen=listen,
                               token=token, mappings=mappings, alertmanager=alertmanager,
-                              poll_interval=poll_interval, notify=notices.say, held=True)
+                              poll_interval=poll_interval, notify=notices.say, held=True,
+                              zabbix=zabbix)
         # One console of the team leads (plays the estate, runs the agents and the
         # sources); a console alone on its database always does. Leading starts by
         # settling what a crash or a dead leader left in flight.
@@ -534,7 +537,8 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
             mappings: dict[str, Any] | None = None, alertmanager: str | None = None,
             prometheus: str | None = None, saved_sources: Callable[[], Any] | None = None,
             on_window: Callable[[MainWindow], None] | None = None,
-            on_ready: Callable[[MainWindow], None] | None = None) -> int:
+            on_ready: Callable[[MainWindow], None] | None = None,
+            zabbix: tuple[str, str] | None = None) -> int:
     """`watchfloor`: the console until its window closes (see `main`)."""
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
@@ -563,7 +567,7 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
         return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
                                mappings=mappings, alertmanager=alertmanager,
                                prometheus=prometheus, saved_sources=saved_sources,
-                               on_ready=on_ready, window=window))
+                               on_ready=on_ready, window=window, zabbix=zabbix))
 
 
 def _close_all(app: QApplication) -> None:

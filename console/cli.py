@@ -240,6 +240,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 mappings = load_mappings(args.webhook_mappings)
             except ScenarioError as exc:
                 raise UsageError(str(exc)) from None
+        from console.cli_args import zabbix_source
+
+        try:
+            zabbix = zabbix_source(args.zabbix)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         # Settings -> Sources fill in what the flags and the environment leave open; read
         # off the GUI thread once the window is on screen (a bad file: exit 2 from there).
         return run_gui(db_url=args.db, scenario=args.scenario, speed=args.speed,
@@ -247,7 +253,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                        alertmanager=args.alertmanager,
                        prometheus=args.prometheus or _prometheus_from_env(),
                        saved_sources=_saved_sources,
-                       on_ready=_open_wallboard if args.wallboard else None)
+                       on_ready=_open_wallboard if args.wallboard else None,
+                       zabbix=zabbix)
     if args.command == "run":
         from console.estate import ScenarioError
 

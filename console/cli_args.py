@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -86,3 +87,30 @@ def add_receiver_options(parser: argparse.ArgumentParser, while_: str) -> None:
                              "$WATCHFLOOR_WEBHOOK_TOKEN; none: no token needed)")
     parser.add_argument("--webhook-mappings", type=Path, default=None, metavar="FILE",
                         help="YAML file of generic JSON webhook mappings (see README)")
+    parser.add_argument("--zabbix", type=http_url, default=None, metavar="URL",
+                        help="poll this Zabbix frontend's API for open problems (problem.get) "
+                             f"{while_}; its API token is read from $WATCHFLOOR_ZABBIX_TOKEN")
+
+
+def zabbix_source(url: str | None) -> tuple[str, str] | None:
+    """`--zabbix URL` with its API token from the environment (never a flag: flags show
+    in the process list); ValueError, to be shown, when the token is missing."""
+    if url is None:
+        return None
+    token = os.environ.get("WATCHFLOOR_ZABBIX_TOKEN", "").strip()
+    if not token:
+        raise ValueError("--zabbix needs the API token in $WATCHFLOOR_ZABBIX_TOKEN")
+    return url, token
+
+
+def http_url(text: str) -> str:
+    """An http(s)://host[:port] address, as the sources' flags take."""
+    parts = urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s)://host[:port] URL, got "
+                                         f"{text!r}")
+    return text.strip().rstrip("/")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to 
     from console.runtime import Runtime
     from console.team_seat import TeamSeat
 
-from console.cli_args import add_receiver_options, positive_float
+from console.cli_args import add_receiver_options, positive_float, zabbix_source
 
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -63,11 +62,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json-events", action="store_true", dest="json_events",
                         help="print one JSON object per notable event on stdout")
     add_receiver_options(parser, "while this member leads")
-    from console.providers_cli import http_url
-
-    parser.add_argument("--zabbix", type=http_url, default=None, metavar="URL",
-                        help="poll this Zabbix frontend's API (problem.get) while this member "
-                             "leads; the API token is read from $WATCHFLOOR_ZABBIX_TOKEN")
     return parser
 
 
@@ -104,14 +98,11 @@ def run(args: argparse.Namespace) -> int:
     if args.runbooks is not None and not args.runbooks.is_dir():
         sys.stderr.write(f"watchfloor node: no runbook folder {args.runbooks}\n")
         return EXIT_BAD_INPUT
-    args.zabbix_api = None
-    if args.zabbix is not None:
-        token = os.environ.get("WATCHFLOOR_ZABBIX_TOKEN", "").strip()
-        if not token:
-            sys.stderr.write("watchfloor node: --zabbix needs the API token in "
-                             "$WATCHFLOOR_ZABBIX_TOKEN\n")
-            return EXIT_BAD_INPUT
-        args.zabbix_api = (args.zabbix, token)
+    try:
+        args.zabbix_api = zabbix_source(args.zabbix)
+    except ValueError as exc:
+        sys.stderr.write(f"watchfloor node: {exc}\n")
+        return EXIT_BAD_INPUT
     args.mappings = None
     if args.webhook_mappings is not None:
         from console.sources.mapping import load_mappings

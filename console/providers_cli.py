@@ -18,24 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from console.cli_args import http_url
 from console.sources.providers.base import Health, ProviderConfig
 from console.sources.providers.registry import Discovered, discover
 
 COMMAND = "providers"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _BAD_STATES = ("unusable", "degraded")
-
-
-def http_url(text: str) -> str:
-    from console.settings_store import _http_url
-
-    try:
-        url = _http_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if url is None:
-        raise argparse.ArgumentTypeError("expected an http(s)://host[:port] URL")
-    return url
 
 
 def add_parser(sub: Any) -> None:
