@@ -252,3 +252,26 @@ def test_otlp_records_are_kept_as_log_lines_with_templates(receiver: WebhookRece
     assert post(receiver, "/v1/logs", OTLP_LOGS).status_code == 200
     templates = dict(rt.service.log_templates())
     assert templates == {"index refreshed": 1, "shard 3 unavailable: disk full": 1}
+
+
+def test_provider_paths_keep_the_receivers_token_and_limits(rt: Runtime) -> None:
+    """The same door as the Alertmanager webhook: the bearer token, and the body limit
+    answered before parsing, the refused body kept under the provider's name."""
+    from console.sources.http_intake import IntakeLimits
+
+    rx = WebhookReceiver(rt.service, token="s3cret",
+                         limits=IntakeLimits(max_body=16 * 1024)).start()
+    try:
+        assert post(rx, "/providers/grafana", GRAFANA).status_code == 401
+        big = {**DATADOG, "body": "x" * (32 * 1024)}
+        answer = post(rx, "/providers/datadog", big, Authorization="Bearer s3cret")
+        assert answer.status_code == 413
+        assert rt.service.payload_count() == 0
+        assert rt.service.signal_count() == 0
+        ((source, reason, _),) = rt.service.dead_letters()
+        assert source == "datadog"
+        assert "over the 16384-byte limit" in reason
+        ok = post(rx, "/providers/grafana", GRAFANA, Authorization="Bearer s3cret")
+        assert ok.json()["status"] == "stored"
+    finally:
+        rx.close()
