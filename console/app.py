@@ -295,9 +295,13 @@ def _open_runtime(db_url: str | None, alertmanager: str | None, prometheus: str 
     from console.clock import SimClock
     from console.runtime import Runtime
 
-    # The estate plays from now, so what the console records lines up with the wall clock.
+    # The estate plays from now, so what the console records lines up with the wall clock,
+    # but never from before what the database holds (console/resume_clock.py).
+    from console.resume_clock import resume_after_stored
+
     runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
                       prometheus=prometheus)
+    resume_after_stored(runtime.clock, runtime.db)
     return runtime, alertmanager, prometheus
 
 

@@ -122,3 +122,43 @@ def test_the_wizard_says_what_was_answered_in_words_and_replays_a_class_with_run
             for c in wizard.assessment.evidence.classes}
     assert runs.get(shadow_class.currentData(), 0) > 0
     assert "runs recorded" in shadow_class.currentText()
+
+
+def test_outcomes_count_the_approvals_of_a_session_that_ran_ahead_of_the_clock(
+        tmp_path: Path, qtbot: Any) -> None:
+    """Outcomes said "answered in — on average" while the wizard reported an 8-minute
+    approval wait: a scenario played faster than real time had left its records ahead of
+    the wall clock, and the next start's clock began before them."""
+    from datetime import UTC, datetime, timedelta
+
+    from console.app import _open_runtime
+    from console.clock import SimClock
+    from console.kpis import Kpis
+    from console.runtime import Runtime
+    from widgets.outcomes_pane import OutcomesPane
+
+    db_url = f"sqlite:///{tmp_path / 'night.db'}"
+    ahead = Runtime(db_url, clock=SimClock(datetime.now(UTC) + timedelta(hours=3)))
+    try:
+        ahead.service.bootstrap_admin("alice")
+        engine = ahead.service.engine
+        rec_id = engine.propose("restart-service", {"service": "cart"},
+                                requester="agent:recommender", confidence=0.8)
+        ahead.clock.advance(480)  # the operator answers eight minutes later
+        rec = engine.recommendation(rec_id)
+        engine.approve(rec_id, as_user="alice", preview_hash=rec.preview_hash)
+        newest = ahead.clock.now()
+    finally:
+        ahead.close()
+
+    runtime, _am, _prom = _open_runtime(db_url, None, None, None)  # the next start
+    try:
+        assert runtime.clock.now() > newest  # time on one database only moves forward
+        pane = OutcomesPane(Kpis(runtime.service), None, debounce_ms=10)
+        qtbot.addWidget(pane)
+        with qtbot.waitSignal(pane.reportShown, timeout=TIMEOUT_MS):
+            pane.refresh()
+        assert pane.tiles["approvals"].detail.text() == "answered in 8m 00s on average"
+        pane.shutdown()
+    finally:
+        runtime.close()
