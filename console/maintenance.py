@@ -19,6 +19,7 @@ refused, so no silence outlives a window that was never stored.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -248,11 +249,9 @@ class MaintenanceOps:
         return {"alertmanager": client.url, "id": silence_id}
 
     def _expire_quietly(self, silence: Mapping[str, Any]) -> None:
-        if silence.get("id"):
-            try:
+        if silence.get("id"):  # the window was not stored: neither may its silence stay
+            with contextlib.suppress(SilenceError, MaintenanceError):  # else: it ends on time
                 self._client(silence.get("alertmanager")).expire(str(silence["id"]))
-            except (SilenceError, MaintenanceError):
-                pass  # the window was not stored; the silence ends at its own time
 
 
 def hold_back(service: WatchfloorService, signals: Iterable[Signal],

@@ -122,20 +122,20 @@ def dispatch(args: argparse.Namespace, runtime: Any) -> int:
         url = configured_alertmanager(getattr(args, "alertmanager", None)) \
             if getattr(args, "silence", False) else None
     except ValueError as exc:
-        print(f"watchfloor: {exc}", file=sys.stderr)
+        _err(f"watchfloor: {exc}")
         return EXIT_BAD_INPUT
     ops = MaintenanceOps(runtime.service, url)
     user = getattr(args, "as_user", None) or local_user()
     try:
         return _run(args, ops, user)
     except MaintenanceError as exc:
-        print(f"watchfloor: {exc}", file=sys.stderr)
+        _err(f"watchfloor: {exc}")
         return EXIT_BAD_INPUT
     except PermissionDenied as exc:
-        print(f"watchfloor: denied: {exc}", file=sys.stderr)
+        _err(f"watchfloor: denied: {exc}")
         return EXIT_FAILED
     except Refused as exc:
-        print(f"watchfloor: refused: {exc}", file=sys.stderr)
+        _err(f"watchfloor: refused: {exc}")
         return EXIT_FAILED
     finally:
         ops.close()
@@ -147,13 +147,13 @@ def _run(args: argparse.Namespace, ops: Any, user: str) -> int:
     if verb == "list":
         windows = ops.windows(include_over=args.include_over)
         if args.json:
-            print(json.dumps([window_json(w, now) for w in windows], indent=2))
+            _say(json.dumps([window_json(w, now) for w in windows], indent=2))
             return EXIT_OK
         if not windows:
-            print("no maintenance window applies" + ("" if args.include_over else
-                                                     " (--all shows the past ones)"))
+            _say("no maintenance window applies" + ("" if args.include_over else
+                                                    " (--all shows the past ones)"))
         for w in windows:
-            print(line(w, now))
+            _say(line(w, now))
         return EXIT_OK
     if verb == "start":
         window = ops.start(service=args.service, incident_id=args.incident,
@@ -163,11 +163,18 @@ def _run(args: argparse.Namespace, ops: Any, user: str) -> int:
         window = ops.extend(args.id, args.minutes, as_user=user)
     else:
         window = ops.end(args.id, as_user=user, reason=args.reason)
-    print(line(window, ops.service.clock.now()))
+    _say(line(window, ops.service.clock.now()))
     if window.silence.get("error"):
-        print(f"watchfloor: the silence was not expired: {window.silence['error']}",
-              file=sys.stderr)
+        _err(f"watchfloor: the silence was not expired: {window.silence['error']}")
     return EXIT_OK
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
 
 def _at(moment: datetime) -> str:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from console.domain import SignalKind
+from console.domain import Signal, SignalKind
 from console.events import (
     AuditAppended,
     EstateSnapshot,
@@ -45,6 +45,7 @@ from console.events import (
     SignalsReceived,
 )
 from console.itsm.base import TicketError, TicketRef, TicketSystem
+from console.rules_checks import CHECK_STEPS, findings, signals
 from console.rules_format import (
     HealthCheck,
     Notify,
@@ -81,6 +82,7 @@ from console.storage.models import AuditRow
 if TYPE_CHECKING:
     from console.bus import Subscriber
     from console.service import WatchfloorService
+    from console.sources.metrics import MetricsReader
 
 __all__ = ["RUN_ACTION", "RuleEngine", "RuleError", "load_rules", "load_rules_file",
            "load_rules_text", "user_rules_dir"]
@@ -115,6 +117,11 @@ class RuleEngine:
         self._due: dict[str, datetime] = {}
         self._baseline = service.clock.now()
         self._incidents = {i.id: i.state for i in service.incidents(limit=1_000_000)}
+        # Proactive checks (console/rules_checks.py) read `metrics` and hand their
+        # warnings to `emit` (the composition root stores and correlates them).
+        self.metrics: MetricsReader | None = None
+        self.emit: Callable[[list[Signal]], None] | None = None
+        self._warning: dict[tuple[str, str], set[str]] = {}  # (rule, alert) -> services
         self._restore()
 
     def attach(self, bus: Subscriber) -> Callable[[], None]:
@@ -266,7 +273,31 @@ class RuleEngine:
             return self._ticket(rule, ctx, step, values, dry)
         if isinstance(step, RunbookStep):
             return self._runbook(rule, ctx, step, values, dry)
+        if isinstance(step, CHECK_STEPS):
+            return self._proactive(rule, step, values, dry)
         return self._check(rule, step, values, dry)
+
+    def _proactive(self, rule: Rule, step: Any, values: dict[str, str],
+                   dry: bool) -> dict[str, Any]:
+        if self.metrics is None:
+            raise _Stop("failed", "no metrics source in this process for a proactive check")
+        now, key = self.service.clock.now(), (rule.id, step.alert)
+        found = findings(step, self.metrics, lambda s: allowed(rule.guardrails.services, s),
+                         now)
+        detail = "; ".join(f.summary for f in found) or f"{step.alert}: nothing found"
+        values.update({"check.findings": str(len(found)), "check.detail": detail})
+        head = {"detail": detail[:2000], "alert": step.alert,
+                "findings": [f.service for f in found]}
+        if dry:
+            return {"outcome": "would", **head}
+        out, firing = signals(rule.id, step, found, self._warning.get(key, ()), now)
+        if out and self.emit is None:
+            raise _Stop("failed", "nowhere to send the warnings in this process")
+        if out and self.emit is not None:
+            self.emit(out)
+        self._warning[key] = firing
+        return {"outcome": "not_passed" if found else "passed", **head,
+                "firing": sorted(firing)}
 
     # --- tickets ----------------------------------------------------------------------
 
@@ -430,6 +461,8 @@ class RuleEngine:
             if inputs.get("dry_run"):
                 continue
             for step in outputs.get("steps", []):
+                if "firing" in step and current:  # a proactive check's standing warnings
+                    self._warning[(rule_id, str(step.get("alert")))] = set(step["firing"])
                 ticket = step.get("ticket")
                 if step.get("outcome") != "ok" or not ticket:
                     continue

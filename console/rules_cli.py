@@ -42,8 +42,11 @@ def dispatch(args: argparse.Namespace, runtime: Any = None) -> int:
                 _say(f"{path}: ok ({len(checked)} rule(s): "
                      f"{', '.join(r.id for r in checked)})")
             return EXIT_OK
+        from console.settings_store import configured_packs
+
         folder = args.dir if args.dir is not None else user_rules_dir()
-        rules = load_rules(folder, library)
+        packs = configured_packs()
+        rules = load_rules(folder, library, packs)
     except RuleError as exc:
         sys.stderr.write(f"watchfloor: {exc}\n")
         return EXIT_BAD_INPUT
@@ -51,6 +54,7 @@ def dispatch(args: argparse.Namespace, runtime: Any = None) -> int:
         _say(json.dumps([_rule_json(r) for r in rules], indent=2))
         return EXIT_OK
     _say(f"# rules: shipped, then {folder} (the same id there wins)")
+    _say(f"# rule packs on (settings.yaml rules.packs): {', '.join(packs) or 'none'}")
     for rule in rules:
         flags = ("on " if rule.enabled else "off") + (" dry-run" if rule.guardrails.dry_run
                                                       else "")

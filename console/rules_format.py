@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from console.domain import Severity
+from console.rules_checks import BurnRate, Expiry, Forecast
 from console.yamlpos import Duration, Loc, ScenarioError, line_of, load_yaml, validate
 
 _ID = r"^[a-z][a-z0-9-]{1,62}$"
@@ -245,7 +246,8 @@ class HealthCheck(_Strict):
 
 
 Step = Annotated[TicketOpen | TicketRoute | TicketUpdate | TicketClose | Notify
-                 | RunbookStep | HealthCheck, Field(discriminator="do")]
+                 | RunbookStep | HealthCheck | Expiry | Forecast | BurnRate,
+                 Field(discriminator="do")]
 
 
 # --- guardrails and the rule ------------------------------------------------------------
@@ -419,17 +421,35 @@ def user_rules_dir() -> Path:
     return config_dir() / "rules"
 
 
+def rule_packs() -> dict[str, Any]:
+    """The shipped packs (resources/rule_packs/NAME.yaml) by name: rules switched on as
+    a whole from the settings (`rules: {packs: [NAME]}`) instead of copied one by one."""
+    folder = resources.files("resources").joinpath("rule_packs")
+    return {entry.name.rsplit(".", 1)[0]: entry for entry in folder.iterdir()
+            if entry.name.endswith(".yaml")}
+
+
 def load_rules(folder: Path | None = None,
-               library: Mapping[str, Any] | None = None) -> list[Rule]:
-    """The shipped rules, then every *.yaml in `folder`: the same id there wins (that is
-    how a shipped example is switched on); the same id in two of your files is an error."""
+               library: Mapping[str, Any] | None = None,
+               packs: Iterable[str] = ()) -> list[Rule]:
+    """The shipped rules, the enabled packs, then every *.yaml in `folder`: the same id
+    there wins (that is how a shipped example is switched on); the same id in two of
+    your files is an error."""
     found: dict[str, Rule] = {}
     shipped = resources.files("resources").joinpath("rules")
-    for entry in sorted(shipped.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith((".yaml", ".yml")):
-            for rule in load_rules_text(entry.read_text(encoding="utf-8"),
-                                        f"rules/{entry.name}", library):
-                found[rule.id] = rule
+    known = rule_packs()
+    entries = sorted((e for e in shipped.iterdir() if e.name.endswith((".yaml", ".yml"))),
+                     key=lambda p: p.name)
+    for name in packs:
+        if name not in known:
+            raise RuleError(f"rules.packs: no rule pack {name!r}; shipped: "
+                            f"{', '.join(sorted(known)) or 'none'}")
+        entries.append(known[name])
+    for entry in entries:
+        where = "rule_packs" if entry in known.values() else "rules"
+        for rule in load_rules_text(entry.read_text(encoding="utf-8"),
+                                    f"{where}/{entry.name}", library):
+            found[rule.id] = rule
     mine: dict[str, str] = {}
     if folder is not None and folder.is_dir():
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):

@@ -220,18 +220,26 @@ class Runtime:
         still load, so one typo never keeps the console from starting."""
         if self.rules is not None:
             return self.rules
-        library = self.service.engine.library
+        from console.settings_store import configured_packs
+
+        library, packs = self.service.engine.library, configured_packs()
         try:
-            rules = load_rules(user_rules_dir(), library)
+            rules = load_rules(user_rules_dir(), library, packs)
         except RuleError as exc:
             log.error("rules not loaded from %s: %s", user_rules_dir(), exc)
             self.rule_error = str(exc)
-            rules = load_rules(None, library)
+            rules = load_rules(None, library, packs)
         if not any(rule.enabled for rule in rules):
             return None
         self.rules = RuleEngine(self.service, rules, tickets=self.tickets)
+        self.rules.emit = self._store_and_correlate  # what proactive checks warn of
         self._detach.append(self.rules.attach(self.ticket_worker))
         return self.rules
+
+    def _store_and_correlate(self, signals: list[Signal]) -> None:
+        """A rule's proactive warnings: stored and correlated like any source's alerts."""
+        self.service.store(signals, (), ())
+        self.receive(signals, [])
 
     def receive(self, signals: list[Signal], changes: list[ChangeEvent]) -> None:
         """Signals a source has stored (from its own thread): correlate them, then tell
@@ -340,6 +348,8 @@ class ScenarioDriver:
         self.approve_above = 0  # ...of what was recommended after this id (its own run's)
         self._next_trends = self.player.estate.now
         self.metrics = EstateMetrics(self.player)  # what a Prometheus scraping it would hold
+        if runtime.rules is not None:  # the rules' proactive checks read it too
+            runtime.rules.metrics = self.metrics
         if agents:
             runtime.start_agents(self.metrics, self.player.estate.topology())
             # Tickets and rules wait for the end of each step, off the agents' path, as

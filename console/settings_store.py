@@ -95,9 +95,39 @@ class LlmSettings(_Strict):
         return value.strip()
 
 
+class RuleSettings(_Strict):
+    packs: tuple[str, ...] = Field((), description="shipped rule packs switched on as a "
+                                   "whole (resources/rule_packs), e.g. proactive-checks")
+
+    @field_validator("packs")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from console.rules_format import rule_packs
+
+        known = rule_packs()
+        for name in value:
+            if name not in known:
+                raise ValueError(f"no rule pack {name!r}; shipped: {', '.join(sorted(known))}")
+        return value
+
+
 class ConsoleSettings(_Strict):
     sources: SourceSettings = SourceSettings()
     llm: LlmSettings = LlmSettings()
+    rules: RuleSettings = RuleSettings()
+
+
+def configured_packs() -> tuple[str, ...]:
+    """The rule packs settings.yaml switches on. A file that does not validate switches
+    none on; the error is logged and the console starts anyway (its Settings dialog
+    says what is wrong with the file)."""
+    import logging
+
+    try:
+        return SettingsStore().load().rules.packs
+    except SettingsError as exc:
+        logging.getLogger(__name__).error("no rule packs: %s", exc)
+        return ()
 
 
 def parse_settings(data: Mapping[str, Any]) -> ConsoleSettings:

@@ -39,9 +39,9 @@ class _Gettable(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
     status: _Status
-    startsAt: datetime  # noqa: N815  (the API's field names)
-    endsAt: datetime  # noqa: N815
-    createdBy: str  # noqa: N815
+    startsAt: datetime  # camelCase: the API v2 field names
+    endsAt: datetime
+    createdBy: str
     comment: str
     matchers: list[dict[str, Any]]
 

@@ -16,8 +16,8 @@ from agents.correlator_agent import CorrelatorAgent
 from console.maintenance import MaintenanceOps
 from console.runtime import ScenarioDriver
 from tests.test_correlator import alert
-from widgets.maintenance_dialog import MaintenanceDialog, MaintenanceModel
 from widgets.main_window import MainWindow
+from widgets.maintenance_dialog import MaintenanceDialog, MaintenanceModel
 
 pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
 TIMEOUT_MS = 10_000
@@ -39,10 +39,12 @@ def window(runtime: Any, console: Any) -> MainWindow:
 def _trigger(table: Any, name: str) -> MaintenanceDialog:
     assert table.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
     action = table.findChild(QAction, name)
-    assert action is not None and action.text() == "Maintenance\u2026"
+    assert action is not None
+    assert action.text() == "Maintenance\u2026"
     action.trigger()
     dialog = table.window().findChild(MaintenanceDialog, "maintenanceDialog")
-    assert dialog is not None and dialog.isVisible()
+    assert dialog is not None
+    assert dialog.isVisible()
     return dialog
 
 
@@ -106,7 +108,8 @@ def test_a_refusal_is_said_in_the_dialog(window: MainWindow, runtime: Any, qtbot
     assert hooks_dialog is not None
     hooks_dialog.trigger()
     dialog = window.findChild(MaintenanceDialog, "maintenanceDialog")
-    assert dialog is not None and dialog.target.text() == ""
+    assert dialog is not None
+    assert dialog.target.text() == ""
     dialog.target.setText("cart")
     qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)  # no reason given
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Refused:"), timeout=TIMEOUT_MS)

@@ -3,7 +3,6 @@ each change an audited operation, and a window that ends on its own at its expir
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,16 +55,16 @@ def test_start_extend_end_are_audited_operations(runtime: Runtime,
                                                  ops: MaintenanceOps) -> None:
     window = ops.start(service="cart", reason="kernel patch", minutes=20, as_user="bob")
     assert window.state(runtime.clock.now()) == "active"
-    assert window.created_by == "bob" and window.services == ("cart",)
+    assert (window.created_by, window.services) == ("bob", ("cart",))
     longer = ops.extend(window.id, 15, as_user="bob")
     assert longer.ends_at == window.ends_at + timedelta(minutes=15)
     ended = ops.end(window.id, as_user="bob", reason="done early")
-    assert ended.state(runtime.clock.now()) == "ended" and ended.ended_by == "bob"
+    assert (ended.state(runtime.clock.now()), ended.ended_by) == ("ended", "bob")
     assert _actions(runtime) == [("maintenance.start", "user:bob", "allow"),
                                  ("maintenance.extend", "user:bob", "allow"),
                                  ("maintenance.end", "user:bob", "allow")]
     start = next(e for e in runtime.service.audit_entries() if e.action == "maintenance.start")
-    assert start.reason == "kernel patch" and start.target == "service:cart"
+    assert (start.reason, start.target) == ("kernel patch", "service:cart")
     with pytest.raises(MaintenanceError, match="already over"):
         ops.extend(window.id, 5, as_user="bob")
     with pytest.raises(MaintenanceError, match="already over"):
@@ -126,13 +125,13 @@ def test_a_viewer_may_not_start_a_window_and_the_denial_is_audited(
 
 
 @pytest.fixture
-def estate(runtime: Runtime) -> Iterator[ScenarioDriver]:
+def estate(runtime: Runtime) -> ScenarioDriver:
     runtime.service.add_user("bob", "operator", as_user="alice")
     driver = ScenarioDriver(runtime, "quiet-day", seed=7)
     driver.step(60)
     runtime.service.set_policy(Policy(levels={"scale": 3}), as_user="alice")
     runtime.service.set_autonomy_ceiling(3, as_user="alice")
-    yield driver
+    return driver
 
 
 def test_no_autonomous_action_on_a_service_under_maintenance(runtime: Runtime,

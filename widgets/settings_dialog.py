@@ -326,7 +326,12 @@ class SettingsDialog(QDialog):
         store, service, user = self.store, self.service, self.user
 
         def work() -> ConsoleSettings:
-            settings = parse_settings(data)
+            # What the dialog does not show (rules.packs) stays as the file has it.
+            try:
+                kept = store.load().model_dump(mode="json")
+            except SettingsError:
+                kept = {}
+            settings = parse_settings({**kept, **data})
             store.save(settings, service=service, as_user=user, reason="settings dialog")
             return settings
 
