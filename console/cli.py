@@ -145,11 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "nothing stored. A file imported before stores nothing.")
     ingest.add_argument("--format", required=True, dest="fmt",
                         choices=["alertmanager", "prometheus-alerts", "pagerduty", "changes",
-                                 "logs"],
+                                 "logs", "grafana", "zabbix", "datadog", "otlp"],
                         help="alertmanager: webhook payloads (version 4); prometheus-alerts: "
                              "GET /api/v1/alerts output; pagerduty: v3 webhook events; "
                              "changes: change events (JSON list or JSON lines); logs: JSON "
-                             "lines or 'TIME LEVEL service[/instance]: message' lines")
+                             "lines or 'TIME LEVEL service[/instance]: message' lines; "
+                             "grafana, zabbix, datadog, otlp: deliveries as those systems "
+                             "send them to /providers/NAME (one per document or line)")
     ingest.add_argument("file", type=Path, metavar="FILE")
     add_actor_options(ingest)
 
@@ -398,13 +400,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if not stored:
         print(f"{args.file}: imported before; nothing stored")
         return EXIT_OK
-    if logs:
+    if logs and not signals:
         templates = len({rec.template_id for rec in logs})
         print(f"{args.file}: stored {len(logs)} log line(s) in {templates} template(s)")
         return EXIT_OK
     firing = sum(1 for s in signals if s.status.value == "firing")
     print(f"{args.file}: stored {len(signals)} signal(s) ({firing} firing, "
-          f"{len(signals) - firing} resolved) and {len(changes)} change(s)")
+          f"{len(signals) - firing} resolved) and {len(changes)} change(s)"
+          + (f", with {len(logs)} log line(s)" if logs else ""))
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from console.domain import AlertStatus, ChangeEvent, Severity, Signal, SignalKind
+from console.domain import AlertStatus, ChangeEvent, LogRecord, Severity, Signal, SignalKind
 from console.sources import jsonbody
 from console.sources.alertmanager import (
     Annotations,
@@ -29,7 +29,10 @@ from console.sources.logs import MinedLog, parse_logs
 from console.sources.timestamps import Timestamp
 
 MAX_FILE = 64 * 1024 * 1024
-FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes", "logs")
+# the providers' payloads as their systems send them (console/sources/providers)
+PROVIDER_FORMATS = ("grafana", "zabbix", "datadog", "otlp")
+FORMATS = ("alertmanager", "prometheus-alerts", "pagerduty", "changes", "logs",
+           *PROVIDER_FORMATS)
 
 
 class ChangeIn(BaseModel):
@@ -195,6 +198,8 @@ def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], l
     items = _records(text)
     signals: list[Signal] = []
     changes: list[ChangeEvent] = []
+    if fmt in PROVIDER_FORMATS:
+        return _provider_file(fmt, items)
     if fmt == "alertmanager":
         for index, item in enumerate(items):
             try:
@@ -208,3 +213,26 @@ def parse_file(path: Path, fmt: str) -> tuple[list[Signal], list[ChangeEvent], l
     else:
         changes = parse_changes(items)
     return signals, changes, items, []
+
+
+def _provider_file(name: str, items: list[Any]) -> tuple[list[Signal], list[ChangeEvent],
+                                                         list[Any], list[MinedLog]]:
+    """Saved deliveries of a push provider (one per document or line), read as its
+    receiver path reads them, log lines included."""
+    from console.sources.logs import StreamMiner
+    from console.sources.providers.registry import endpoints
+
+    endpoint = next(e for e in endpoints().values() if e.source == name)
+    signals: list[Signal] = []
+    changes: list[ChangeEvent] = []
+    lines: list[LogRecord] = []
+    for index, item in enumerate(items):
+        try:
+            found, moved = endpoint.parse(item)
+            if endpoint.logs is not None:
+                lines.extend(endpoint.logs(item))
+        except PayloadError as exc:
+            raise PayloadError(f"document {index}: {exc}") from None
+        signals.extend(found)
+        changes.extend(moved)
+    return signals, changes, items, StreamMiner().mine(lines) if lines else []
