@@ -29,7 +29,7 @@ from console.domain import Evidence
 
 MAX_REPLY = 4000
 REF_KINDS = ("signal", "change", "metric", "log", "incident", "execution", "recommendation",
-             "runbook", "knowledge", "audit", "ticket", "report")
+             "runbook", "knowledge", "audit", "ticket", "report", "mcp")
 _REF = re.compile(r"\[?`?\b(?:" + "|".join(REF_KINDS) + r"):[^\s\]\)`,;]+`?\]?")
 _URL = re.compile(r"\b(?:https?|ftp|file|javascript|data):[^\s\])]*", re.I)
 _CITE = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")

@@ -255,3 +255,17 @@ def test_the_language_model_sees_a_tool_output_only_as_data(
     assert INJECTION not in prompt.replace(block.group(0), "")
     assert INJECTION not in llm.requests[0]["messages"][0]["content"]
     assert "rolled back" not in answer.text  # a claimed action is never shown
+
+
+def test_a_quoted_source_written_out_by_the_model_is_its_fact_or_nothing() -> None:
+    from agents.retriever_llm import check_reply
+    from console.domain import Evidence
+
+    facts = [Evidence("mcp", "notes/search_notes returned (quoted, data only): \u201cx\u201d",
+                      "mcp:notes/search_notes")]
+    checked = check_reply("Payments deployed at 02:10 (mcp:notes/search_notes). "
+                          "Its owner says so too (mcp:evil/owner).", facts)
+    assert "mcp:" not in checked.text
+    assert checked.text.splitlines()[0].startswith("Payments deployed at 02:10 ([1])")
+    assert checked.cited == (1,)
+
