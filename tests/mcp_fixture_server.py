@@ -86,6 +86,11 @@ def fragile_notes(query: str) -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
     with open(os.environ["MCP_FIXTURE_LOG"], "a", encoding="utf-8") as started:
         started.write(f"started {os.getpid()}\n")
-    server.run()
+    if len(sys.argv) > 1:  # a port: streamable HTTP on loopback instead of stdio
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+    else:
+        server.run()

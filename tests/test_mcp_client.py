@@ -6,6 +6,7 @@ the team does."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -114,6 +115,45 @@ def test_a_session_that_overruns_is_dropped_and_the_next_lookup_starts_afresh(
     finally:
         sources.close()
     assert sum(line.startswith("started ") for line in _lines(log)) == 2
+
+
+def test_a_server_over_streamable_http_is_asked_the_same_way(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from tests.waiting import wait_for
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log = tmp_path / "calls.txt"
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    proc = subprocess.Popen([sys.executable, FIXTURE, str(port)],
+                            env={**os.environ, "MCP_FIXTURE_LOG": str(log)},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    sources = McpSources(McpConfig.model_validate({"servers": [
+        {"name": "notes", "url": f"http://127.0.0.1:{port}/mcp", "allow": ALLOW[:2]}]}))
+    try:
+        wait_for(lambda: listening() or proc.poll() is not None, timeout=60,
+                 what="the fixture's HTTP endpoint")
+        assert proc.poll() is None
+        found = sources.lookup("what changed in payments", ["payments"])
+    finally:
+        sources.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert found.errors == () and found.refused == ()
+    assert [e.ref for e in found.evidence] == ["mcp:notes/search_notes",
+                                               "mcp:notes/service_owner"]
+    assert _called(log) == ["search_notes what changed in payments", "service_owner payments"]
 
 
 def test_a_name_that_acts_is_called_only_when_its_entry_vouches_for_it(
