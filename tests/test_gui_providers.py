@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtWidgets import QPushButton, QTableView
+from PySide6.QtWidgets import QLabel, QPushButton, QTableView
 
 from console.providers_cli import listing
 from console.settings_store import SettingsStore
 from console.sources.providers.base import ProviderConfig
+from tests.test_provider_discovery import installed, on_path  # noqa: F401 (fixtures)
 from widgets.settings_dialog import SettingsDialog
 
 pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
@@ -50,3 +51,19 @@ def test_the_providers_tab_shows_the_cli_listing_read_only(dialog: SettingsDialo
     qtmodeltester.check(model)
     assert dialog.findChild(QPushButton, "providersRefresh") is not None
     assert model.rowCount(QModelIndex()) == len(expected)
+
+
+def test_a_pip_installed_provider_shows_on_refresh(dialog: SettingsDialog, qtbot: Any,
+                                                   on_path: Path) -> None:
+    """No change to the console: the package's entry point is all it takes."""
+    qtbot.waitUntil(lambda: dialog.providers_tab.model.rowCount() > 0, timeout=20_000)
+    button = dialog.findChild(QPushButton, "providersRefresh")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(r[0] == "acme" for r in _table(dialog)), timeout=20_000)
+    acme = next(r for r in _table(dialog) if r[0] == "acme")
+    assert acme == ["acme", "push", "watchfloor-acme 1.2.3", "ready", "/providers/acme"]
+    broken = next(r for r in _table(dialog) if r[0] == "broken")
+    assert broken[3] == "unusable"
+    status = dialog.findChild(QLabel, "providersStatus").text()
+    assert "needs a look: " in status
+    assert "broken" in status
