@@ -53,8 +53,8 @@ def test_the_providers_tab_shows_the_cli_listing_read_only(dialog: SettingsDialo
     assert model.rowCount(QModelIndex()) == len(expected)
 
 
-def test_a_pip_installed_provider_shows_on_refresh(dialog: SettingsDialog, qtbot: Any,
-                                                   on_path: Path) -> None:
+@pytest.mark.usefixtures("on_path")
+def test_a_pip_installed_provider_shows_on_refresh(dialog: SettingsDialog, qtbot: Any) -> None:
     """No change to the console: the package's entry point is all it takes."""
     qtbot.waitUntil(lambda: dialog.providers_tab.model.rowCount() > 0, timeout=20_000)
     button = dialog.findChild(QPushButton, "providersRefresh")
