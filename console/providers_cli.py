@@ -12,15 +12,16 @@ every provider loaded and every one asked answered; 1 when one is unusable or de
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.cli_args import http_url
-from console.sources.providers.base import Health, ProviderConfig
-from console.sources.providers.registry import Discovered, discover
+
+if TYPE_CHECKING:  # the window's parser is built before asyncio and httpx are loaded
+    from console.sources.providers.base import Health, ProviderConfig
+    from console.sources.providers.registry import Discovered
 
 COMMAND = "providers"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -43,6 +44,8 @@ def add_parser(sub: Any) -> None:
 
 def config_from(args: argparse.Namespace, saved: Any | None) -> ProviderConfig:
     """The addresses given, the saved settings filling what the flags leave open."""
+    from console.sources.providers.base import ProviderConfig
+
     urls = {}
     for name in ("alertmanager", "prometheus", "zabbix"):
         url = getattr(args, name, None) or getattr(saved, f"{name}_url", None)
@@ -58,6 +61,8 @@ def config_from(args: argparse.Namespace, saved: Any | None) -> ProviderConfig:
 
 async def _checked(found: list[Discovered]) -> list[Health | None]:
     """Each usable provider's answer to `check`, asked all at once with one client."""
+    import asyncio
+
     import httpx
 
     async with httpx.AsyncClient() as client:
@@ -71,6 +76,10 @@ async def _checked(found: list[Discovered]) -> list[Health | None]:
 def listing(config: ProviderConfig) -> list[dict[str, Any]]:
     """What the command prints (and the Settings dialog shows), health asked where an
     address was given."""
+    import asyncio
+
+    from console.sources.providers.registry import discover
+
     found = discover(config)
     healths = asyncio.run(_checked(found)) if config.urls else [None] * len(found)
     return [item.describe(health) for item, health in zip(found, healths, strict=True)]
