@@ -89,7 +89,9 @@ class ProvidersTab(QWidget):
 
     def _on_job_finished(self, listing: Any) -> None:
         self.model.set_rows(rows_of(listing))
-        bad = [row["name"] for row in listing
+        # another package's provider is named with its package: its name may be taken
+        bad = [row["name"] if row["origin"].startswith("watchfloor ")
+               else f"{row['name']} ({row['origin']})" for row in listing
                if row["health"]["state"] in ("unusable", "degraded")]
         self.status.setText(f"{len(listing)} providers" + (
             f"; needs a look: {', '.join(bad)}" if bad else ""))
