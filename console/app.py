@@ -149,6 +149,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
                 recommendation_model, execution_model, remote):
         obj.setParent(window)
     _follow_causes(runtime, window, worker)
+    _attach_handoff(window, service, worker)
     # What is already there when the console opens is in the panes, not announced.
     pending = engine.recommendations(("pending",))
     rules = NotifyRules(user, service.role_of(user))
@@ -184,6 +185,17 @@ def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
 # The settings dialog and the assessment wizard (and what only they use) are imported
 # when first opened: most sessions never open them, and the first window waits for
 # every import made before it.
+
+
+def _attach_handoff(window: MainWindow, service: Any, worker: Any) -> None:
+    """File > Export hand-off packet...: the packet read and signed by the core."""
+    from console.audit_trust import workstation_key
+    from console.handoff import build_packet
+    from widgets.handoff_export import attach_handoff
+
+    attach_handoff(window, worker=worker,
+                   build=lambda incident_id: build_packet(service, incident_id,
+                                                          workstation_key()))
 
 
 def _wallboard(runtime: Runtime, bridge: Any, model: Any, worker: Any,
@@ -234,6 +246,20 @@ def run_snapshot(scenario: str, at_seconds: float, out_dir: Path, *, seed: int |
         app.setStyle("Fusion")
     return render_snapshot(scenario, at_seconds, out_dir, seed=seed, theme=theme,
                            panes=panes)
+
+
+def write_handoff_pdf(body: str, packet: dict[str, Any], out: Path) -> None:
+    """`watchfloor incident export N --out FILE.pdf`: the packet drawn as a PDF, offscreen
+    when no console is running (no display needed)."""
+    import os
+
+    if QApplication.instance() is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert app is not None
+    from widgets.handoff_pdf import write_pdf
+
+    write_pdf(body, packet, out)
 
 
 def run_review(bundle_path: Path) -> int:

@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--theme", choices=["dark", "light"], default="dark")
     snap.add_argument("--window-only", action="store_true", help="no per-pane PNGs")
 
-    from console import audit_cli
+    from console import audit_cli, handoff_cli
 
     audit_cli.add_parser(sub, db_parent)
+    handoff_cli.add_parser(sub, db_parent)
 
     kill = sub.add_parser("kill-switch", parents=[db_parent],
                           help="drop every agent to level 0 (on) or restore the ceiling (off)")
@@ -285,6 +286,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from console import audit_cli
 
         return audit_cli.dispatch(args)  # opens the database itself, read-only for verify
+    if args.command == "incident":
+        from console import handoff_cli
+
+        return handoff_cli.dispatch(args, _handoff_pdf_writer)  # opens the database itself
     if args.command == "ingest":
         return _cmd_ingest(args)
     if args.command == "runbooks":
@@ -487,6 +492,12 @@ def _non_negative(text: str) -> float:
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def _handoff_pdf_writer() -> Any:
+    from console.app import write_handoff_pdf  # the GUI root draws PDFs, only when asked
+
+    return write_handoff_pdf
 
 
 def _open_wallboard(window: Any) -> None:
