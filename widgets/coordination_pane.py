@@ -63,7 +63,8 @@ class CoordinationPane(QWidget):
         self.hypotheses_table = make_table("hypothesesTable", self.hypotheses,
                                            ("payments/connection_pool_exhaustion",
                                             "0.00 \u2588\u2588\u2588\u2588",
-                                            "live \u00b7 contested", "888", ""), self)
+                                            "live \u00b7 contested", "888", ""), self,
+                                           fit=True)
         self.hypotheses_table.horizontalHeader().setSectionResizeMode(
             HypothesisModel.KEY, QHeaderView.ResizeMode.Stretch)
         self.delegate = ConfidenceDelegate(self.hypotheses_table)

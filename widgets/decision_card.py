@@ -58,15 +58,17 @@ class DecisionCard(QFrame):
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self.tabs.hide()
         self.fields: dict[str, ElidedLabel] = {}
-        grid = QGridLayout()
+        self.body = QWidget(self)  # the answers; hidden while nothing is selected
+        self.body.setObjectName("cardBody")
+        grid = QGridLayout(self.body)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
         for name, heading, row, col, span in FIELDS:
-            head = QLabel(heading, self)
+            head = QLabel(heading, self.body)
             head.setObjectName("cardHeading")
             grid.addWidget(head, row, col)
-            value = ElidedLabel("", self)
+            value = ElidedLabel("", self.body)
             value.setObjectName(name)
             self.fields[name] = value
             grid.addWidget(value, row, col + 1, 1, span)
@@ -79,7 +81,7 @@ class DecisionCard(QFrame):
         layout.setContentsMargins(6, 2, 6, 4)
         layout.setSpacing(3)
         layout.addWidget(self.tabs)
-        layout.addLayout(grid)
+        layout.addWidget(self.body)
         layout.addLayout(self.buttons)
 
     def add_button(self, widget: QWidget, stretch: int = 0) -> None:
@@ -92,6 +94,7 @@ class DecisionCard(QFrame):
 
     def show_nothing(self) -> None:
         self._set_causes((), None)
+        self.body.hide()
         for value in self.fields.values():
             value.setText("")
             value.setFullToolTip("")
@@ -100,6 +103,7 @@ class DecisionCard(QFrame):
                             causes: Sequence[Cause], user: str,
                             colors: StateColors) -> CardFields:
         mine = cause_of(rec, causes)
+        self.body.show()
         self._set_causes(tuple(causes), mine)
         shown = card_fields(rec, standing, mine, user)
         self._put("cardCause", shown.wrong,

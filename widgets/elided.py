@@ -32,6 +32,11 @@ class ElidedLabel(QLabel):
         self._tip = tip
         self._sync_tip()
 
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 (Qt override)
+        """A tooltip set from outside is kept as the full one (it says more than the
+        text), not replaced on the next resize."""
+        self.setFullToolTip(tip)
+
     @property
     def elided(self) -> bool:
         width = self.contentsRect().width()
@@ -55,6 +60,6 @@ class ElidedLabel(QLabel):
 
     def _sync_tip(self) -> None:
         if self._tip:
-            self.setToolTip(self._tip)
+            super().setToolTip(self._tip)
         else:
-            self.setToolTip(self.text() if self.elided else "")
+            super().setToolTip(self.text() if self.elided else "")

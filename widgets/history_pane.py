@@ -96,7 +96,7 @@ class HistoryPane(QWidget):
         self.table = make_table("historyTable", self.proxy,
                                 ("888", "00:00:00", "", "autonomous", "rolled back",
                                  "passed: error_rate < 0.02", "10 min 00 s", "available"),
-                                self)
+                                self, fit=True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(ExecutionTableModel.ACTION, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)

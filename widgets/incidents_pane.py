@@ -50,6 +50,7 @@ from widgets.incident_models import (
 )
 from widgets.metrics_pane import AXIS_WIDTH, MetricHistory
 from widgets.ops import Worker
+from widgets.plot_marks import TOP, restack
 from widgets.seen import on_screen
 from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, PLOT_COLORS, STATE_COLORS
@@ -61,7 +62,6 @@ SERIES_COLORS = ("#6ea8ff", "#ff6b70", "#f2a623", "#4cc26a", "#c792ea", "#5fd7d7
                  "#e6a0c4", "#b5bd68")
 MAX_CURVES = 6  # the worst services of a big incident; more would hide each other
 X_STEP_S = 120.0  # the plot's time axis grows in steps of this many seconds
-MARK_NEAR_S = 120.0  # marks closer than this put their labels at different heights
 MARK_TONES = {"change": "blue", "approval": "green", "action": "blue", "validation": "green"}
 
 
@@ -140,7 +140,7 @@ class IncidentsPane(QWidget):
         self.count_label = QLabel(self)
         self.table = make_table("incidentsTable", self.proxy,
                                 ("888", "00:00:00", "CRITICAL", "waiting for approval",
-                                 "payments/bad_deploy 0.99 \U0001f4cc", ""), self)
+                                 "payments/bad_deploy 0.99 \U0001f4cc", ""), self, fit=True)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
         self.table.pressed.connect(self._on_table_pressed)
 
@@ -172,6 +172,14 @@ class IncidentsPane(QWidget):
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(90)
+        # Which labels collide depends on the zoom and the width: stacked again on both,
+        # once pyqtgraph has moved the labels to the new range (hence the timer).
+        self._restack = QTimer(self)
+        self._restack.setSingleShot(True)
+        self._restack.setInterval(0)
+        self._restack.timeout.connect(lambda: restack(self._marks.values()))
+        self.plot.getViewBox().sigXRangeChanged.connect(self._restack.start)
+        self.plot.getViewBox().sigResized.connect(self._restack.start)
         self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="8pt")
         self.metric_choice = QComboBox(self)
         self.metric_choice.setObjectName("incidentMetric")
@@ -473,17 +481,15 @@ class IncidentsPane(QWidget):
                 continue
             added = True
             at = entry.at.timestamp()
-            near = sum(1 for other in self._marks.values()
-                       if abs(other.value() - at) < MARK_NEAR_S)
             line = pg.InfiniteLine(pos=at, angle=90, movable=False, label=entry.mark,
-                                   labelOpts={"position": 0.92 - 0.13 * (near % 5),
-                                              "movable": False})
+                                   labelOpts={"position": TOP, "movable": False})
             line.setToolTip(f"{entry.at:%H:%M:%S} {entry.summary}")
             self._style_mark(line, entry)
             self.plot.addItem(line, ignoreBounds=True)
             self._marks[entry.key] = line
         if added:
             self._fit_x()
+            self._restack.start()
 
     def _style_mark(self, line: pg.InfiniteLine, entry: TimelineEntry) -> None:
         color = self._tone(entry.tone or MARK_TONES.get(entry.kind, ""))

@@ -101,7 +101,7 @@ class RecommendationsPane(QWidget):
         self.filter.textChanged.connect(self._on_filter_changed)
         self.table = make_table("recommendationsTable", self.proxy,
                                 ("88", "00:00:00", "", "0.00 \u2588\u2588\u2588",
-                                 "medium", "needs approver", "executing"), self)
+                                 "medium", "needs approver", "executing"), self, fit=True)
         # Three rows stay in sight under the card; the title column gets the room the
         # others leave (a title cut short says so with an ellipsis and its tooltip).
         rows = self.table.verticalHeader().defaultSectionSize()

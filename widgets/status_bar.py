@@ -25,6 +25,7 @@ from console.events import (
 from console.operations import PermissionDenied
 from console.service import Status, WatchfloorService
 from widgets.bridge import BusBridge
+from widgets.elided import ElidedLabel
 from widgets.kill_switch import LiftKillSwitchDialog
 
 INFO_NOTICE_MS = 15_000
@@ -87,9 +88,9 @@ class ConsoleStatusBar(QStatusBar):
         self.critical_chip.setObjectName("newCriticalChip")
         self.critical_chip.setCursor(Qt.CursorShape.PointingHandCursor)
         self.critical_chip.hide()  # shown while new critical incidents wait to be seen
-        self.notice_label = QLabel(self)
+        self.notice_label = ElidedLabel("", self)
         self.notice_label.setObjectName("noticeLabel")
-        # A long notice is clipped (the tooltip has it whole), never widening the window.
+        # A long notice is elided (the tooltip has it whole), never widening the window.
         self.notice_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                         QSizePolicy.Policy.Preferred)
         self._notice_timer = QTimer(self)

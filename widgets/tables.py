@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.column_fit import ColumnFit
 from widgets.filtering import SortFilterProxy
 from widgets.models import SORT_ROLE, AuditTableModel, SignalTableModel
 from widgets.service_model import ServiceTableModel
@@ -43,14 +44,17 @@ class Table(QTableView):
     the GIL while Qt asks the model for every visible cell (widgets/process.py,
     "Painting"): from C++ alone, each cell's call into the model would wait for it anew."""
 
+    column_fit: ColumnFit | None = None
+
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
 
 
 def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
-               parent: QWidget) -> QTableView:
+               parent: QWidget, *, fit: bool = False) -> QTableView:
     """A compact, read-only, row-selecting table; `widths` are sample texts per column
-    (the column fits the sample in the current font), "" lets the last column stretch."""
+    (the column fits the sample in the current font), "" lets the last column stretch.
+    With `fit`, the columns then follow what they hold (widgets/column_fit.py)."""
     view = Table(parent)
     view.setObjectName(name)
     view.setModel(model)
@@ -81,6 +85,8 @@ def make_table(name: str, model: QAbstractItemModel, widths: Sequence[str],
             view.setColumnWidth(col, max(metrics.horizontalAdvance(sample),
                                          bold_metrics.horizontalAdvance(title)) + 28)
     header.setStretchLastSection(not widths[-1])
+    if fit:
+        view.column_fit = ColumnFit(view, widths)
     return view
 
 
@@ -317,7 +323,7 @@ class AuditPane(QWidget):
         self.proxy = sorting_proxy(model, self)
         self.table = make_table("auditTable", self.proxy,
                                 ("88888", "00:00:00", "user:operator", "autonomy.set_ceiling",
-                                 "cascading-failure", ""), self)
+                                 "cascading-failure", ""), self, fit=True)
         header = self.table.horizontalHeader()
         header.setSortIndicatorClearable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
