@@ -19,6 +19,10 @@ cross a line, not that a change broke anything, so a rollback on that ground is 
 even proposed. Every "no" is said in words; the recommendation then waits for a person
 (level 2), as any other.
 
+Nothing is done about a symptom that has already gone: when the fault class's own metric
+on the service is back within its normal now (it cleared by itself, or another fix
+ended it), nothing is proposed, and the reason says so.
+
 Load is not a fault until it stays. More traffic than usual (the service's request rate
 `LOAD_RISE` times its normal or more) raises saturation, latency, queue depth and pool
 usage on the service and on what it calls; read alone, that looks like a CPU-hungry
@@ -38,8 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agents.investigator_metrics import analyse
+from agents.investigator_metrics import Z_ANOMALOUS, analyse
 from agents.investigator_scoring import PRIMARY, onset_of
+from agents.outcome_symptoms import rises, still_wrong
 from console.domain import Evidence, Hypothesis
 from console.sources.metrics import Point
 
@@ -169,6 +174,26 @@ def load_rise(service: str, series: Series, opened_at: datetime,
     return LoadRise(service, ratio, since, over)
 
 
+def symptom_gone(h: Hypothesis, series: Series, opened_at: datetime,
+                 now: datetime) -> str | None:
+    """The class's own metric on the service moved during the incident and is back
+    within its normal now, in words (None: it still is wrong, it never showed there, or
+    there is nothing to read it by)."""
+    metric = PRIMARY.get(h.fault_class)
+    if metric is None or h.fault_class in LEVEL_CLASSES:
+        return None
+    start, end = opened_at - _BASELINE, opened_at - _BASELINE_GAP
+    stat = analyse(h.service, metric, list(series(h.service, metric, start, now)), end, start)
+    if stat is None:
+        return None
+    rising = rises(h.fault_class, metric)
+    was_there = stat.z_high >= Z_ANOMALOUS if rising else -stat.z_low >= Z_ANOMALOUS
+    if not was_there or still_wrong(stat, rising):
+        return None  # it never showed in this metric, or it still does
+    return (f"its symptom is gone: {metric} of {h.service} is back to {stat.current:.4g} "
+            f"(normal {stat.reference:.4g}), so there is nothing to act on now")
+
+
 def _changed(h: Hypothesis) -> bool:
     """A change on the service is part of the evidence (a flag, a deploy): the symptom
     has a cause of its own beside any load."""
@@ -228,6 +253,10 @@ def gate(h: Hypothesis, action_class: str, *, corroboration: int, min_persistenc
          load_persistence: float = 600.0) -> Verdict:
     """`assess` with the symptom dated and the load read from the metrics (what the
     recommender calls)."""
+    gone = symptom_gone(h, series, opened_at, now) if series is not None else None
+    if gone is not None:
+        return Verdict(False, len(witnesses(h)[0]), tuple(witnesses(h)[0]), (gone,),
+                       propose=False)
     onset, onset_from = symptom_onset(h, series, opened_at, now)
     load = load_rise(h.service, series, opened_at, now) if series is not None else None
     return assess(h, action_class, now=now, onset=onset, onset_from=onset_from,

@@ -53,7 +53,11 @@ def own_metric(fault_class: str) -> str | None:
 
 
 def symptom_metrics(fault_class: str) -> list[str]:
-    """The cause's own metric first, then the golden signals its callers feel."""
+    """The cause's own metric first, then the golden signals its callers feel. A
+    partition's are its errors alone: a drained zone leaves less capacity, and a slower
+    service is the drain's price, not the partition still there."""
+    if fault_class == "network_partition":
+        return ["error_rate"]
     metrics = ["error_rate", "latency_p99_ms"]
     own = own_metric(fault_class)
     if own is not None and own not in metrics:

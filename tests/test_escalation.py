@@ -368,4 +368,6 @@ def test_the_symptoms_judged_are_the_causes_own() -> None:
     assert lasting_metrics("connection_pool_exhaustion") == ["pool_usage"]
     assert lasting_metrics("traffic_surge") == ["saturation"]
     assert lasting_metrics("network_partition") == ["error_rate"]
+    # a drained zone leaves less capacity: slower is the drain's price
+    assert symptom_metrics("network_partition") == ["error_rate"]
     assert not rises("cache_stampede", "cache_hit_ratio")

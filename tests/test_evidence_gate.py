@@ -241,3 +241,35 @@ def test_a_load_pulse_takes_no_action_even_with_every_proposal_approved(
     assert summary["faults"] == []
     assert summary["actions"] == []
     assert not any(inc["escalated"] for inc in summary["incidents"])
+
+
+def _cpu(back_for: float):
+    """cpu at 35 for an hour, 90 from 20 minutes ago, back at 35 for the last
+    `back_for` seconds; the request rate steady."""
+    start = NOW - timedelta(hours=1)
+
+    def series(service: str, metric: str, a: datetime, b: datetime) -> list:
+        points = []
+        for i in range(0, 3601, 15):
+            at = start + timedelta(seconds=i)
+            ago = (NOW - at).total_seconds()
+            if metric == "cpu":
+                value = 90.0 if back_for < ago <= 1200 else 35.0 + (i % 3) * 0.3
+            else:
+                value = 100.0 + (i % 3)
+            points.append((at, value))
+        return [(at, v) for at, v in points if a <= at <= b]
+
+    return series
+
+
+def test_nothing_is_proposed_for_a_symptom_that_has_gone() -> None:
+    h = _h("cpu_saturation", "metric", "alert", service="catalog")
+    opened = NOW - timedelta(minutes=15)
+    gone = gate(h, "scale", corroboration=2, min_persistence=120.0, opened_at=opened,
+                now=NOW, series=_cpu(300))
+    assert (gone.autonomous, gone.propose) == (False, False)
+    assert gone.reasons[0].startswith("its symptom is gone: cpu of catalog is back to 35")
+    there = gate(h, "scale", corroboration=2, min_persistence=120.0, opened_at=opened,
+                 now=NOW, series=_cpu(0))
+    assert there.propose and there.autonomous
