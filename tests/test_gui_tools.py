@@ -125,7 +125,8 @@ def test_a_record_followed_in_the_audit_browser_opens_where_links_go(
     assert followed == ["incident:12"]
     monkeypatch.undo()
     window.audit_browser.recordFollowed.emit("user", "bob")  # no pane: named instead
-    assert window.status.notice_label.text() == "record user:bob"
+    assert window.status.notice_label.text() == \
+        "record user:bob: nothing in the console shows this record"
 
 
 def test_open_audit_bundle_asks_without_blocking_then_reviews_read_only(
