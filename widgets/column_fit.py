@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication, QHeaderView, QTableView
 PADDING = 28  # cell margins and the sort indicator
 MEASURED_ROWS = 50  # rows measured per inserted batch (a storm inserts thousands)
 CAP = 0.45  # no column asks for more than this share of the table's width
-STRETCH_SHARE = 0.3  # what the stretching column keeps, at least, of the width
+STRETCH_SHARE = 0.25  # what the stretching column keeps, at least, of the width
 
 
 class ColumnFit(QObject):
@@ -73,6 +73,8 @@ class ColumnFit(QObject):
                         == QHeaderView.ResizeMode.Stretch), None)
         if stretch is None and header.stretchLastSection() and columns:
             stretch = columns[-1]
+        elif stretch is not None and header.stretchLastSection():
+            header.setStretchLastSection(False)  # one column takes the rest, not two
         sized = [c for c in columns if c != stretch and c not in self._by_hand]
         fixed = sum(header.sectionSize(c) for c in self._by_hand if c in columns)
         asked = {c: min(self._wanted[c], max(self._titles[c], int(width * CAP)))

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QTabBar,
     QVBoxLayout,
     QWidget,
@@ -31,11 +32,9 @@ from widgets.elided import ElidedLabel
 from widgets.recommendation_model import Standing
 from widgets.theme import StateColors
 
-# (objectName, heading, row, column, column span)
-FIELDS = (("cardCause", "Wrong", 0, 0, 1), ("cardConfidence", "Confidence", 0, 2, 1),
-          ("cardBasis", "Rests on", 1, 0, 3), ("cardChange", "Fix", 2, 0, 3),
-          ("cardUndo", "Undo", 3, 0, 3), ("cardCheck", "Check", 4, 0, 3),
-          ("cardApproval", "Approval", 5, 0, 3))
+# (objectName, heading) a row each; the confidence's row also says what it rests on
+FIELDS = (("cardCause", "Wrong"), ("cardConfidence", "Confidence"), ("cardChange", "Fix"),
+          ("cardUndo", "Undo"), ("cardCheck", "Check"), ("cardApproval", "Approval"))
 
 
 class DecisionCard(QFrame):
@@ -64,16 +63,29 @@ class DecisionCard(QFrame):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
-        for name, heading, row, col, span in FIELDS:
+        for row, (name, heading) in enumerate(FIELDS):
             head = QLabel(heading, self.body)
             head.setObjectName("cardHeading")
-            grid.addWidget(head, row, col)
+            grid.addWidget(head, row, 0)
             value = ElidedLabel("", self.body)
             value.setObjectName(name)
             self.fields[name] = value
-            grid.addWidget(value, row, col + 1, 1, span)
+            grid.addWidget(value, row, 1)
         grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
+        # The confidence keeps its words whole; what it rests on takes the rest of its row.
+        confidence = self.fields["cardConfidence"]
+        confidence.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        basis = ElidedLabel("", self.body)
+        basis.setObjectName("cardBasis")
+        self.fields["cardBasis"] = basis
+        line = QHBoxLayout()
+        line.setContentsMargins(0, 0, 0, 0)
+        line.setSpacing(6)
+        grid.removeWidget(confidence)
+        line.addWidget(confidence)
+        line.addWidget(QLabel("rests on", self.body))
+        line.addWidget(basis, 1)
+        grid.addLayout(line, 1, 1)
         self.buttons = QHBoxLayout()
         self.buttons.setContentsMargins(0, 2, 0, 0)
         self.buttons.setSpacing(8)
@@ -113,6 +125,9 @@ class DecisionCard(QFrame):
         self._put("cardConfidence", shown.confidence,
                   f"{shown.confidence}: one number for this fix on this cause.\n"
                   f"It rests on: {shown.basis}", tone)
+        confidence = self.fields["cardConfidence"]
+        confidence.setFixedWidth(confidence.fontMetrics().horizontalAdvance(
+            shown.confidence) + 6)
         self._put("cardBasis", shown.basis, shown.basis, colors.dimmed)
         self._put("cardChange", shown.change, shown.change)
         self._put("cardUndo", shown.undo, shown.undo,

@@ -99,11 +99,12 @@ def card_fields(rec: Recommendation, standing: Standing | None, cause: Cause | N
         wrong = _diagnosis(rec) or f"{rec.target} (no stored cause)"
     basis = rec.basis or "the recommender did not say"
     targets = ", ".join(map(str, preview.get("targets", []))) or rec.target
-    change = (f"{preview_summary(rec)} \u2014 targets: {targets} \u00b7 blast radius "
-              f"{preview.get('blast_radius', '?')} \u00b7 {preview.get('action_class', '')}")
     zone = cause_zone(cause) if cause is not None else ""
-    if zone:  # a fix on one service of a zone-wide cause says that it is only that
-        change += f" \u2014 acts on {targets} only, not on the rest of zone {zone}"
+    # What it touches first (the summary is also the details' heading): a fix on one
+    # service of a zone-wide cause says that it is only that.
+    scope = f"{targets} only, not the rest of zone {zone}" if zone else targets
+    change = (f"{scope} (blast radius {preview.get('blast_radius', '?')}, "
+              f"{preview.get('action_class', '')}): {preview_summary(rec)}")
     undo, undoable = rollback_words(preview)
     return CardFields(
         wrong=wrong,

@@ -193,12 +193,10 @@ class IncidentTableModel(TableModel):
         return ", ".join(info.services)
 
     def causes_text(self, incident_id: int) -> str:
-        """Its stored causes by name (a zone-wide one as its zone), each once: the
-        cause column of an incident with several causes names them all."""
+        """Its stored causes by name (a zone-wide one as its zone), each once, joined by
+        "+": the cause column of an incident with several causes names them all."""
         names = list(dict.fromkeys(cause_name(c) for c in self._stored.get(incident_id, ())))
-        if len(names) > 1:
-            return f"{len(names)} causes: " + " \u00b7 ".join(names)
-        return names[0] if names else ""
+        return " + ".join(names)
 
     def _tooltip(self, info: IncidentInfo) -> str:
         live = incident_state(info, self._stored.get(info.id, ()))
