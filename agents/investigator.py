@@ -27,6 +27,7 @@ from typing import Protocol
 
 from agents.causes import CauseGroup, by_service_zone, group_causes, posteriors
 from agents.external_evidence import ExternalEvidence, with_quotes
+from agents.investigator_gaps import Gap, gaps, unranked
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
@@ -95,6 +96,10 @@ class InvestigatorSettings:
     # A low confidence is no reason to drop a hypothesis: a second, concurrent cause (two
     # faults at once) keeps its rank even when the single-cause softmax gives it little.
     min_confidence: float = 0.0
+    # True: every candidate is listed, those no signature scored after the rest at
+    # confidence 0 (agents/investigator_gaps.py) - for a recording, where an empty list
+    # would leave the reader with nothing to check.
+    rank_all: bool = False
     temperature: float = TEMPERATURE
     null_score: float = NULL_SCORE
 
@@ -146,12 +151,14 @@ class Investigator:
         self.ancestors = {s: _reach(s, self.callers) for s in self.callees}
         self.descendants = {s: _reach(s, self.callees) for s in self.callees}
         self.last_duration_ms = 0.0
+        self.last_gaps: list[Gap] = []  # what the last investigation could not check
 
     # --- one investigation ------------------------------------------------------------
 
     def investigate(self, incident: IncidentInfo, now: datetime) -> list[Hypothesis]:
         """Hypotheses for the incident as of `now`, best first; [] when nothing stands out."""
         started = time.perf_counter()
+        self.last_gaps = []
         try:
             wake = Wake() if self.own_actions is None else self.own_actions.wake(
                 now, min(incident.opened_at, now) - self.settings.baseline,
@@ -212,6 +219,11 @@ class Investigator:
                                       cand.zone))
         # best first, whichever cause it is of (the first cause first on a tie)
         out.sort(key=lambda h: -h.confidence)
+        self.last_gaps = gaps(views, candidates, lambda v: self._reads(v, views),
+                              lambda s, m: self.metrics.series(s, m, baseline_start, now),
+                              baseline_start, baseline_end)
+        if cfg.rank_all:
+            out += unranked(views, candidates, incident.services, out, self.fault_classes)
         return out
 
     def _causes(self, ranked: list[Candidate],

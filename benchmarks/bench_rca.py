@@ -24,8 +24,12 @@ their own: their top confidence should be low.
 With `--dataset DIR` it scores recorded incidents instead (PetShop issues, Nezha cases or
 Watchfloor recordings under DIR, each with its known root cause): AC@1, AC@3 and Avg@5
 (the mean of AC@1..AC@5) of the investigator's ranking of services (its hypotheses'
-services in order, first appearance), beside two baselines that read the same data
-(benchmarks/rca_baselines.py), overall and per dataset scenario.
+services in order, first appearance; every candidate listed, as `watchfloor
+investigate` lists them), beside two baselines that read the same data
+(benchmarks/rca_baselines.py), overall, per family (benchmarks/rca_families.py: PetShop
+low / high / temporal traffic, each Nezha system) with the family's best baseline and
+how many cases got no candidate, and per dataset scenario; each case carries its
+investigation gaps (what could not be checked).
 
 `--fit` refits the calibration constants (temperature, "none" score) on seeds disjoint
 from the benchmark's and prints them; they live in agents/investigator_scoring.py.
@@ -328,29 +332,43 @@ def _accuracy(positions: Sequence[int | None]) -> dict[str, float | int]:
             "avg_at_5": round(statistics.fmean(at), 4)}
 
 
-def rank_recording(recording: Any) -> dict[str, list[str]]:
-    """Each method's ranking of services for one recording, best first."""
+def rank_recording(recording: Any) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
+    """Each method's ranking of services for one recording, best first, and what the
+    investigator could not check (its investigation gaps). The investigator lists every
+    candidate, as `watchfloor investigate` does."""
     from agents.investigator import Investigator, InvestigatorSettings
     from benchmarks.rca_baselines import correlation_ranking, zscore_ranking
-    from console.investigate_cli import investigate, settings_for
+    from console.investigate_cli import investigation, settings_for
 
-    incident, found = investigate(recording, Investigator, InvestigatorSettings,
-                                  max_hypotheses=1000)
+    done = investigation(recording, Investigator, InvestigatorSettings,
+                         max_hypotheses=1000, rank_all=True)
+    incident = done.incident
     ours: list[str] = []
-    for h in found:
+    for h in done.hypotheses:
         if h.service not in ours:
             ours.append(h.service)
     baseline_end = incident.opened_at - settings_for(recording, incident.opened_at,
                                                      InvestigatorSettings).baseline_gap
-    return {"watchfloor": ours,
-            "zscore": zscore_ranking(recording, incident.opened_at, baseline_end),
-            "correlation": correlation_ranking(recording, incident.opened_at, baseline_end)}
+    return ({"watchfloor": ours,
+             "zscore": zscore_ranking(recording, incident.opened_at, baseline_end),
+             "correlation": correlation_ranking(recording, incident.opened_at, baseline_end)},
+            done.gaps)
+
+
+def _best_baseline(by: Mapping[str, Sequence[int | None]]) -> str:
+    """The baseline with the higher AC@1 in this family (AC@3 on a tie)."""
+    def key(method: str) -> tuple[float, float]:
+        acc = _accuracy(by[method])
+        return (float(acc["ac_at_1"]), float(acc["ac_at_3"]))
+
+    return max((m for m in METHODS if m != "watchfloor"), key=key)
 
 
 def run_datasets(root: str) -> dict[str, Any]:
     from pathlib import Path
 
     from console.recording import RecordingError
+    from benchmarks.rca_families import family
     from console.recording_adapters import dataset_cases, open_recording
 
     started = time.perf_counter()
@@ -358,6 +376,8 @@ def run_datasets(root: str) -> dict[str, Any]:
     if not cases:
         raise SystemExit(f"{root}: no recorded incidents found")
     positions: dict[str, dict[str, list[int | None]]] = {}
+    families: dict[str, dict[str, list[int | None]]] = {}
+    empty: dict[str, int] = {}  # per family: cases the investigator named no service for
     unreadable: list[str] = []
     rows = []
     for case in cases:
@@ -369,20 +389,31 @@ def run_datasets(root: str) -> dict[str, Any]:
         if recording.truth is None:
             continue
         truth = set(recording.truth.services)
-        ranked = rank_recording(recording)
+        ranked, gaps = rank_recording(recording)
         scenario = "/".join(recording.name.split("/")[:2])
-        row: dict[str, Any] = {"case": recording.name, "truth": sorted(truth)}
+        kind = family(case, recording.name)
+        empty[kind] = empty.get(kind, 0) + (not ranked["watchfloor"])
+        row: dict[str, Any] = {"case": recording.name, "family": kind, "truth": sorted(truth),
+                               "investigation_gaps": gaps}
         for method in METHODS:
             pos = next((i for i, s in enumerate(ranked[method], 1) if s in truth), None)
             positions.setdefault(scenario, {}).setdefault(method, []).append(pos)
             positions.setdefault("all", {}).setdefault(method, []).append(pos)
+            families.setdefault(kind, {}).setdefault(method, []).append(pos)
             row[method] = {"rank": pos, "top3": ranked[method][:3]}
         rows.append(row)
     per = {name: {method: _accuracy(by[method]) for method in METHODS}
            for name, by in sorted(positions.items()) if name != "all"}
+    per_family = {name: {**{method: _accuracy(by[method]) for method in METHODS},
+                         "best_baseline": _best_baseline(by),
+                         "without_candidates": empty.get(name, 0)}
+                  for name, by in sorted(families.items())}
     return {"dataset": str(root),
             "overall": {m: _accuracy(positions.get("all", {}).get(m, [])) for m in METHODS},
-            "per_scenario": per, "cases": rows, "unreadable": unreadable,
+            "per_family": per_family, "per_scenario": per, "cases": rows,
+            "without_candidates": sum(empty.values()),
+            "with_gaps": sum(1 for r in rows if r["investigation_gaps"]),
+            "unreadable": unreadable,
             "wall_seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -259,7 +259,9 @@ def test_constant_series_give_no_cause_and_say_so(tmp_path: Path,
                              for svc in SERVICES}
                     for metric in ("error_rate", "latency_p99_ms", "cpu")}
     folder = write(tmp_path / "rec", flat)
-    assert investigate_json(folder, capsys)["candidates"] == []
+    # every service is still listed (where to look), none with a confidence
+    assert [c["confidence"] for c in investigate_json(folder, capsys)["candidates"]] == \
+        [0.0] * len(SERVICES)
     assert main(["investigate", "--recording", str(folder)]) == 0
     assert "no likely cause: nothing the recording holds stands out" in capsys.readouterr().out
 
