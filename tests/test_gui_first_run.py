@@ -123,3 +123,23 @@ def test_cancelling_the_sign_in_says_what_happens_and_offers_to_try_again(
         assert task.result() == 0
         assert "nobody signed in" in capsys.readouterr().err
         qtbot.waitUntil(lambda: not shiboken6.isValid(window), timeout=2000)
+
+
+def test_the_start_shows_the_steps_done_without_an_animation(qtbot: Any) -> None:
+    """A busy indicator repainted the window many times a second while the start's
+    work waited for the interpreter lock; the bar counts the steps instead."""
+    from PySide6.QtCore import QSettings
+
+    from widgets.starting import START_STEPS
+
+    window = MainWindow(settings=QSettings(), title="Watchfloor",
+                        make_recording_window=console_app.recording_window)
+    qtbot.addWidget(window)
+    window.show_progress("Opening the database\u2026")
+    bar = window.starting.bar
+    assert (bar.minimum(), bar.maximum()) == (0, START_STEPS)  # determinate: no animation
+    assert bar.value() == 0
+    window.show_progress("Signing in\u2026")
+    window.show_progress("Loading the scenario bad-deploy\u2026")
+    assert bar.value() == 2
+    assert window.starting.step.text() == "Loading the scenario bad-deploy\u2026"
