@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication, QHeaderView, QTableView
 PADDING = 28  # cell margins and the sort indicator
 MEASURED_ROWS = 50  # rows measured per inserted batch (a storm inserts thousands)
 CAP = 0.45  # no column asks for more than this share of the table's width
-STRETCH_SHARE = 0.25  # what the stretching column keeps, at least, of the width
+STRETCH_SHARE = 0.5  # the stretching column (the one that matters) keeps up to this
 
 
 class ColumnFit(QObject):
@@ -79,7 +79,8 @@ class ColumnFit(QObject):
         fixed = sum(header.sectionSize(c) for c in self._by_hand if c in columns)
         asked = {c: min(self._wanted[c], max(self._titles[c], int(width * CAP)))
                  for c in sized}
-        # The stretching column keeps what it asks for, up to its fair share.
+        # The stretching column is the one a pane reads first (a title, a cause, an
+        # action): it keeps what it asks for, up to half the width.
         keep = 0 if stretch is None else min(
             self._wanted[stretch], max(self._titles[stretch], int(width * STRETCH_SHARE)))
         asked = _level(asked, {c: self._titles[c] for c in sized}, width - fixed - keep)

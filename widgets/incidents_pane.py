@@ -141,6 +141,10 @@ class IncidentsPane(QWidget):
         self.table = make_table("incidentsTable", self.proxy,
                                 ("888", "00:00:00", "CRITICAL", "waiting for approval",
                                  "payments/bad_deploy 0.99 \U0001f4cc", ""), self, fit=True)
+        # The cause is what an operator reads first: it takes the room, the services
+        # list gives it up.
+        self.table.horizontalHeader().setSectionResizeMode(
+            IncidentTableModel.CAUSE, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
         self.table.pressed.connect(self._on_table_pressed)
 
