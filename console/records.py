@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -55,6 +56,7 @@ class RecordReader:
             "change": self._change, "log": self._log, "signal": self._signal,
             "audit": self._audit, "knowledge": self._knowledge, "report": self._report,
             "incident": self._incident, "execution": self._execution,
+            "recommendation": self._recommendation,
         }
 
     @property
@@ -193,6 +195,20 @@ class RecordReader:
             ("Recommendation", str(run.recommendation_id or "-")),
             ("Started", run.started_at.isoformat()),
             ("Finished", run.finished_at.isoformat() if run.finished_at else "-")))
+
+
+    def _recommendation(self, session: Session, ref: str) -> RecordView | None:
+        """One the queue no longer lists (decided, expired) is still a record."""
+        ident = ref.partition(":")[2]
+        rec = (self._repo.recommendation(session, int(ident), datetime.now(UTC))
+               if ident.isdigit() else None)
+        if rec is None:
+            return None
+        return RecordView(ref, f"Recommendation {rec.id}: {rec.runbook_id} on {rec.target}", (
+            ("State", rec.state), ("Incident", str(rec.incident_id or "-")),
+            ("Confidence", f"{rec.confidence:.2f}"), ("Risk", rec.risk),
+            ("Preview hash", rec.preview_hash), ("Requested by", rec.requester),
+            ("Made", rec.created_at.isoformat())), tuple(rec.explanation.splitlines()))
 
 
 def _json_line(value: Any) -> str:

@@ -77,3 +77,16 @@ def test_an_alert_series_and_an_audit_record(played: Any) -> None:
 def test_a_link_to_nothing_is_refused_with_the_reason(played: Any, ref: str, why: str) -> None:
     with pytest.raises(RecordNotFound, match=why):
         _reader(played).read(ref)
+
+
+def test_a_recommendation_reads_with_its_preview_hash(runtime: Any) -> None:
+    driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
+    engine = runtime.service.engine
+    while not engine.recommendations(("pending",)) and not driver.finished:
+        driver.step(30.0)
+    rec = engine.recommendations(("pending",))[0]
+    view = _reader(runtime).read(f"recommendation:{rec.id}")
+    fields = dict(view.fields)
+    assert fields["Preview hash"] == rec.preview_hash
+    assert fields["State"] == "pending"
+    assert view.lines == tuple(rec.explanation.splitlines())

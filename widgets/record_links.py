@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from widgets.tables import AuditPane, SignalsPane
 
 VIEWER_KINDS = frozenset({"runbook", "log", "knowledge", "report", "change", "signal",
-                          "audit", "incident", "execution"})
+                          "audit", "incident", "execution", "recommendation"})
 """Kinds the record viewer can read when no pane holds the record."""
 
 
