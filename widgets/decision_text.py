@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.domain import Recommendation
+from console.domain import ROLLBACK_FROM, Recommendation
 from console.incident_state import cause_state as live_state
 from console.storage.repos_causes import Cause
 from widgets.recommendation_model import Standing, preview_summary
@@ -56,6 +56,18 @@ def cause_of(rec: Recommendation, causes: Sequence[Cause]) -> Cause | None:
     """The cause `rec` was made for, as the incident's stored causes say."""
     return next((c for c in causes
                  if any(a.recommendation_id == rec.id for a in c.actions)), None)
+
+
+def run_to_roll_back(rec: Recommendation, causes: Sequence[Cause]) -> int | None:
+    """The run of `rec` that Roll back would undo now: it ran, it is in a state a
+    rollback starts from, and its preview has a rollback path."""
+    cause = cause_of(rec, causes)
+    action = next((a for a in cause.actions if a.recommendation_id == rec.id),
+                  None) if cause is not None else None
+    if action is None or action.execution_id is None \
+            or action.execution_state not in ROLLBACK_FROM or not rollback_words(rec.preview)[1]:
+        return None
+    return action.execution_id
 
 
 def cause_tab(cause: Cause) -> str:

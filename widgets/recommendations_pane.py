@@ -40,14 +40,13 @@ from PySide6.QtWidgets import (
 )
 
 from console.auth import can
-from console.domain import ROLLBACK_FROM
 from console.execution import ExecutionEngine
 from console.storage.repos import ROLES
 from console.storage.repos_causes import Cause
 from widgets.bridge import BusBridge
 from widgets.card_rollback import CardRollback
 from widgets.decision_card import DecisionCard
-from widgets.decision_text import cause_of
+from widgets.decision_text import run_to_roll_back
 from widgets.delegates import ConfidenceDelegate
 from widgets.elided import ElidedLabel
 from widgets.ops import Worker, describe_error
@@ -328,14 +327,7 @@ class RecommendationsPane(QWidget):
     def run_of_selected(self) -> int | None:
         """The execution of the selected recommendation that could be rolled back now."""
         rec = self.selected
-        cause = cause_of(rec, self.causes_of(rec)) if rec is not None else None
-        action = next((a for a in cause.actions if a.recommendation_id == rec.id),
-                      None) if cause is not None and rec is not None else None
-        if action is None or action.execution_id is None or \
-                action.execution_state not in ROLLBACK_FROM or not rec.preview.get("rollback") \
-                or rec.preview.get("rollback") == "none":
-            return None
-        return action.execution_id
+        return None if rec is None else run_to_roll_back(rec, self.causes_of(rec))
 
     def rollback_selected(self) -> None:
         """Roll back the selected recommendation's run (asks first)."""
