@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -38,7 +39,10 @@ class KillSwitchBanner(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.text = QLabel(BANNER_TEXT, self)
         self.text.setObjectName("killSwitchBannerText")
-        self.text.setWordWrap(True)
+        self.text.setToolTip(BANNER_TEXT)
+        # One line (a wrapped label asked the toolbar for two, 70 px of a 768 px screen);
+        # on a narrow window its end is cut, never its first words.
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.since = QLabel("", self)
         self.since.setObjectName("killSwitchBannerSince")
         self.lift = QPushButton("Lift the kill switch\u2026", self)
@@ -47,7 +51,7 @@ class KillSwitchBanner(QWidget):
                              "for a reason, kept in the audit log; needs the admin role)")
         self.lift.clicked.connect(self.liftRequested)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 8, 6)
+        layout.setContentsMargins(12, 3, 8, 3)
         layout.setSpacing(12)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.since)

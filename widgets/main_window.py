@@ -376,7 +376,9 @@ class MainWindow(QMainWindow):
     # --- actions ---------------------------------------------------------------------
 
     def apply_theme(self, name: str) -> None:
-        self.setStyleSheet(load_stylesheet(name))
+        sheet = load_stylesheet(name)
+        if self.styleSheet() != sheet:  # the frame has its theme from the start: setting
+            self.setStyleSheet(sheet)  # it again re-polished every new pane for nothing
         self.metrics_pane.set_colors(PLOT_COLORS[name])
         for pane in (self.services_pane, self.signals_pane, self.audit_pane):
             pane.model.set_colors(STATE_COLORS[name])
