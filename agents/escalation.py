@@ -41,6 +41,7 @@ from typing import Any
 
 from agents.breaker_memory import Memory, recall
 from agents.breaker_state import Attempt, Cause, Review
+from agents.evidence_gate import LOAD_CLASSES
 from agents.investigator_metrics import analyse
 from agents.investigator_text import hhmmss
 from agents.outcome_symptoms import (
@@ -140,6 +141,16 @@ class CauseBreaker:
                 return Review(False, True, f"{a.runbook_id} #{a.execution_id} on {cause.key} "
                               f"is still being judged (since {hhmmss(a.started_at)}); "
                               "nothing new on it until its outcome is known")
+            settling = [a for a in self._seen.values() if a.incident_id == incident_id
+                        and a.outcome == "pending" and a not in cause.attempts]
+            if fault_class in LOAD_CLASSES and runbook_id is not None and settling:
+                # A fix elsewhere in the incident moves load while it settles (a cache
+                # warms, a pool refills): a load rise now may be its wake.
+                a = settling[-1]
+                return Review(False, True, f"held: {a.runbook_id} #{a.execution_id} in "
+                              f"incident {incident_id} is still being judged; a load rise "
+                              "now may be its wake, so nothing is proposed for "
+                              f"{cause.key} until its outcome is known")
             failed = [a for a in recent if a.failed]
             if runbook_id is None:
                 if no_remedy and not recent:

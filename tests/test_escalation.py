@@ -371,3 +371,20 @@ def test_the_symptoms_judged_are_the_causes_own() -> None:
     # a drained zone leaves less capacity: slower is the drain's price
     assert symptom_metrics("network_partition") == ["error_rate"]
     assert not rises("cache_stampede", "cache_hit_ratio")
+
+
+def test_a_surge_waits_while_a_fix_elsewhere_in_the_incident_settles(runtime: Any) -> None:
+    breaker, incident = _breaker(runtime)
+    _attempt(breaker, incident, 1, "pending", service="product-cache",
+             fault="cache_stampede")
+    held = breaker.review(incident, "catalog-db", "traffic_surge", 0.96, "scale-out",
+                          eases=False, no_remedy=False)
+    assert held.stop and held.why.startswith("held: restart-service #1 in incident")
+    assert "a load rise now may be its wake" in held.why
+    assert escalations(runtime.service.audit_entries(), incident) == []
+    # a cause that is not load is not held by it
+    assert not breaker.review(incident, "orders", "memory_leak", 0.96, "rollback-deploy",
+                              eases=False, no_remedy=False).stop
+    breaker.attempt(1).outcome = "effective"
+    assert not breaker.review(incident, "catalog-db", "traffic_surge", 0.96, "scale-out",
+                              eases=False, no_remedy=False).stop
