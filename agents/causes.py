@@ -16,7 +16,11 @@ on it. Here the candidates are split by explain-away instead:
   would explain the leader's service and its anomaly began no later than the leader's:
   it competes for the same symptoms;
 - one that explains the leader's service but began clearly later cannot be what the
-  earlier symptoms came from: a second fault that joined the incident;
+  earlier symptoms came from: a second fault that joined the incident; nor can a leader
+  explain symptoms that were there clearly before its own began;
+- one whose evidence holds a change on its own service, made clearly after the leader's
+  trouble began and followed by its own signature, is a fault of its own too, even
+  where the leader's symptoms reach (a deploy on an already unwell service);
 - a candidate related to no cause starts one of its own when it stands out by itself
   (its signature is clear and its score beats "none of these"); a faint one stays an
   alternative of the first cause, as before;
@@ -92,15 +96,23 @@ def _related(cand: Candidate, leader: Candidate,
              loads: Callable[[Candidate, str], bool]) -> bool:
     if cand.service == leader.service:
         return True  # two readings of the same service's symptoms
+    theirs = onset(leader)
+    if cand.changed_at is not None and theirs is not None and \
+            cand.changed_at > theirs + ONSET_SLACK_S:
+        return False  # its own change, made after the leader's trouble began, made it worse
+    began = onset(cand)
     if explains(leader, cand.service) and transmits(leader.fault_class, cand.fault_class,
                                                    loads(leader, cand.service)):
-        return True  # the leader explains its symptoms away
+        # the leader explains its symptoms away, unless they were there well before it
+        return began is None or theirs is None or began >= theirs - ONSET_SLACK_S
     if same_zone(cand, leader):
         return True
     if not explains(cand, leader.service) or not transmits(
             cand.fault_class, leader.fault_class, loads(cand, leader.service)):
         return False
-    began, theirs = onset(cand), onset(leader)
+    if leader.changed_at is not None and began is not None and \
+            leader.changed_at > began + ONSET_SLACK_S:
+        return False  # the leader's own later change made it worse, not this
     # It would explain the leader's symptoms, unless those were there well before it.
     return began is None or theirs is None or began <= theirs + ONSET_SLACK_S
 

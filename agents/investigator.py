@@ -52,6 +52,7 @@ from agents.investigator_scoring import (
     onset_of,
     primary_stat,
     signature,
+    step_at,
 )
 from agents.investigator_text import describe_change, describe_metric, hhmmss
 from agents.learner import SOURCE as FORECAST_SOURCE
@@ -186,7 +187,9 @@ class Investigator:
                 if t.level in ("WARN", "ERROR") and t.first_seen >= first_alert - cfg.new_logs]
         latest = {s: {m: v for m, v in self.metrics.latest(s).items()
                       if wake.explaining(s, m, now) is None} for s in candidates}
-        views = self._views(candidates, latest, alerts, logs)
+        changes = self.evidence.changes(first_alert - cfg.change_history, now, candidates)
+        views = self._views(candidates, latest, alerts, logs,
+                            changed={c.service for c in changes})
         for view in views.values():
             for metric in self._reads(view, views):
                 points = wake.series(view.name, metric,
@@ -194,11 +197,11 @@ class Investigator:
                                                          now))
                 if points:
                     view.sampled[metric] = points[-1][0]
+                    view.points[metric] = points
                 stat = analyse(view.name, metric, points, baseline_end, baseline_start)
                 if stat is not None:
                     view.stats[metric] = stat
-        for change in self.evidence.changes(first_alert - cfg.change_history, now,
-                                            sorted(views)):
+        for change in changes:
             if change.service in views:  # a source may answer more than was asked
                 views[change.service].changes.append(change)
         ranked = self._score(views, first_alert.timestamp())
@@ -284,8 +287,8 @@ class Investigator:
         return out
 
     def _views(self, candidates: list[str], latest: Mapping[str, Mapping[str, float]],
-               alerts: Mapping[str, list[Signal]],
-               logs: list[TemplateStat]) -> dict[str, ServiceView]:
+               alerts: Mapping[str, list[Signal]], logs: list[TemplateStat],
+               changed: frozenset[str] | set[str] = frozenset()) -> dict[str, ServiceView]:
         """The suspects: candidates whose newest samples, alerts or logs stand out."""
         flags: dict[str, set[str]] = {s: set() for s in candidates}
         for s in candidates:
@@ -324,7 +327,7 @@ class Investigator:
                 flags[s] |= set(latest[s])
         suspects = [s for s in candidates if flags[s]]
         if self.settings.screen and len(suspects) > self.settings.max_suspects:
-            suspects = self._rank_suspects(suspects, flags)
+            suspects = self._rank_suspects(suspects, flags, changed)
         return {s: ServiceView(s, self.callers.get(s, ()), self.callees.get(s, ()), latest[s],
                                alerts=list(alerts.get(s, ())), own_logs=own.get(s, []),
                                reported=reported.get(s, []), flags=flags[s],
@@ -342,8 +345,11 @@ class Investigator:
         return tuple(sorted({d for c in self.callers.get(service, ())
                              for d in self.callees.get(c, ())} - {service}))
 
-    def _rank_suspects(self, suspects: list[str], flags: Mapping[str, set[str]]) -> list[str]:
-        """The most telling suspects: resource trouble, depth in the graph, the edge."""
+    def _rank_suspects(self, suspects: list[str], flags: Mapping[str, set[str]],
+                       changed: frozenset[str] | set[str] = frozenset()) -> list[str]:
+        """The most telling suspects: resource trouble, depth in the graph, the edge, a
+        change on a service that shows trouble (a deploy on a service already caught in
+        another fault's symptoms is read, not crowded out by them)."""
         chosen = set(suspects)
 
         def rank(s: str) -> tuple[float, str]:
@@ -351,7 +357,8 @@ class Investigator:
             symptom = len(flags[s] - _RESOURCE)
             deepest = not any(c in chosen for c in self.callees.get(s, ()))
             edge = not self.callers.get(s) and bool(flags[s] & {"saturation", "cpu"})
-            return (-(2.0 * resource + min(symptom, 2) + 1.5 * deepest + 1.5 * edge), s)
+            return (-(2.0 * resource + min(symptom, 2) + 1.5 * deepest + 1.5 * edge
+                      + 1.5 * (s in changed)), s)
 
         return sorted(suspects, key=rank)[:self.settings.max_suspects]
 
@@ -421,12 +428,17 @@ class Investigator:
         penalty, worse = deeper(view, fault, views, strongest)
         support, change = change_support(view, fault, onset, first_alert)
         # A change counts only on a service that went wrong after it, and not when one of
-        # its own dependencies went at least as wrong (that is where its symptoms came from).
-        weight = W_CHANGE * support * gate * (1.0 - penalty)
-        if change is not None and weight > 0:
+        # its own dependencies went at least as wrong (that is where its symptoms came
+        # from), unless its signature stepped right at the change: no dependency times
+        # its trouble to this service's deploy (nor, then, does the dependency's trouble
+        # count against it below).
+        stepped = change is not None and step_at(view, fault, change.at)
+        value = support * gate * (1.0 if stepped else 1.0 - penalty)
+        if change is not None and value > 0:
             cand.parts.append(Part("change", describe_change(change, onset), f"change:{change.id}",
-                                   weight))
-            cand.add("change", W_CHANGE, support * gate * (1.0 - penalty))
+                                   W_CHANGE * value))
+            cand.add("change", W_CHANGE, value)
+            cand.changed_at = change.at.timestamp()
         support, templates = log_support(view, fault)
         if templates:
             weight = W_LOG * support * soft_gate
@@ -459,7 +471,7 @@ class Investigator:
                                    f"{warning.annotations.get('summary', '')}"[:300],
                                    f"signal:{warning.fingerprint}", weight))
             cand.add("trend", W_TREND, soft_gate)
-        if worse is not None and penalty > 0.05:
+        if worse is not None and penalty > 0.05 and not stepped:
             cand.parts.append(Part("topology", f"its dependency {worse} is as anomalous or more",
                                    _symptom_ref(views[worse]), -W_DEEPER * penalty))
             cand.add("deeper", W_DEEPER, -penalty)

@@ -24,9 +24,10 @@ these" candidate (score `NULL_SCORE`), at temperature `TEMPERATURE`.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agents.calibration import load as load_calibration
 from agents.investigator_lexicon import ALERT_CLASSES, CHANGE_AFFINITY, LogPattern, alert_metric
@@ -87,6 +88,7 @@ class ServiceView:
     flags: set[str] = field(default_factory=set)  # metrics the screen found worth reading
     sampled: dict[str, datetime] = field(default_factory=dict)  # newest sample per metric
     siblings: tuple[str, ...] = ()  # the other dependencies of its callers
+    points: dict[str, Sequence[tuple[datetime, float]]] = field(default_factory=dict)
     # For a service nobody calls: the other callers of its dependencies, outside its own
     # reach (a consumer's work arrives through its queue from them)
     feeders: tuple[str, ...] = ()
@@ -152,6 +154,7 @@ class Candidate:
     # which is what benchmarks/bench_calibrate.py fits the weights on.
     features: dict[str, float] = field(default_factory=dict)
     keep: float = 1.0
+    changed_at: float | None = None  # the change its evidence blames (epoch seconds)
 
     def add(self, kind: str, weight: float, value: float) -> None:
         """Add `weight * value` to the score and `value` to the kind's feature."""
@@ -177,7 +180,10 @@ def signature(view: ServiceView, fault: str, views: Mapping[str, ServiceView]) -
         return max(view.rise("cpu"), view.rise("saturation")) * (1 - view.rise("request_rate"))
     if fault == "slow_dependency":
         callers = max((views[c].symptom for c in view.callers if c in views), default=0.0)
-        leaf = 1.0 if not view.callees else 0.35
+        # slowness its own dependencies do not show is its own (a leaf has none to show it)
+        below = max((views[c].rise("latency_p99_ms") for c in view.callees if c in views),
+                    default=0.0)
+        leaf = 1.0 - 0.65 * below
         return (view.rise("latency_p99_ms") * (1 - view.overload) * leaf
                 * (0.5 + 0.5 * callers))
     if fault == "connection_pool_exhaustion":
@@ -261,16 +267,45 @@ def onset_of(stat: MetricStat | None, fault: str) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+def step_at(view: ServiceView, fault: str, at: datetime) -> bool:
+    """Whether the class's metric on the service stepped up (down, for a falling class)
+    just after `at`: the service shows the change's signature after the change, even
+    when it was already unwell before it (another fault's errors reaching it)."""
+    metric = PRIMARY.get(fault, "")
+    stat = view.stats.get(metric)
+    points = view.points.get(metric, ())
+    if stat is None or not points:
+        return False
+    before = [v for t, v in points if at - STEP_BEFORE <= t <= at]
+    after = [v for t, v in points if at + STEP_SETTLE <= t <= at + STEP_WINDOW]
+    if len(before) < 3 or len(after) < 3:
+        return False
+    moved = (statistics.fmean(after) - statistics.fmean(before)) / stat.scale
+    return (-moved if fault in _FALLING else moved) >= STEP_Z
+
+
+# The level just before a change (not a longer mean, which would take in a move that
+# was already under way) against the level after it.
+STEP_BEFORE = timedelta(seconds=60)
+STEP_WINDOW = timedelta(minutes=3)
+STEP_SETTLE = timedelta(seconds=30)  # a rollout's first instances take this long
+STEP_Z = 5.0  # how far (in the metric's noise) the level must move at the change
+
+
 def change_support(view: ServiceView, fault: str, onset: float | None,
                    first_alert: float) -> tuple[float, ChangeEvent | None]:
-    """The best change on the service for this class: affinity times timing."""
+    """The best change on the service for this class: affinity times timing. The timing
+    fits when the class's anomaly began shortly after the change, or when the class's
+    metric stepped at the change (`step_at`)."""
     best, which = 0.0, None
     for change in view.changes:
         affinity = CHANGE_AFFINITY.get(change.kind, {}).get(fault, 0.0)
         if affinity <= 0:
             continue
         at = change.at.timestamp()
-        if onset is None:
+        if step_at(view, fault, change.at):
+            timing = 1.0
+        elif onset is None:
             # the move was never seen beginning: nothing says the service went wrong
             # after the change rather than before it, so the timing cannot fit
             timing = 0.0

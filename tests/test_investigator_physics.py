@@ -187,3 +187,66 @@ def test_a_deploy_is_not_blamed_when_its_service_s_symptoms_were_never_seen_begi
     view = ServiceView("api", (), (), {}, changes=[_deploy(-timedelta(minutes=5))])
     support, change = change_support(view, "bad_deploy", None, T0.timestamp())
     assert (support, change) == (0.0, None)
+
+
+def test_a_deploy_on_an_already_unwell_service_is_blamed_when_its_errors_step_at_it() -> None:
+    # the api's errors are the database's first (its timeouts), then the api's own
+    # deploy adds its own: the step at the deploy is the deploy's signature
+    deploy = _deploy(timedelta(minutes=3))
+    steps = [(T0 - timedelta(minutes=30) + timedelta(seconds=5 * i),
+              0.002 if i < 360 else 0.1 if i < 396 else 0.35) for i in range(480)]
+    metrics = {
+        "web": _healthy(),
+        "other": _healthy(),
+        "api": _healthy(error_rate=steps),
+        "db": _healthy(latency_p99_ms=_series(30, 4000, noise=2)),
+    }
+    slow = [_alert("db", "latency_p99_ms", "HighLatency")]
+    inv = Investigator(FakeMetrics(metrics), TOPOLOGY, FAULT_CLASSES,
+                       FakeEvidence(slow, [deploy]))
+    found = inv.investigate(_incident("api", "db"), T0 + timedelta(minutes=8))
+    causes = _causes(found)
+    assert "api/bad_deploy" in causes and "db/slow_dependency" in causes
+    blamed = next(h for h in found if h.key == "api/bad_deploy")
+    assert any(e.ref == f"change:{deploy.id}" for e in blamed.evidence)
+
+
+def test_a_harmless_deploy_on_an_unwell_service_is_not_blamed() -> None:
+    deploy = _deploy(timedelta(minutes=3))
+    metrics = {
+        "web": _healthy(),
+        "other": _healthy(),
+        "api": _healthy(error_rate=_series(0.002, 0.1, noise=0.0003)),
+        "db": _healthy(latency_p99_ms=_series(30, 4000, noise=2)),
+    }
+    slow = [_alert("db", "latency_p99_ms", "HighLatency")]
+    inv = Investigator(FakeMetrics(metrics), TOPOLOGY, FAULT_CLASSES,
+                       FakeEvidence(slow, [deploy]))
+    found = inv.investigate(_incident("api", "db"), T0 + timedelta(minutes=8))
+    assert all(e.ref != f"change:{deploy.id}" for h in found for e in h.evidence)
+    assert list(_causes(found)) == ["db/slow_dependency"]
+
+
+def test_an_application_slow_on_its_own_is_slow_not_a_bad_deploy() -> None:
+    # nothing it calls is slow, it makes no errors and nothing was deployed
+    metrics = {"web": _healthy(), "other": _healthy(),
+               "api": _healthy(latency_p99_ms=_series(80, 3000, noise=3)), "db": _healthy()}
+    found = _investigate(metrics, TOPOLOGY, "api",
+                         alerts=[_alert("api", "latency_p99_ms", "HighLatency")])
+    assert found[0].key == "api/slow_dependency"
+
+
+def test_symptoms_older_than_a_cause_are_not_its_doing() -> None:
+    # checkout's deploy broke it at 1000 s; payments-db slowed at 1600 s: the database
+    # explains checkout's symptoms from then on, not the ones it had before
+    callers = {"payments-db": {"checkout"}, "checkout": set()}
+
+    def explains(c: Candidate, service: str) -> bool:
+        return service == c.service or service in callers[c.service]
+
+    onsets = {"checkout": 1000.0, "payments-db": 1600.0}
+    groups = group_causes([_cand("payments-db", "slow_dependency", 6.0),
+                           _cand("checkout", "bad_deploy", 5.0)],
+                          explains=explains, onset=lambda c: onsets[c.service],
+                          same_zone=lambda a, b: False, null_score=2.0)
+    assert [[c.service for c in g.members] for g in groups] == [["payments-db"], ["checkout"]]
