@@ -27,12 +27,13 @@ class OpChanges:
     tickets: bool = False
     assessments: bool = False
     maintenance: bool = False
+    metrics: bool = False  # the estate's metric samples (console/metric_samples.py)
     ids: tuple[str, ...] = ()
 
     def any(self) -> bool:
         return any((self.incidents, self.signals, self.recommendations, self.executions,
                     self.audit, self.settings, self.users, self.tickets, self.assessments,
-                    self.maintenance))
+                    self.maintenance, self.metrics))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from console.metric_samples import SampleRecorder
     from console.runtime import Runtime, ScenarioDriver
     from console.sources.webhook import WebhookReceiver
 
@@ -55,6 +56,10 @@ class LeaderDuties:
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._estate: Any = None
+        # The estate's metrics go to the database for the other consoles' panes
+        # (console/metric_samples.py), written off this thread while this console leads.
+        self.samples: SampleRecorder | None = None
+        self._unsubscribe_samples: Callable[[], None] | None = None
         self._go = asyncio.Event()
         if not held:
             self._go.set()
@@ -95,7 +100,26 @@ class LeaderDuties:
             target=driver.scenario.name,
             inputs={"seed": driver.player.seed, "speed": runtime.clock.speed,
                     "mode": self.mode, "user": self.user})
+        self._record_samples()
         self._spawn(self._play(driver), f"scenario {driver.scenario.name}")
+
+    def _record_samples(self) -> None:
+        from console.events import EstateSnapshot
+        from console.metric_samples import SampleRecorder
+
+        if self.samples is None:
+            self.samples = SampleRecorder(self.runtime.db).start()
+            self._unsubscribe_samples = self.runtime.bus.subscribe(EstateSnapshot,
+                                                                   self.samples.offer)
+
+    def _stop_samples(self) -> None:
+        """What was offered is written before this returns (a few milliseconds)."""
+        if self._unsubscribe_samples is not None:
+            self._unsubscribe_samples()
+            self._unsubscribe_samples = None
+        if self.samples is not None:
+            self.samples.stop()
+            self.samples = None
 
     def follow(self) -> None:
         """Stop at once: no more estate steps, agents, sources or runs here."""
@@ -107,6 +131,7 @@ class LeaderDuties:
             self.receiver = None
         self.runtime.deferred.stop()  # the backlog is the next leader's
         self.runtime.agents.cancel()
+        self._stop_samples()
 
     async def stop(self) -> None:
         """At shutdown: what `lead` started has ended when this returns."""
@@ -118,6 +143,7 @@ class LeaderDuties:
         if self.receiver is not None:  # waits for the deliveries being stored
             await asyncio.to_thread(self.receiver.close)
             self.receiver = None
+        await asyncio.to_thread(self._stop_samples)
         if self.http is not None:
             await self.http.aclose()
             self.http = None

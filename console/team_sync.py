@@ -140,10 +140,29 @@ MAX_ID = 2**31 - 1  # the signals' ids are 32-bit integers
 def signal_ranges(changes: OpChanges) -> list[tuple[int, int]]:
     """The id ranges of stored signals a feed row names (see `tag_signals`); what is not
     one (another id, garbage, a range no signal id can be in) is left out."""
+    return _id_ranges(changes, SIGNALS_ID)
+
+
+SAMPLES_ID = "samples:"  # an id of a feed row's OpChanges: "samples:LOW-HIGH"
+
+
+def tag_samples(session: Session, low: int, high: int) -> None:
+    """Called before committing stored metric samples (console/metric_samples.py): like
+    `tag_signals`, the feed row names the id range that holds them."""
+    session.info[_TAGGED] = ("metrics.store", OpChanges(
+        metrics=True, ids=(f"{SAMPLES_ID}{low}-{high}",)), "system", False)
+
+
+def sample_ranges(changes: OpChanges) -> list[tuple[int, int]]:
+    """The id ranges of stored metric samples a feed row names (see `tag_samples`)."""
+    return _id_ranges(changes, SAMPLES_ID)
+
+
+def _id_ranges(changes: OpChanges, prefix: str) -> list[tuple[int, int]]:
     ranges = []
     for ident in changes.ids:
-        low, sep, high = str(ident).removeprefix(SIGNALS_ID).partition("-")
-        if str(ident).startswith(SIGNALS_ID) and sep and low.isdigit() and high.isdigit() \
+        low, sep, high = str(ident).removeprefix(prefix).partition("-")
+        if str(ident).startswith(prefix) and sep and low.isdigit() and high.isdigit() \
                 and int(low) <= int(high) <= MAX_ID:
             ranges.append((int(low), int(high)))
     return ranges

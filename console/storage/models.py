@@ -528,3 +528,17 @@ class MaintenanceRow(Base):
     ended_at: Mapped[utc_opt]
     ended_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     silence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MetricSampleRow(Base):
+    """One service's metrics at one moment of the estate, as the leading console saw them
+    (console/metric_samples.py): what another console's Services and Metrics panes and
+    incident plot draw. Only the newest rows are kept."""
+
+    __tablename__ = "metric_samples"
+    # an id is never handed out twice, even after the newest rows were pruned
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    id: Mapped[intpk]
+    at: Mapped[utc] = mapped_column(index=True)  # the estate's time of the sample
+    service: Mapped[name200]
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
