@@ -250,15 +250,20 @@ def assess(h: Hypothesis, action_class: str, *, now: datetime, onset: datetime,
 
 def gate(h: Hypothesis, action_class: str, *, corroboration: int, min_persistence: float,
          opened_at: datetime, now: datetime, series: Series | None,
-         load_persistence: float = 600.0) -> Verdict:
+         load_persistence: float = 600.0,
+         callees: Sequence[str] = ()) -> Verdict:
     """`assess` with the symptom dated and the load read from the metrics (what the
-    recommender calls)."""
+    recommender calls). A symptom load feeds may come with load on the service or on
+    what it calls (`callees`: a service waits on a loaded dependency)."""
     gone = symptom_gone(h, series, opened_at, now) if series is not None else None
     if gone is not None:
         return Verdict(False, len(witnesses(h)[0]), tuple(witnesses(h)[0]), (gone,),
                        propose=False)
     onset, onset_from = symptom_onset(h, series, opened_at, now)
     load = load_rise(h.service, series, opened_at, now) if series is not None else None
+    if load is None and series is not None and h.fault_class in LOAD_FED:
+        load = next((rise for rise in (load_rise(c, series, opened_at, now)
+                                       for c in callees) if rise is not None), None)
     return assess(h, action_class, now=now, onset=onset, onset_from=onset_from,
                   min_persistence=min_persistence, corroboration=corroboration, load=load,
                   load_persistence=load_persistence)

@@ -21,7 +21,7 @@ import fnmatch
 import math
 import re
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -135,6 +135,8 @@ class Recommender:
         self.last: list[Choice] = []  # the latest decisions, for the coordination view
         # The circuit breaker per cause (agents/escalation.py), when the runtime sets one.
         self.breaker: Any = None
+        # Every service one calls (the runtime's topology), for load on what it waits on.
+        self.callees: Callable[[str], Sequence[str]] | None = None
         self._repo = LearningRepo()
         self._causes = CauseRepo()
         self._lock = threading.Lock()
@@ -337,7 +339,8 @@ class Recommender:
                        min_persistence=policy.min_persistence, opened_at=incident.opened_at,
                        now=self.service.clock.now(),
                        series=self.metrics.series if self.metrics is not None else None,
-                       load_persistence=policy.load_persistence)
+                       load_persistence=policy.load_persistence,
+                       callees=self.callees(h.service) if self.callees else ())
         if not verdict.propose:
             return Choice(h, None, explanation="\n".join([head, *verdict.reasons, *tail]),
                           alternatives=tuple(alternatives), skipped=verdict.reasons[0])

@@ -159,6 +159,7 @@ class Runtime:
                                     callers=lambda s: sorted(investigator.ancestors.get(s, ())),
                                     callees=lambda s: sorted(investigator.descendants.get(s, ())))
         self.recommender.breaker = self.breaker
+        self.recommender.callees = lambda s: sorted(investigator.descendants.get(s, ()))
         self.playbooks = PlaybookAgent(self.service)
         self._readopt_playbooks(self.playbooks)
         team: list[Agent] = [InvestigatorLane(investigator),

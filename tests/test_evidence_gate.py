@@ -273,3 +273,23 @@ def test_nothing_is_proposed_for_a_symptom_that_has_gone() -> None:
     there = gate(h, "scale", corroboration=2, min_persistence=120.0, opened_at=opened,
                  now=NOW, series=_cpu(0))
     assert there.propose and there.autonomous
+
+
+def test_a_service_waiting_on_a_loaded_dependency_is_load_too() -> None:
+    loaded = _loaded(240)
+    steady = _loaded(0)
+
+    def series(service: str, metric: str, a: datetime, b: datetime) -> list:
+        return (loaded if service == "cart" else steady)(service, metric, a, b)
+
+    h = _h("slow_dependency", "metric", "alert", service="frontend")
+    verdict = gate(h, "failover", corroboration=2, min_persistence=120.0,
+                   opened_at=NOW - timedelta(seconds=200), now=NOW, series=series,
+                   callees=["cart"])
+    assert (verdict.autonomous, verdict.propose) == (False, False)
+    assert verdict.reasons[0].startswith("its symptoms come with a load rise on cart")
+    # a load cause is named where the load is: a surge on frontend is not read off cart
+    surge = _h("traffic_surge", "metric", "alert", service="frontend")
+    assert gate(surge, "scale", corroboration=1, min_persistence=120.0,
+                opened_at=NOW - timedelta(seconds=200), now=NOW, series=series,
+                callees=["cart"]).propose
