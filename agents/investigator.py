@@ -55,6 +55,7 @@ from agents.investigator_scoring import (
     step_at,
 )
 from agents.investigator_text import describe_change, describe_metric, hhmmss
+from agents.investigator_traces import trace_findings, with_traces
 from agents.learner import SOURCE as FORECAST_SOURCE
 from agents.own_actions import OwnActions, Wake
 from console.domain import ChangeEvent, Evidence, Hypothesis, IncidentInfo, Signal
@@ -205,6 +206,9 @@ class Investigator:
             if change.service in views:  # a source may answer more than was asked
                 views[change.service].changes.append(change)
         ranked = self._score(views, first_alert.timestamp())
+        ranked = with_traces(ranked, views, trace_findings(  # agents/investigator_traces.py
+            latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
+            baseline_end), self.fault_classes, W_METRIC)
         groups = self._causes(ranked, views)
         out: list[Hypothesis] = []
         for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score),

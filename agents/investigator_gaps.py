@@ -8,11 +8,14 @@ nor why the investigator is silent. Two things follow from that:
 - investigation gaps: for each service read, the golden signals it has no series of, and
   the series that could not be compared with a normal (too few samples before the
   symptom, nothing after it). They say why a service may be ranked low or not at all, so
-  a missing series is never read as "nothing wrong there".
+  a missing series is never read as "nothing wrong there". Trace-derived series are
+  kept for a few minutes around trouble only, and are compared edge by edge
+  (agents/investigator_traces.py), not listed here.
 - unranked candidates: every candidate service the scoring left out is still listed,
   after all the scored hypotheses, with confidence 0 (the calibration never scored it),
   ordered by how far its most-moved metric left its own normal - the plainest evidence
-  there is, the one a z-score baseline reads - and then the incident's own services
+  there is, the one a z-score baseline reads (trace-derived series aside: a few
+  minutes of samples make no normal) - and then the incident's own services
   before the rest (the trouble was seen there). The fault class is the one whose primary
   metric moved most; the evidence says that no signature matched.
 """
@@ -26,6 +29,7 @@ from datetime import datetime
 from agents.investigator_metrics import MIN_BASELINE_POINTS, MetricStat
 from agents.investigator_scoring import PRIMARY, ServiceView
 from agents.investigator_text import describe_metric
+from agents.investigator_traces import TRACE_PREFIX
 from console.domain import Evidence, Hypothesis
 from console.sources.metrics import Point
 
@@ -65,7 +69,7 @@ def gaps(views: Mapping[str, ServiceView], candidates: Iterable[str],
                            f"{service}: the metrics source holds no series of it"))
             continue
         for metric in sorted(set(GOLDEN) | set(reads(view))):
-            if metric in view.stats:
+            if metric in view.stats or metric.startswith(TRACE_PREFIX):
                 continue
             # a metric read without a sample was empty: no need to ask again
             points = series(service, metric) if metric in view.sampled else ()
@@ -117,7 +121,8 @@ def unranked(views: Mapping[str, ServiceView], candidates: Iterable[str],
     rows = []
     for service in sorted(set(candidates) - named):
         view = views.get(service)
-        stats = list(view.stats.values()) if view is not None else []
+        stats = [s for s in view.stats.values() if not s.metric.startswith(TRACE_PREFIX)] \
+            if view is not None else []
         best = max(stats, key=lambda s: _moved(s)[0], default=None)
         z = _moved(best)[0] if best is not None else float("-inf")
         rows.append((-z, service not in seen, service, best))

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console.recording_traces import trace_series
 from console.recording import (
     Baseline,
     MetricMap,
@@ -231,10 +232,12 @@ def nezha_recording(folder: Path) -> Recording:
                              f"entry_service are needed ({exc})") from None
     notes: list[str] = []
     grid = window.start.timestamp()
-    series = map_series(_nezha_raw(folder / "metrics"), NEZHA_MAPPING, "service", grid,
-                        window.step, notes, "metrics")
-    baseline = map_series(_nezha_raw(folder / "baseline" / "metrics"), NEZHA_MAPPING,
-                          "service", grid, window.step, notes, "baseline/metrics")
+    raw, base_raw = _nezha_raw(folder / "metrics"), _nezha_raw(folder / "baseline" / "metrics")
+    series = map_series(raw, NEZHA_MAPPING, "service", grid, window.step, notes, "metrics")
+    series.update(trace_series(raw, grid, window.step))  # console/recording_traces.py
+    baseline = map_series(base_raw, NEZHA_MAPPING, "service", grid, window.step, notes,
+                          "baseline/metrics")
+    baseline.update(trace_series(base_raw, grid, window.step))
     topology = read_graph(folder / "edges.csv", _edges())
     for service in spec.get("services", []):
         topology.setdefault(str(service), [])
