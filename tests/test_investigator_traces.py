@@ -154,3 +154,22 @@ def _findings(client_slow: dict[tuple[str, str], float], server_slow: dict[str, 
         latest.setdefault(service, {})[metric] = points[-1][1]
     end = at[INCIDENT] - timedelta(minutes=2)
     return trace_findings(latest, lambda s, m: series.get((s, m), []), end)
+
+
+def test_span_counters_become_per_minute_rates_and_a_reset_gives_none() -> None:
+    from console.recording_traces import trace_series
+
+    def counter(service: str, points: list[tuple[int, float]]) -> Any:
+        return ({"service": service}, [(float(T0 + m * STEP), v) for m, v in points])
+
+    raw = {"traces_spanmetrics_calls_total": [counter("cart", [(3, 100.0), (4, 160.0),
+                                                               (12, 560.0), (13, 20.0)])],
+           "traces_spanmetrics_errors_total": [counter("cart", [(3, 0.0), (4, 6.0),
+                                                                (12, 6.0), (13, 6.0)])]}
+    out = trace_series(raw, float(T0), float(STEP))
+    calls = [(int((at.timestamp() - T0) // STEP), v)
+             for at, v in out[("cart", "trace_calls_per_min")]]
+    assert calls == [(4, 60.0), (12, 50.0)]  # 400 calls over 8 minutes; 13 was a reset
+    errors = [(int((at.timestamp() - T0) // STEP), v)
+              for at, v in out[("cart", "trace_error_rate")]]
+    assert errors == [(4, 0.1), (12, 0.0)]
