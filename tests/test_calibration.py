@@ -38,3 +38,25 @@ def test_the_fit_description_is_kept() -> None:
     cal = parse(json.dumps({"temperature": 0.5, "null_score": 2.0,
                             "fit": {"seeds": [1000]}}), "x")
     assert (cal.temperature, cal.null_score, cal.fit) == (0.5, 2.0, {"fit": {"seeds": [1000]}})
+
+
+def test_fitted_weights_are_read_and_bad_ones_refused_by_name() -> None:
+    cal = parse(json.dumps({"temperature": 0.5, "null_score": 2.0,
+                            "weights": {"metric": 3.0, "change": 1.5}}), "x")
+    assert cal.weights == {"metric": 3.0, "change": 1.5}
+    assert "weights" not in cal.fit
+    for weights, message in (({"smell": 1.0}, "x: weights.smell: unknown kind"),
+                             ({"log": -1.0}, "x: weights.log: expected a finite number of 0 "
+                                             "or more, got -1.0"),
+                             ([1, 2], "x: weights: expected an object")):
+        with pytest.raises(CalibrationError, match=message):
+            parse(json.dumps({"temperature": 0.5, "null_score": 2.0, "weights": weights}),
+                  "x")
+
+
+def test_the_investigator_scores_with_the_shipped_weights() -> None:
+    shipped = load()
+    for kind, name in (("metric", "W_METRIC"), ("change", "W_CHANGE"), ("log", "W_LOG"),
+                       ("alert", "W_ALERT"), ("trend", "W_TREND"), ("deeper", "W_DEEPER")):
+        expected = shipped.weights.get(kind, investigator_scoring.DEFAULT_WEIGHTS[kind])
+        assert getattr(investigator_scoring, name) == expected
