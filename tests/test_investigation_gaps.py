@@ -116,6 +116,7 @@ def test_the_benchmark_reports_families_gaps_and_no_empty_answer(tmp_path: Path)
     assert east["watchfloor"]["ac_at_1"] == 1.0  # the unscored ranking still names them
     assert east["without_candidates"] == 0
     assert east["best_baseline"] in set(METHODS) - {"watchfloor"}
+    assert east["at_least_best_baseline"] is True  # 1.0 is at least anything
     assert result["without_candidates"] == 0
     assert all("investigation_gaps" in row and row["family"] for row in result["cases"])
 
