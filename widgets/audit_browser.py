@@ -421,7 +421,10 @@ class AuditBrowser(QWidget):
         """Records came after the last verification: the status says how many of them
         it covered, not a count that looks current."""
         result = self.last_result
-        if result is None or not result.ok or self.busy:
+        # Not while a verification is under way (its answer will cover these): asked of
+        # the button, which the GUI thread turns on when the answer is shown; the job's
+        # own flag is cleared on its thread a moment after that.
+        if result is None or not result.ok or not self.verify_button.isEnabled():
             return
         newer = self.model.rowCount() - result.records
         if newer > 0:
