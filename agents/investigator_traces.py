@@ -13,9 +13,9 @@ is what separates the causes a per-service metric cannot tell apart:
   them: one origin (the caller) explains all those edges, where blaming the callees
   would need one cause each.
 
-Each edge's latency after the symptom is compared with its own earlier samples (the
-median of each side, in log ratio, with a small absolute floor so that a fast call
-moving by a millisecond is no event). The score of a service is the largest of:
+Each edge's latency after the symptom (the median) is compared with its own earlier
+samples (the lowest: see `_rise`), in log ratio, with a small absolute floor so that a
+fast call moving by a millisecond is no event. The score of a service is the largest of:
 
     into(B)  = min over B's callers of the client-side rise of their calls to B, less
                what B itself waits for (the largest client-side rise of B's own calls),
@@ -41,6 +41,10 @@ from console.sources.metrics import Point
 TRACE_PREFIX = "trace_"  # every trace-derived series: sparse, read per edge here
 CALL_P50 = "trace_call_p50_ms"
 CALL_SERVER_P99 = "trace_call_server_p99_ms"
+CALL_RATE = "trace_call_rate_per_min"
+# A median of fewer calls than this in a minute is too noisy to compare: an edge whose
+# typical minute carries fewer is not read (an edge without a call count is).
+MIN_CALLS_PER_MIN = 10.0
 FLOOR_MS = 5.0  # a latency moving by less than about this much is no event
 SLOW = math.log(1.5)  # a call half again as slow as before is slowed
 HALF = math.log(2.0)
@@ -67,8 +71,10 @@ def _rise(points: Sequence[Point], end: datetime) -> float | None:
     after = [v for at, v in points if at > end]
     if len(before) < MIN_BEFORE or not after:
         return None
-    return math.log((statistics.median(after) + FLOOR_MS) /
-                    (statistics.median(before) + FLOOR_MS))
+    # The normal is the lowest sample before: the minutes kept before the symptom are
+    # often those of an earlier fault (traces are kept around trouble), which only ever
+    # adds latency - as the metrics' rises are measured from the baseline's low decile.
+    return math.log((statistics.median(after) + FLOOR_MS) / (min(before) + FLOOR_MS))
 
 
 def _edges(latest: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str]]:
@@ -89,6 +95,9 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
     client: dict[tuple[str, str], float] = {}
     server: dict[tuple[str, str], float] = {}
     for caller, callee in edges:
+        rate = [v for _, v in series(caller, f"{CALL_RATE}:{callee}")]
+        if rate and statistics.median(rate) < MIN_CALLS_PER_MIN:
+            continue
         c = _rise(series(caller, f"{CALL_P50}:{callee}"), baseline_end)
         if c is None:
             continue

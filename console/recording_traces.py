@@ -12,6 +12,8 @@ with the callee in the metric's name:
   that callee - what it waits for, the network between them included;
 - `trace_call_server_p99_ms:<callee>`: the callee's server-side p99 of the same calls -
   its own spans; a delay on the way to it shows above, not here;
+- `trace_call_rate_per_min:<callee>`: how many such calls a minute (a percentile of a
+  handful of calls is noise);
 - `trace_latency_p50_ms` / `_p99_ms`, `trace_calls_per_min`, `trace_error_rate`: the
   service's own spans (all of them), their count per minute and the share that failed.
 
@@ -37,6 +39,8 @@ EDGE_CLIENT_P50 = "traces_service_graph_request_client_p50_seconds"
 EDGE_SERVER_P99 = "traces_service_graph_request_server_p99_seconds"
 CALL_P50 = "trace_call_p50_ms"  # + ":<callee>", under the caller
 CALL_SERVER_P99 = "trace_call_server_p99_ms"
+CALL_RATE = "trace_call_rate_per_min"
+EDGE_CALLS = "traces_service_graph_request_total"
 SERVICE_METRICS = ("trace_latency_p50_ms", "trace_latency_p99_ms", "trace_calls_per_min",
                    "trace_error_rate")
 Cells = dict[tuple[str, int], list[float]]
@@ -70,16 +74,17 @@ def _edge(metric: str) -> Callable[[Mapping[str, str]], tuple[str, str]]:
     return labels_of
 
 
-def _increase(series: list[RawSeries], label: str, grid_start: float,
-              step: float) -> dict[tuple[str, int], float]:
-    """Per-minute increase of each counter, summed per service and grid slot."""
+def _increase(series: list[RawSeries], label: str | Callable[[Mapping[str, str]], str],
+              grid_start: float, step: float) -> dict[tuple[str, int], float]:
+    """Per-minute increase of each counter, summed per key (a label's value, or what
+    `label` makes of the labels) and grid slot."""
     out: dict[tuple[str, int], float] = {}
     for labels, points in series:
-        service = labels.get(label)
+        key_of = label(labels) if callable(label) else labels.get(label, "")
         ordered = sorted(points)
         for (t0, c0), (t1, c1) in zip(ordered, ordered[1:], strict=False):
-            if service and t1 > t0 and c1 >= c0:
-                key = (service, _slot(t1, grid_start, step))
+            if key_of and t1 > t0 and c1 >= c0:
+                key = (key_of, _slot(t1, grid_start, step))
                 out[key] = out.get(key, 0.0) + (c1 - c0) * 60.0 / (t1 - t0)
     return out
 
@@ -96,6 +101,13 @@ def trace_series(raw: Mapping[str, list[RawSeries]], grid_start: float,
            cells)
     _gauge(raw.get(SPAN_P99, []), _own("trace_latency_p99_ms"), grid_start, step, 1000.0,
            cells)
+    for (edge, slot), value in _increase(
+            raw.get(EDGE_CALLS, []),
+            lambda labels: f"{labels.get('client', '')}\n{labels.get('server', '')}"
+            if labels.get("client") and labels.get("server") else "",
+            grid_start, step).items():
+        caller, callee = edge.split("\n", 1)
+        cells.setdefault(f"{CALL_RATE}:{callee}", {})[(caller, slot)] = [value]
     calls = _increase(raw.get(SPAN_CALLS, []), "service", grid_start, step)
     for key, value in calls.items():
         cells.setdefault("trace_calls_per_min", {})[key] = [value]

@@ -137,18 +137,38 @@ def test_one_sample_before_the_symptom_is_no_normal() -> None:
     assert found == {}
 
 
+def test_an_earlier_fault_in_the_minutes_before_does_not_hide_a_new_delay() -> None:
+    # the traces kept before the symptom are mostly an earlier fault's, slower throughout
+    found = _findings({("frontend", "cart"): 240.0, ("checkout", "cart"): 240.0}, {},
+                      earlier={4: 400.0, 11: 400.0, 12: 400.0})
+    assert max(found.values(), key=lambda f: f.strength).service == "cart"
+
+
+def test_an_edge_with_a_handful_of_calls_a_minute_is_not_read() -> None:
+    slow = {("frontend", "cart"): 240.0, ("checkout", "cart"): 240.0}
+    assert _findings(slow, {}, rate=3.0) == {}
+    assert "cart" in _findings(slow, {}, rate=300.0)
+
+
 def _findings(client_slow: dict[tuple[str, str], float], server_slow: dict[str, float],
-              traced: tuple[int, ...] = TRACED) -> dict[str, Any]:
-    """trace_findings over the series nezha_case would write (in memory)."""
+              traced: tuple[int, ...] = TRACED, *, earlier: dict[int, float] | None = None,
+              rate: float | None = None) -> dict[str, Any]:
+    """trace_findings over the series nezha_case would write (in memory); `earlier`:
+    minutes before the incident when every call took that much longer (an earlier
+    fault); `rate`: calls per minute on every edge (none written when None)."""
     at = {m: datetime.fromtimestamp(T0 + m * STEP, UTC) for m in range(MINUTES)}
+    earlier = earlier or {}
     series: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
     for a, b in EDGES:
         own = [(at[m], 5.0 + (server_slow.get(b, 0.0) if m >= INCIDENT else 0.0))
                for m in traced]
         series[(a, f"trace_call_server_p99_ms:{b}")] = own
         series[(a, f"trace_call_p50_ms:{b}")] = [
-            (t, v + 1.0 + (client_slow.get((a, b), 0.0) if t >= at[INCIDENT] else 0.0))
-            for t, v in own]
+            (t, v + 1.0 + earlier.get(m, 0.0) +
+             (client_slow.get((a, b), 0.0) if t >= at[INCIDENT] else 0.0))
+            for m, (t, v) in zip(traced, own, strict=True)]
+        if rate is not None:
+            series[(a, f"trace_call_rate_per_min:{b}")] = [(at[m], rate) for m in traced]
     latest: dict[str, dict[str, float]] = {}
     for (service, metric), points in series.items():
         latest.setdefault(service, {})[metric] = points[-1][1]
