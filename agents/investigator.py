@@ -104,6 +104,10 @@ class InvestigatorSettings:
     rank_all: bool = False
     temperature: float = TEMPERATURE
     null_score: float = NULL_SCORE
+    # An incident that opened as the source's data begin (a warning at start-up) is read
+    # against its first quiet samples; False where the symptom's time is given and what
+    # follows it is no normal (a recording).
+    early_baseline: bool = True
 
 
 # The newest-sample screen: a metric past its line here is worth reading the history of.
@@ -199,7 +203,8 @@ class Investigator:
                 if points:
                     view.sampled[metric] = points[-1][0]
                     view.points[metric] = points
-                stat = analyse(view.name, metric, points, baseline_end, baseline_start)
+                stat = analyse(view.name, metric, points, baseline_end, baseline_start,
+                               early=cfg.early_baseline)
                 if stat is not None:
                     view.stats[metric] = stat
         for change in changes:
@@ -430,13 +435,13 @@ class Investigator:
         if onset is None:
             onset = _golden_onset(view)
         penalty, worse = deeper(view, fault, views, strongest)
-        support, change = change_support(view, fault, onset, first_alert)
+        support, change = change_support(view, fault, onset, first_alert, views)
         # A change counts only on a service that went wrong after it, and not when one of
         # its own dependencies went at least as wrong (that is where its symptoms came
         # from), unless its signature stepped right at the change: no dependency times
         # its trouble to this service's deploy (nor, then, does the dependency's trouble
         # count against it below).
-        stepped = change is not None and step_at(view, fault, change.at)
+        stepped = change is not None and step_at(view, fault, change.at, views)
         value = support * gate * (1.0 if stepped else 1.0 - penalty)
         if change is not None and value > 0:
             cand.parts.append(Part("change", describe_change(change, onset), f"change:{change.id}",

@@ -89,6 +89,12 @@ def severity(z: float) -> float:
     return 1.0 - math.exp(-max(0.0, z - Z_ANOMALOUS) / 5.0)
 
 
+def _floor(metric: str, reference: float) -> float:
+    """The smallest move of the metric that matters, around `reference`."""
+    rel, absolute = _FLOORS.get(metric, (0.1, 1e-6))
+    return max(rel * abs(reference), absolute)
+
+
 def _noise(values: Sequence[float]) -> float:
     if len(values) < 3:
         return 0.0
@@ -109,19 +115,23 @@ def _smooth(points: Sequence[Point], width: int = 3) -> list[Point]:
 
 
 def analyse(service: str, metric: str, points: Sequence[Point], baseline_end: datetime,
-            baseline_start: datetime) -> MetricStat | None:
+            baseline_start: datetime, *, early: bool = False) -> MetricStat | None:
     """Compare the samples after `baseline_end` with those in [baseline_start,
     baseline_end]; None when there is not enough of either (or the values are not
-    finite)."""
+    finite). `early`: with too little before `baseline_end`, the first samples are the
+    baseline when they are quiet."""
     clean = [(at, v) for at, v in points if math.isfinite(v)]
     base = [v for at, v in clean if baseline_start <= at <= baseline_end]
-    if len(base) < MIN_BASELINE_POINTS:
+    if early and len(base) < MIN_BASELINE_POINTS:
         # The source holds less history than the baseline wants (an incident opened
         # moments after the data begin): the first samples are the normal there is.
+        # Only when those samples are quiet: a move already under way in them is no normal.
         early = [(at, v) for at, v in clean if at >= baseline_start][:EARLY_BASELINE_POINTS]
-        if len(early) >= MIN_BASELINE_POINTS and len(clean) > len(early):
+        values = [v for _, v in early]
+        if len(early) >= MIN_BASELINE_POINTS and len(clean) > len(early) and \
+                max(values) - min(values) <= 3.0 * _floor(metric, statistics.median(values)):
             baseline_end = early[-1][0]
-            base = [v for _, v in early]
+            base = values
     after = [(at, v) for at, v in clean if at > baseline_end]
     if len(base) < MIN_BASELINE_POINTS or not after:
         return None

@@ -267,10 +267,18 @@ def onset_of(stat: MetricStat | None, fault: str) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def step_at(view: ServiceView, fault: str, at: datetime) -> bool:
+def step_at(view: ServiceView, fault: str, at: datetime,
+            views: Mapping[str, ServiceView]) -> bool:
     """Whether the class's metric on the service stepped up (down, for a falling class)
     just after `at`: the service shows the change's signature after the change, even
-    when it was already unwell before it (another fault's errors reaching it)."""
+    when it was already unwell before it (another fault's errors reaching it). Not when
+    one of its dependencies went wrong in the same minutes: the step may be theirs."""
+    for callee in view.callees:
+        other = views.get(callee)
+        for stat in (other.stats.values() if other is not None else ()):
+            began = stat.onset_high if stat.metric in _GOLDEN else None
+            if began is not None and at - STEP_BEFORE <= began <= at + STEP_WINDOW:
+                return False
     metric = PRIMARY.get(fault, "")
     stat = view.stats.get(metric)
     points = view.points.get(metric, ())
@@ -290,10 +298,13 @@ STEP_BEFORE = timedelta(seconds=60)
 STEP_WINDOW = timedelta(minutes=3)
 STEP_SETTLE = timedelta(seconds=30)  # a rollout's first instances take this long
 STEP_Z = 5.0  # how far (in the metric's noise) the level must move at the change
+_GOLDEN = frozenset({"error_rate", "latency_p99_ms"})
 
 
 def change_support(view: ServiceView, fault: str, onset: float | None,
-                   first_alert: float) -> tuple[float, ChangeEvent | None]:
+                   first_alert: float,
+                   views: Mapping[str, ServiceView] | None = None
+                   ) -> tuple[float, ChangeEvent | None]:
     """The best change on the service for this class: affinity times timing. The timing
     fits when the class's anomaly began shortly after the change, or when the class's
     metric stepped at the change (`step_at`)."""
@@ -303,7 +314,7 @@ def change_support(view: ServiceView, fault: str, onset: float | None,
         if affinity <= 0:
             continue
         at = change.at.timestamp()
-        if step_at(view, fault, change.at):
+        if step_at(view, fault, change.at, views or {}):
             timing = 1.0
         elif onset is None:
             # the move was never seen beginning: nothing says the service went wrong

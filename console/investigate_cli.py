@@ -60,6 +60,8 @@ def settings_for(recording: Recording, opened_at: datetime, settings_class: Any,
     history = recording.history_before(opened_at) + step
     gap = min(default.baseline_gap, 2 * step)
     extra = {"rank_all": rank_all} if rank_all and hasattr(default, "rank_all") else {}
+    if hasattr(default, "early_baseline"):  # the symptom's time is given: nothing after it
+        extra["early_baseline"] = False    # is the service's normal
     return dataclasses.replace(default, baseline=max(default.baseline, history),
                                baseline_gap=gap, new_logs=gap, screen=False,
                                max_hypotheses=max_hypotheses, **extra)

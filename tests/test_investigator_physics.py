@@ -160,10 +160,14 @@ def test_a_busy_dependency_does_not_explain_a_connection_pool_filling() -> None:
 def test_an_incident_opened_as_the_data_begin_reads_its_first_samples_as_normal() -> None:
     points = [(T0 + timedelta(seconds=15 * i), 100.0 if i < 20 else 300.0) for i in range(60)]
     stat = analyse("web", "request_rate", points, T0 - timedelta(minutes=2),
-                   T0 - timedelta(hours=1))
+                   T0 - timedelta(hours=1), early=True)
     assert stat is not None
     assert stat.reference == 100.0 and stat.z_high > 10
     assert stat.onset_high == T0 + timedelta(seconds=15 * 20)
+    # a move already under way in the first samples is no normal
+    moving = [(at, 100.0 + 40 * i) for i, (at, _) in enumerate(points)]
+    assert analyse("web", "request_rate", moving, T0 - timedelta(minutes=2),
+                   T0 - timedelta(hours=1), early=True) is None
 
 
 # --- a deploy's timing ---------------------------------------------------------------------------
