@@ -118,6 +118,9 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     remote = RemoteFollower(service, steering, bridge=bridge, worker=worker,
                             incidents=incident_model,
                             audit_models=(audit_model, audit_browser.model))
+    # ...and the leader's metrics, when another console plays the estate.
+    remote_metrics = _remote_metrics(runtime, bridge, worker, history,
+                                     own_estate=driver is not None)
     if window is None:
         window = MainWindow(settings=settings or QSettings(), title=window_title(scenario),
                             make_recording_window=recording_window)
@@ -146,7 +149,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
                                                  parent))
     # The models and the history live as long as the window (parented to it).
     for obj in (signal_model, service_model, history, audit_model, incident_model,
-                recommendation_model, execution_model, remote):
+                recommendation_model, execution_model, remote, remote_metrics):
         obj.setParent(window)
     _follow_causes(runtime, window, worker)
     _attach_handoff(window, service, worker)
@@ -167,6 +170,20 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
 
     attach_maintenance(window, service, user=user, bridge=bridge, worker=worker)
     return window
+
+
+def _remote_metrics(runtime: Runtime, bridge: Any, worker: Any, history: Any, *,
+                    own_estate: bool) -> QObject:
+    """The samples the leading console stores (console/metric_samples.py) drawn here; a
+    console without an estate of its own first draws the newest stored ones."""
+    from console.metric_samples import recent_samples, samples_between
+    from widgets.remote_metrics import RemoteMetrics
+
+    db = runtime.db
+    return RemoteMetrics(
+        bridge=bridge, worker=worker, history=history,
+        read_range=lambda low, high: samples_between(db, low, high),
+        read_recent=None if own_estate else (lambda limit: recent_samples(db, limit)))
 
 
 def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
