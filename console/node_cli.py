@@ -87,9 +87,11 @@ class EventLog:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from console import switching
     from console.estate import ScenarioError, load_scenario
     from console.storage.errors import DatabaseUrlError
 
+    switching.shorten()  # a storm's parsing must not hold up the next alert's correlation
     try:
         load_scenario(args.scenario)  # a bad name or file: exit 2 before joining
     except ScenarioError as exc:

@@ -32,8 +32,9 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer
 
+from console.switching import SWITCH_INTERVAL_S  # the node's too
+
 BACKGROUND_NICE = 19  # the threads behind the window (Linux: niceness is per thread)
-SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
 SWEEP_MS = 500  # how often new threads are found and lowered
 
 
