@@ -24,6 +24,7 @@ from benchmarks import (
     bench_receiver,
     bench_simulation,
     bench_team,
+    bench_team_metrics,
     bench_team_store,
     bench_team_sync,
 )
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "team": bench_team.run,
     "team-store": bench_team_store.run,
     "team-sync": bench_team_sync.run,
+    "team-metrics": bench_team_metrics.run,
     "rca": bench_rca.run,
     "receiver": bench_receiver.run,
     "gui": bench_gui.run,
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="recorded incidents with known causes (rca): PetShop, Nezha or "
                              "Watchfloor recordings; scores the investigator beside baselines")
     parser.add_argument("--cpu-load", type=int, default=0, dest="cpu_load", metavar="N",
-                        help="busy processes competing for the CPU meanwhile (receiver, audit-verify)")
+                        help="busy processes competing for the CPU meanwhile (receiver, audit-verify, "
+                             "team-metrics)")
     parser.add_argument("--part", default=None, choices=("lag", "first", "rss"),
                         help="measure only this part (gui; --cpu-load loads its starts)")
     args = parser.parse_args(argv)
