@@ -19,7 +19,9 @@ fast call moving by a millisecond is no event. The score of a service is the lar
 
     into(B)  = min over B's callers of the client-side rise of their calls to B, less
                what B itself waits for (the largest client-side rise of B's own calls),
-               and discounted by how much that caller's other calls slowed too;
+               and discounted by how much that caller's other calls slowed too; when B's
+               own spans slowed, every call B makes must have been read (else it may be
+               waiting on the one that was not);
     caller(A) = the median over A's calls (three or more) of their client-side rise
                beyond their server-side rise.
 
@@ -104,6 +106,7 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
         client[(caller, callee)] = c
         s = _rise(series(caller, f"{CALL_SERVER_P99}:{callee}"), baseline_end)
         server[(caller, callee)] = s if s is not None else 0.0
+    unread = {caller for caller, callee in edges if (caller, callee) not in client}
     calls_of: dict[str, list[tuple[str, str]]] = {}
     calls_into: dict[str, list[tuple[str, str]]] = {}
     for edge in client:
@@ -131,6 +134,8 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
         if own < SLOW or own <= (found[callee].raw if callee in found else 0.0):
             continue
         side = max(server[e] for e in into)
+        if side >= SLOW and callee in unread:
+            continue  # its own spans slowed, but some of what it waits for was not read
         where = ("its own spans slowed as much" if side >= SLOW else
                  "its own spans did not: the delay is on the way to it")
         found[callee] = _finding(callee, own,

@@ -150,9 +150,18 @@ def test_an_edge_with_a_handful_of_calls_a_minute_is_not_read() -> None:
     assert "cart" in _findings(slow, {}, rate=300.0)
 
 
+def test_own_spans_slowing_is_not_blamed_while_a_call_it_makes_was_not_read() -> None:
+    # checkout's own spans slow; its call to email carries too few calls to be read,
+    # so checkout may be waiting on email: no finding on checkout
+    assert "checkout" in _findings({}, {"checkout": 300.0})
+    assert "checkout" not in _findings({}, {"checkout": 300.0},
+                                       rates={("checkout", "email"): 2.0})
+
+
 def _findings(client_slow: dict[tuple[str, str], float], server_slow: dict[str, float],
               traced: tuple[int, ...] = TRACED, *, earlier: dict[int, float] | None = None,
-              rate: float | None = None) -> dict[str, Any]:
+              rate: float | None = None,
+              rates: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """trace_findings over the series nezha_case would write (in memory); `earlier`:
     minutes before the incident when every call took that much longer (an earlier
     fault); `rate`: calls per minute on every edge (none written when None)."""
@@ -167,8 +176,10 @@ def _findings(client_slow: dict[tuple[str, str], float], server_slow: dict[str, 
             (t, v + 1.0 + earlier.get(m, 0.0) +
              (client_slow.get((a, b), 0.0) if t >= at[INCIDENT] else 0.0))
             for m, (t, v) in zip(traced, own, strict=True)]
-        if rate is not None:
-            series[(a, f"trace_call_rate_per_min:{b}")] = [(at[m], rate) for m in traced]
+        per_minute = (rates or {}).get((a, b), rate)
+        if per_minute is not None:
+            series[(a, f"trace_call_rate_per_min:{b}")] = [(at[m], per_minute)
+                                                            for m in traced]
     latest: dict[str, dict[str, float]] = {}
     for (service, metric), points in series.items():
         latest.setdefault(service, {})[metric] = points[-1][1]
