@@ -8,7 +8,7 @@ the selected one.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +32,12 @@ class Point(NamedTuple):
     t: float  # POSIX seconds, simulated time
     error_rate: float  # ratio 0-1
     p99_ms: float
+
+
+def point(t: float, values: Mapping[str, float]) -> Point:
+    """The point `MetricHistory.record` keeps of one service's snapshot."""
+    return Point(t, float(values.get("error_rate", np.nan)),
+                 float(values.get("latency_p99_ms", np.nan)))
 
 
 class MetricHistory(QObject):
@@ -59,6 +65,17 @@ class MetricHistory(QObject):
             series.append(Point(t, float(values.get("error_rate", np.nan)),
                                 float(values.get("latency_p99_ms", np.nan))))
             self._revision[service] = self._revision.get(service, 0) + 1
+        self.updated.emit()
+
+    def record_many(self, points: Mapping[str, Sequence[Point]]) -> None:
+        """Many points per service at once, oldest first, made with `point` off the GUI
+        thread (the stored past a following console draws when it opens): one `updated`."""
+        for service, new in points.items():
+            series = self._series.get(service)
+            if series is None:
+                series = self._series[service] = deque(maxlen=self.max_points)
+            series.extend(new)
+            self._revision[service] = self._revision.get(service, 0) + len(new)
         self.updated.emit()
 
     def revision(self, service: str) -> int:

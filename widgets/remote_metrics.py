@@ -23,7 +23,7 @@ from console.events import EstateSnapshot, RemoteChange
 from console.metric_samples import Sample, snapshots
 from console.team_sync import sample_ranges
 from widgets.bridge import BusBridge
-from widgets.metrics_pane import MetricHistory
+from widgets.metrics_pane import MetricHistory, Point, point
 from widgets.ops import Worker, describe_error
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,20 @@ SEEN_SAMPLES = 200_000  # sample ids remembered (a range read twice draws each o
 
 ReadRange = Callable[[int, int], list[Sample]]
 ReadRecent = Callable[[int], list[Sample]]
+Snapshot = tuple[datetime, dict[str, dict[str, float]]]
+Past = tuple[list[int], dict[str, list[Point]], Snapshot | None]
+
+
+def _past(samples: list[Sample]) -> Past:
+    """The stored past made ready off the GUI thread: the history's points of every
+    snapshot but the newest, and the newest."""
+    grouped = snapshots(samples)
+    points: dict[str, list[Point]] = {}
+    for at, metrics in grouped[:-1]:
+        t = at.timestamp()
+        for service, values in metrics.items():
+            points.setdefault(service, []).append(point(t, values))
+    return [s.id for s in samples], points, (grouped[-1] if grouped else None)
 
 
 class RemoteMetrics(QObject):
@@ -59,7 +73,7 @@ class RemoteMetrics(QObject):
         if read_recent is not None:
             self._reading = True  # what comes meanwhile is read after it
             worker.submit("reading the team's recent metrics",
-                          lambda: read_recent(RECENT_ROWS), on_done=self._on_recent,
+                          lambda: _past(read_recent(RECENT_ROWS)), on_done=self._on_recent,
                           on_error=self._on_read_failed)
 
     def _on_bridge_operation_done(self, event: Any) -> None:
@@ -79,15 +93,15 @@ class RemoteMetrics(QObject):
                             lambda: [s for low, high in ranges for s in read(low, high)],
                             on_done=self._on_read, on_error=self._on_read_failed)
 
-    def _on_recent(self, samples: list[Sample]) -> None:
-        """The past: into the history point by point, then the newest snapshot through
-        the bridge like a live one (the services table needs only that)."""
+    def _on_recent(self, past: Past) -> None:
+        """The past into the history at once, then the newest snapshot through the
+        bridge like a live one (the services table needs only that)."""
         self._reading = False
-        grouped = snapshots(self._new(samples))
-        for at, metrics in grouped[:-1]:
-            self._history.record(at.timestamp(), metrics)
-        if grouped:
-            self._show(*grouped[-1])
+        ids, points, newest = past
+        self._seen.update(ids)
+        self._history.record_many(points)
+        if newest is not None:
+            self._show(*newest)
         if self._ranges and not self._timer.isActive():
             self._timer.start()
 
