@@ -67,6 +67,8 @@ class TeamSeat:
         self._led = asyncio.Event()  # the first `lead` is over (either way)
         self._lead_over = False  # the `lead` of the leadership held now is over
         self._watch: asyncio.Task[None] | None = None
+        self._leaving = False  # `leave` began: a `lead` still running is not waited for
+        self._loop_ran = False  # the loop ran (run_forever) when the seat joined
 
     @property
     def leading(self) -> bool:
@@ -85,6 +87,7 @@ class TeamSeat:
         leadership; returns once the first try is over and, when it won, once `lead` has
         run (so a console that leads has settled what was in flight before it shows)."""
         self._loop = asyncio.get_running_loop()
+        self._loop_ran = self._loop.is_running()
         feed = ChangeFeed.install(self.db)
         feed.origin = self.origin  # before this console writes anything
         self.listener = FeedListener(self.db, self.bus, self.origin, on_change=self._on_remote)
@@ -104,6 +107,7 @@ class TeamSeat:
     async def leave(self) -> None:
         """Stop trying, free the leadership and stop following; nothing is called back
         after this returns (the caller stops what `lead` started)."""
+        self._leaving = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,14 +152,19 @@ class TeamSeat:
         loop = self._loop
         assert loop is not None
         done = asyncio.run_coroutine_threadsafe(self._leading(), loop)
-        # Waited for, so that a `follow` never overtakes it; but not past the loop's end
-        # (a console stopping at that moment would keep this thread, and `leave`, waiting).
+        # Waited for, so that a `follow` never overtakes it; but not past the seat's or the
+        # loop's end (a console stopping at that moment would keep this thread, and
+        # `leave`, waiting). A loop driven without run_forever (Qt's own event processing
+        # under qasync, as in the window's tests) never says it runs: only a loop that did
+        # and stopped counts as ended, else a lead longer than a second was cancelled
+        # half-made (the estate made, the scenario never started).
         while True:
             try:
                 done.result(timeout=1.0)
                 return
             except concurrent.futures.TimeoutError:
-                if not loop.is_running():
+                ended = loop.is_closed() or (self._loop_ran and not loop.is_running())
+                if self._leaving or ended:
                     done.cancel()
                     return
 

@@ -148,3 +148,44 @@ def test_a_lead_that_fails_is_kept_and_the_seat_goes_on(db_url: str) -> None:
                 await seat.leave()
 
     asyncio.run(scenario())
+
+
+class _QtDrivenLoop(asyncio.SelectorEventLoop):
+    """A loop driven the way the window's tests drive qasync's: callbacks run, yet the
+    loop never says it runs (no run_forever)."""
+
+    def is_running(self) -> bool:
+        return False
+
+
+def test_a_slow_lead_on_a_loop_that_never_says_it_runs_is_made_whole(db_url: str) -> None:
+    """Taking over takes more than a second on a busy machine (the estate is made on a
+    worker thread). The seat waited for `lead` one second at a time and cancelled it as
+    soon as the loop did not say it ran: under the window's tests the lead was cut off
+    half-made (the estate made, the scenario never started) while the seat said it led."""
+    made: list[str] = []
+
+    async def slow_lead() -> None:
+        await asyncio.sleep(1.6)
+        made.append("estate")
+        await asyncio.sleep(0.2)
+        made.append("scenario")
+
+    async def scenario() -> None:
+        with Runtime(db_url) as rt:
+            rt.bus.bind_loop(asyncio.get_running_loop())
+            seat = TeamSeat(rt.db, rt.bus, user="alice", lead=slow_lead,
+                            follow=lambda: None, clock=rt.clock, **FAST)
+            await seat.join()
+            try:
+                assert made == ["estate", "scenario"]
+                assert seat.leading
+                assert seat.lead_error is None
+            finally:
+                await seat.leave()
+
+    loop = _QtDrivenLoop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
