@@ -78,6 +78,14 @@ def test_the_window_follows_the_leader_its_approval_runs_there_and_it_takes_over
         qtbot.waitUntil(lambda: signals.rowCount() > 0, timeout=10_000)
         assert any(signals.signal_at(r).service in incidents.incident_at(0).services
                    for r in range(signals.rowCount()))
+        # and the leader's metrics, in the services table and the incident's history
+        services = window.services_pane.model
+        qtbot.waitUntil(lambda: services.rowCount() > 0, timeout=10_000)
+        history = window.metrics_pane.history
+        implicated = incidents.incident_at(0).services
+        qtbot.waitUntil(lambda: all(len(history.series(name)[0]) > 1 for name in implicated),
+                        timeout=10_000)
+        assert set(implicated) <= {services.service_at(r) for r in range(services.rowCount())}
         assert status.signal_total >= signals.rowCount()
         audit = window.audit_pane.model
         qtbot.waitUntil(lambda: any(audit.entry_at(r).action == "recommendation.create"
