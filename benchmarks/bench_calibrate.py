@@ -15,6 +15,9 @@ minutes in, overall and per family. `--write` stores the fitted constants with h
 were fitted in resources/calibration/investigator.json (what the investigator loads).
 
     python -m benchmarks.bench_calibrate --fit-count 40 --report-count 40 [--write]
+
+With `--report-count 0 --builtin-report-seeds 0` it only fits (and writes); the team's
+figures on report seeds come from `watchfloor eval --generated N --seed 2000`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ def _play(plays: Sequence[tuple[str, int | None]], settings: Any,
 FIT_CHECK_FOR_S = 1800.0
 
 
+MAX_MEMBERS = 12  # a cause's best candidates that the fit reads (the rest weigh nothing)
+
+
 def _keeping() -> Any:
     """An investigator that keeps each investigation's causes with their candidates'
     features (what the weights are fitted on)."""
@@ -71,7 +77,7 @@ def _keeping() -> Any:
         def _causes(self, ranked: Any, views: Any) -> Any:
             groups = super()._causes(ranked, views)
             self.seen = [[member(f"{c.service}/{c.fault_class}", c.features, c.keep)
-                          for c in g.members] for g in groups]
+                          for c in g.members[:MAX_MEMBERS]] for g in groups]
             return groups
 
     return Keeping
@@ -159,11 +165,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                       Path(tmp, "report"))]
         report_plays += [(name, 2000 + i) for name in builtins
                          for i in range(args.builtin_report_seeds)]
-        before = _score(_play(report_plays, InvestigatorSettings(
-            temperature=shipped.temperature, null_score=shipped.null_score)))
-        with _with_weights(fitted["weights"]):
-            after = _score(_play(report_plays, InvestigatorSettings(
-                temperature=fitted["temperature"], null_score=fitted["null_score"])))
+        before = after = None  # no report asked for (--report-count 0 and no built-ins)
+        if report_plays:
+            before = _score(_play(report_plays, InvestigatorSettings(
+                temperature=shipped.temperature, null_score=shipped.null_score)))
+            with _with_weights(fitted["weights"]):
+                after = _score(_play(report_plays, InvestigatorSettings(
+                    temperature=fitted["temperature"], null_score=fitted["null_score"])))
     fit_info = {"generated": {"seed": fit_seed, "count": args.fit_count},
                 "builtin_seeds": [1000 + i for i in range(args.builtin_fit_seeds)],
                 "incidents": len(fit_runs), "causes": fitted["cases"],
@@ -190,10 +198,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "weights": fitted["weights"],
             "fitted_by": "python -m benchmarks.bench_calibrate --write",
             "fit": fit_info,
-            "report": {"generated": out["report"]["generated"],
-                       "builtin_seeds": out["report"]["builtin_seeds"],
-                       "ece_before": before["ece"], "ece_after": after["ece"],
-                       "ac_at_1": after["ac_at_1"]}}, indent=2) + "\n", encoding="utf-8")
+            "report": None if before is None or after is None else {
+                "generated": out["report"]["generated"],
+                "builtin_seeds": out["report"]["builtin_seeds"],
+                "ece_before": before["ece"], "ece_after": after["ece"],
+                "ac_at_1": after["ac_at_1"]}}, indent=2) + "\n", encoding="utf-8")
         out["written"] = str(OUT)
     return out
 
