@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from agents.retriever import Answer
 from console.domain import Evidence
 from console.runtime import ScenarioDriver
+from tests.scenario_play import first_pending
 from widgets.ask_pane import AskPane
 from widgets.main_window import MainWindow
 from widgets.ops import Worker
@@ -32,11 +33,7 @@ def waiting_console(runtime: Any, console: Any,
     """bad-deploy played until the team's recommendation waits for a person."""
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
     window = console(driver)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
-    rec = engine.recommendations(("pending",))[0]
+    rec = first_pending(runtime, driver, tick=QApplication.processEvents)
     queue = window.recommendations_pane
     qtbot.waitUntil(lambda: queue.model.row_of(rec.id) >= 0, timeout=TIMEOUT_MS)
     return window, driver

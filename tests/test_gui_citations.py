@@ -13,6 +13,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QApplication
 
 from console.runtime import ScenarioDriver
+from tests.scenario_play import approve_and_run, first_pending
 from widgets.main_window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
@@ -26,14 +27,8 @@ def ran_console(runtime: Any, console: Any, qtbot: Any) -> MainWindow:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
     window = console(driver)
     engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
-    rec = engine.recommendations(("pending",))[0]
-    engine.approve(rec.id, as_user="alice", preview_hash=rec.preview_hash)
-    for _ in range(20):
-        driver.step(30.0)
-        QApplication.processEvents()
+    rec = first_pending(runtime, driver, tick=QApplication.processEvents)
+    approve_and_run(runtime, driver, rec, tick=QApplication.processEvents)
     run = engine.executions()[0]
     qtbot.waitUntil(lambda: window.history_pane.model.row_of(run.id) >= 0, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.incidents_pane.selected_incident == rec.incident_id,

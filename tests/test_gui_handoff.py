@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from console import cli
 from console.handoff_verify import XMP_PACKET, verify_packet
 from console.runtime import ScenarioDriver
+from tests.scenario_play import approve_and_run, first_pending
 from widgets.main_window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("no_real_settings", "no_leaked_windows")
@@ -27,15 +28,8 @@ TIMEOUT_MS = 10_000
 def fixed_console(runtime: Any, console: Any, qtbot: Any) -> MainWindow:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
     window = console(driver)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
-    rec = engine.recommendations(("pending",))[0]
-    engine.approve(rec.id, as_user="alice", preview_hash=rec.preview_hash)
-    for _ in range(20):
-        driver.step(30.0)
-        QApplication.processEvents()
+    rec = first_pending(runtime, driver, tick=QApplication.processEvents)
+    approve_and_run(runtime, driver, rec, tick=QApplication.processEvents)
     window.fixed_rec = rec  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: window.incidents_pane.selected_incident == rec.incident_id,
                     timeout=TIMEOUT_MS)

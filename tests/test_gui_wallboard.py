@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QApplication
 
 from console.runtime import ScenarioDriver
+from tests.scenario_play import first_pending, play_until
 from widgets.incident_models import IncidentTableModel
 from widgets.wallboard import Wallboard
 
@@ -33,10 +34,7 @@ def test_the_wallboard_shows_open_incidents_and_autonomy_read_only(
         runtime: Any, console: Any, qtbot: Any) -> None:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
     window = console(driver)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
+    first_pending(runtime, driver, tick=QApplication.processEvents)
     open_ids = _open_ids(runtime)
     assert open_ids
 
@@ -81,18 +79,12 @@ def test_the_wallboard_shows_open_incidents_and_autonomy_read_only(
 def test_a_resolved_incident_leaves_the_wall(runtime: Any, console: Any, qtbot: Any) -> None:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
     window = console(driver)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
+    rec = first_pending(runtime, driver, tick=QApplication.processEvents)
     board = window.open_wallboard()
     assert isinstance(board, Wallboard)
     qtbot.waitUntil(lambda: bool(board.open_incident_ids()), timeout=TIMEOUT_MS)
-    rec = engine.recommendations(("pending",))[0]
-    engine.approve(rec.id, as_user="alice", preview_hash=rec.preview_hash)
-    while _open_ids(runtime) and not driver.finished:
-        driver.step(30.0)
-        QApplication.processEvents()
+    runtime.service.engine.approve(rec.id, as_user="alice", preview_hash=rec.preview_hash)
+    play_until(driver, lambda: not _open_ids(runtime), tick=QApplication.processEvents)
     assert not _open_ids(runtime)
     qtbot.waitUntil(lambda: not board.open_incident_ids(), timeout=TIMEOUT_MS)
     assert board.empty.isVisible() and not board.table.isVisible()

@@ -18,19 +18,15 @@ from console.handoff import build_packet
 from console.handoff_html import embed, extract, render_page
 from console.handoff_verify import verify_packet
 from console.runtime import ScenarioDriver
+from tests.scenario_play import approve_and_run, first_pending
 
 
 @pytest.fixture
 def fixed(runtime: Any) -> Any:
     """bad-deploy with its fix approved by alice, run and validated."""
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-    rec = engine.recommendations(("pending",))[0]
-    engine.approve(rec.id, as_user="alice", preview_hash=rec.preview_hash)
-    for _ in range(20):
-        driver.step(30.0)
+    rec = first_pending(runtime, driver)
+    approve_and_run(runtime, driver, rec)
     runtime.fixed_rec = rec
     return runtime
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from console.records import RecordNotFound, RecordReader
 from console.runtime import ScenarioDriver
 from console.storage.models import LogRow
+from tests.scenario_play import first_pending
 
 
 @pytest.fixture
@@ -81,10 +82,7 @@ def test_a_link_to_nothing_is_refused_with_the_reason(played: Any, ref: str, why
 
 def test_a_recommendation_reads_with_its_preview_hash(runtime: Any) -> None:
     driver = ScenarioDriver(runtime, "bad-deploy", seed=7, agents=True)
-    engine = runtime.service.engine
-    while not engine.recommendations(("pending",)) and not driver.finished:
-        driver.step(30.0)
-    rec = engine.recommendations(("pending",))[0]
+    rec = first_pending(runtime, driver)
     view = _reader(runtime).read(f"recommendation:{rec.id}")
     fields = dict(view.fields)
     assert fields["Preview hash"] == rec.preview_hash
