@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from console.domain import Recommendation
+from widgets.decision_text import validation_words
 from widgets.recommendation_model import Standing, preview_summary
 from widgets.theme import StateColors
 
@@ -85,18 +86,6 @@ def _steps(preview: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _validation(preview: Mapping[str, Any]) -> str:
-    validation = dict(preview.get("validation") or {})
-    probe = dict(validation.get("probe") or {})
-    deadline = validation.get("deadline_s")
-    if probe.get("kind") == "check":
-        what = (f"{probe.get('metric')} of {probe.get('service')} {probe.get('op')} "
-                f"{probe.get('threshold')}")
-    else:
-        what = ", ".join(f"{k}={v}" for k, v in probe.items()) or "none"
-    return f"{what}" + (f", within {float(deadline):g} s" if deadline else "")
-
-
 def _rollback(preview: Mapping[str, Any]) -> str:
     rollback = preview.get("rollback")
     if not rollback or rollback == "none":
@@ -150,7 +139,7 @@ def recommendation_html(rec: Recommendation, standing: Standing | None, user: st
             f" \u00b7 <b>blast radius:</b> {escape(str(preview.get('blast_radius', '?')))}"
             f" \u00b7 <b>action class:</b> {escape(str(preview.get('action_class', '')))}</p>",
             "<p><b>Steps</b><br>" + "<br>".join(_steps(preview)) + "</p>",
-            f"<p><b>Validation:</b> {escape(_validation(preview))}</p>",
+            f"<p><b>Validation:</b> {escape(validation_words(preview))}</p>",
             f"<p><b>Rollback:</b> {escape(_rollback(preview))}</p>",
             f"<p style='color:{dim}'>preview {escape(rec.preview_hash[:16])}\u2026 \u2014 "
             "an approval is bound to exactly this preview</p>"]
