@@ -25,7 +25,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy.orm import Session
 
 from console.domain import AlertStatus, Signal
@@ -37,6 +36,7 @@ from console.storage.models import IncidentRow
 from console.storage.repos_maintenance import MaintenanceRepo, MaintenanceWindow
 
 if TYPE_CHECKING:
+    import httpx
     from console.service import WatchfloorService
 
 ROLE = "operator"
@@ -231,6 +231,8 @@ class MaintenanceOps:
             raise MaintenanceError("no Alertmanager is configured for silences (--alertmanager "
                                    "URL, $WATCHFLOOR_ALERTMANAGER or Settings -> Sources)")
         if self._http is None:
+            import httpx  # only when a silence is asked for: the engine loads no HTTP client
+
             self._http = httpx.Client(timeout=self._timeout)
         return Silences(target, self._http)
 

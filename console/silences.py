@@ -15,10 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:  # loaded when a silence is made: the engine carries no HTTP client
+    import httpx
 
 SERVICE_LABEL = "service"
 TIMEOUT = 10.0
@@ -79,7 +81,11 @@ class Silences:
     def __init__(self, url: str, client: httpx.Client | None = None,
                  timeout: float = TIMEOUT) -> None:
         self.url = url.rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout)
+        if client is None:
+            import httpx
+
+            client = httpx.Client(timeout=timeout)
+        self._client = client
         self._own = client is None
 
     def close(self) -> None:
@@ -118,6 +124,8 @@ class Silences:
         self._call("DELETE", f"/api/v2/silence/{silence_id}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = self._client.request(method, self.url + path, **kwargs)
         except httpx.HTTPError as exc:

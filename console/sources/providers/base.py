@@ -14,11 +14,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from console.domain import ChangeEvent, LogRecord, Signal
+
+if TYPE_CHECKING:  # only `check` talks HTTP: reading payloads loads no client
+    import httpx
 
 Kind = Literal["push", "pull", "both"]
 Parsed = tuple[list[Signal], list[ChangeEvent]]
@@ -104,6 +105,8 @@ class Provider(ABC):
     async def check(self, client: httpx.AsyncClient) -> Health:
         """Ask the system how it is (a pull provider with an address); the others answer
         `health()`. Never raises: a failure is a degraded health with the reason."""
+        import httpx
+
         url = self.config.urls.get(self.name)
         if url is None or self.health_path is None:
             return self.health()
