@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,6 +128,25 @@ def _parsed(row: tuple[Any, ...]) -> dict[str, Any]:
     return fields
 
 
+def _batches(session: Session, query: Any, after: int) -> Iterator[list[Any]]:
+    """The spliced rows after `after`, a batch at a time, from the driver's own cursor in
+    the session's transaction: SQLAlchemy's result rows cost a sixth of the pass."""
+    compiled = query.compile(dialect=session.get_bind().dialect)
+    sql, names = str(compiled), compiled.positiontup
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        while True:
+            params = {"after": after}
+            cursor.execute(sql, tuple(params[n] for n in names) if names else params)
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+    finally:
+        cursor.close()
+
+
 def verify_stream(session: Session, head: Mapping[str, Any] | None, *,
                   check: RecordCheck | None = None, start: tuple[int, str] = (0, GENESIS),
                   batch: int = STREAM_BATCH) -> VerifyResult:
@@ -142,10 +161,7 @@ def verify_stream(session: Session, head: Mapping[str, Any] | None, *,
     count, prev_hash = start
     expected_seq = count + 1
     try:
-        while True:
-            rows = session.execute(query, {"after": count}).all()
-            if not rows:
-                break
+        for rows in _batches(session, query, count):
             as_stored: dict[int, tuple[Any, ...]] = {}  # the batch read raw, if needed
             for row in rows:
                 seq, stored_prev, stored_hash, body = row[0], row[1], row[2], row[3]
