@@ -199,6 +199,43 @@ def test_a_cause_acted_on_keeps_its_diagnosis_and_follows_its_action(db: Databas
         ("failover", "succeeded")]
 
 
+def test_a_new_fault_is_not_hidden_behind_a_fixed_cause_it_lists_as_an_alternative(
+        db: Database) -> None:
+    """A ranking led by a new fault may keep a fixed cause among its faint alternatives
+    (the investigator still sees the old symptom's traces). The fixed cause keeps the
+    diagnosis it was acted on, so the group is not it: the new fault is a cause of its
+    own (it was matched to the resolved cause and never shown)."""
+    incident = _incident(db)
+    _record(db, incident, [_h("catalog", "certificate_expiry", 0.95, 1)], 1)
+    _act(db, incident, 1, "catalog/certificate_expiry", None)
+    with db.sessions() as session:
+        session.get(RecommendationRow, 1).state = "executed"  # type: ignore[union-attr]
+        session.add(ExecutionRow(recommendation_id=1, idempotency_key="k1",
+                                 action="rotate-certificate", target="catalog", params={},
+                                 initiator="agent:recommender", state="succeeded",
+                                 result={}, started_at=T0, plan={}))
+        session.commit()
+    out = _record(db, incident, [_h("orders", "memory_leak", 0.99, 1),
+                                 _h("catalog", "certificate_expiry", 0.01, 1)], 20)
+    assert [h.cause for h in out] == [2, 2]
+    assert _causes(db, incident) == [(1, "catalog/certificate_expiry", "resolved", 0.95),
+                                     (2, "orders/memory_leak", "diagnosing", 0.99)]
+
+
+def test_a_sure_cause_of_another_service_is_not_taken_over_by_a_new_first_group(
+        db: Database) -> None:
+    """A first group matching no cause takes over one nobody acted on only when that
+    one was a faint guess or names the same service: a sure cause of another service,
+    with its recommendation waiting for a person, must not turn into the new fault
+    (the waiting fix for frontend would then read as the fix for orders)."""
+    incident = _incident(db)
+    _record(db, incident, [_h("frontend", "traffic_surge", 0.95, 1)], 1)
+    _act(db, incident, 1, "frontend/traffic_surge", None)
+    _record(db, incident, [_h("orders", "memory_leak", 0.99, 1)], 20)
+    assert _causes(db, incident) == [(1, "frontend/traffic_surge", "waiting", 0.95),
+                                     (2, "orders/memory_leak", "diagnosing", 0.99)]
+
+
 def test_a_cause_nothing_supports_any_more_is_withdrawn(db: Database) -> None:
     incident = _incident(db)
     _record(db, incident, [_h("cart", "bad_deploy", 0.9, 1),

@@ -6,9 +6,12 @@ hypotheses by the cause they would be (`Hypothesis.cause`, 1, 2... within one ra
 here each group is matched to the incident's stored causes, so that a cause keeps its
 identity, its recommendations and its actions from one ranking to the next:
 
-- a group is the cause that has held one of its hypotheses' keys before;
-- a first group matching none takes over the first cause nobody acted on yet (the
-  investigation changed its mind about the first cause, it did not find a second);
+- a group is the cause that has held its leading hypothesis' key before, else one that
+  held another of its keys and was not acted on;
+- a first group matching none takes over the first cause nobody acted on yet, when
+  that cause was a faint guess or names the same service (the investigation changed
+  its mind about the first cause, it did not find a second); a sure cause of another
+  service keeps its identity, and the group becomes a cause of its own;
 - any other group matching none becomes a new cause when it is sure enough
   (`NEW_CAUSE_AT`); a fainter one is shown as an alternative of the first cause;
 - a cause nobody acted on that a ranking no longer supports is withdrawn.
@@ -115,21 +118,34 @@ class CauseRepo:
         order = sorted(groups)
         match: dict[int, CauseRow | None] = {}
         used: set[int] = set()
-        for index in order:  # a cause that held one of the group's keys is that cause
-            keys = [h.key for h in groups[index]]
-            row = next((r for k in keys for r in live
-                        if r.id not in used and k in r.keys), None)
-            if row is not None:
-                match[index] = row
-                used.add(row.id)
+        # A cause that held the group's leading key is that cause; then one that held
+        # any of its keys, unless it was acted on: an acted-on cause keeps the diagnosis
+        # it was fixed for, so a group led by another fault that merely lists it among
+        # its alternatives is not it (it would hide the new fault behind a fixed one).
+        for leading_only in (True, False):
+            for index in order:
+                if index in match:
+                    continue
+                keys = [groups[index][0].key] if leading_only else [
+                    h.key for h in groups[index]]
+                row = next((r for k in keys for r in live
+                            if r.id not in used and k in r.keys
+                            and (leading_only or state[r.id] not in FROZEN)), None)
+                if row is not None:
+                    match[index] = row
+                    used.add(row.id)
         for n, index in enumerate(order):
             if index in match:
                 continue
             leader = groups[index][0]
             row = None
             if n == 0:  # the first cause, seen differently: take over one not acted on
+                # (a faint first guess, or the same service named for another fault;
+                # never another service's cause that was sure enough to stand alone)
                 row = next((r for r in live if r.id not in used
-                            and state[r.id] in _UNACTED), None)
+                            and state[r.id] in _UNACTED
+                            and (r.service == leader.service
+                                 or r.confidence < NEW_CAUSE_AT)), None)
             if row is None and (not live or leader.confidence >= NEW_CAUSE_AT):
                 row = CauseRow(incident_id=incident_id,
                                ordinal=max((r.ordinal for r in rows), default=0) + 1,
