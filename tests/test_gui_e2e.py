@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -380,10 +381,16 @@ def test_console_receives_webhooks_while_open(db_url: str, qloop: asyncio.Abstra
          "labels": {"alertname": "DiskFull", "service": "search", "severity": "critical"}}]}
     answers: list[int] = []
 
-    def send() -> None:  # from another thread, as a real sender would
-        answers.append(httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager",
-                                  content=json.dumps(payload),
-                                  headers={"Authorization": "Bearer t0k"}).status_code)
+    def send() -> None:  # from another thread, retrying as a real sender would: the
+        # receiver starts with the sources, once the panes are on screen
+        for _ in range(100):
+            try:
+                answers.append(httpx.post(f"http://127.0.0.1:{port}/webhook/alertmanager",
+                                          content=json.dumps(payload),
+                                          headers={"Authorization": "Bearer t0k"}).status_code)
+                return
+            except httpx.ConnectError:
+                time.sleep(0.1)
 
     with running_console(qloop, qtbot, db_url, "quiet-day", 1.0,
                          listen=("127.0.0.1", port), token="t0k") as window:
