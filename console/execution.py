@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from console import queued_rollback
 from console.actions.base import (
     PROBE_EXECUTOR,
     Executor,
@@ -383,12 +384,14 @@ class ExecutionEngine:
 
     def drain(self) -> list[int]:
         """Complete previews made elsewhere, then run every queued recommendation this
-        process can run; returns execution ids."""
+        process can run (returns their execution ids), then every queued rollback."""
         self._complete_previews()
         with self.service.db.sessions() as session:
             queued = self._recs.ids_in_state(session, "queued")
-        return [e for e in (self.run_queued(r, initiator=SYSTEM) for r in queued)
-                if e is not None]
+        ran = [e for e in (self.run_queued(r, initiator=SYSTEM) for r in queued)
+               if e is not None]
+        queued_rollback.run_asked(self)  # rollbacks asked where their executor is not
+        return ran
 
     def _complete_previews(self) -> None:
         """A recommendation made where an executor was missing (a CLI proposing an estate
@@ -652,6 +655,7 @@ class ExecutionEngine:
     def rollback(self, exec_id: int, *, as_user: str) -> str:
         """Roll back a completed action in one operation (operator or above)."""
         claimed: list[int] = []
+        asked: list[int] = []
 
         def apply(session: Session) -> tuple[OpChanges, Mapping[str, Any]]:
             row = self._execs.row(session, exec_id)
@@ -659,6 +663,10 @@ class ExecutionEngine:
                 raise ExecutionError(f"no execution {exec_id}")
             if not row.plan.get("rollback"):
                 raise Refused(f"execution {exec_id} ({row.runbook_id}) has no rollback path")
+            if queued_rollback.elsewhere(self, row):  # the process that has it runs it
+                asked.append(queued_rollback.ask(self, session, row, f"user:{as_user}"))
+                return (OpChanges(executions=True, ids=(str(exec_id),)),
+                        {"state": "rollback_queued"})
             names = sorted({str(step["executor"]) for step in row.plan["rollback"]})
             elsewhere = unobserved(row.plan, self.executors, names) \
                 if "targets" in row.plan else None  # older intents: as before
@@ -671,6 +679,8 @@ class ExecutionEngine:
 
         self.service.runner.run(Operation("execution.rollback", f"execution:{exec_id}",
                                           "operator", apply), as_user)
+        if asked:
+            return "rollback_queued"
         return self._run_rollback(exec_id, claimed[0], f"user:{as_user}")
 
     def _claim_rollback(self, session: Session, exec_id: int, who: str) -> int:

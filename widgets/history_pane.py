@@ -252,7 +252,8 @@ class HistoryPane(QWidget):
 
         def done(state: str) -> None:
             self._busy = False
-            self._say(f"#{exec_id}: {state.replace('_', ' ')}", error=state != "rolled_back")
+            self._say(f"#{exec_id}: {state.replace('_', ' ')}",
+                      error=state not in ("rolled_back", "rollback_queued"))
             self.reload([exec_id])
 
         def failed(exc: BaseException) -> None:
