@@ -96,14 +96,19 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
         return {}
     client: dict[tuple[str, str], float] = {}
     server: dict[tuple[str, str], float] = {}
+    refs: dict[tuple[str, str], str] = {}
     for caller, callee in edges:
         rate = [v for _, v in series(caller, f"{CALL_RATE}:{callee}")]
         if rate and statistics.median(rate) < MIN_CALLS_PER_MIN:
             continue
-        c = _rise(series(caller, f"{CALL_P50}:{callee}"), baseline_end)
+        points = series(caller, f"{CALL_P50}:{callee}")
+        c = _rise(points, baseline_end)
         if c is None:
             continue
         client[(caller, callee)] = c
+        # a link to the newest sample read, as every metric's evidence links one
+        refs[(caller, callee)] = (f"metric:{caller}/{CALL_P50}:{callee}"
+                                  f"@{points[-1][0].isoformat()}")
         s = _rise(series(caller, f"{CALL_SERVER_P99}:{callee}"), baseline_end)
         server[(caller, callee)] = s if s is not None else 0.0
     unread = {caller for caller, callee in edges if (caller, callee) not in client}
@@ -123,7 +128,7 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
                                      f"slowed together (client side x{math.exp(together):.1f}"
                                      f" beyond their callees' own spans): {caller} itself is "
                                      "slow to make them",
-                                     f"metric:{caller}/{CALL_P50}:{out[0][1]}",
+                                     refs[out[0]],
                                      "cpu_saturation")
     for callee, into in calls_into.items():
         feel = min(client[e] for e in into)
@@ -142,7 +147,7 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
                                  f"every caller's calls to {callee} slowed (client side "
                                  f"x{math.exp(feel):.1f} at least, {len(into)} caller(s)); "
                                  f"{where}",
-                                 f"metric:{into[0][0]}/{CALL_P50}:{callee}",
+                                 refs[into[0]],
                                  "slow_dependency", tuple(sorted(e[0] for e in into)))
     return found
 
