@@ -27,6 +27,7 @@ from typing import Protocol
 
 from agents.causes import CauseGroup, by_service_zone, group_causes, posteriors
 from agents.external_evidence import ExternalEvidence, with_quotes
+from agents.investigator_context import read_around
 from agents.investigator_gaps import Gap, gaps, unranked
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
@@ -207,6 +208,9 @@ class Investigator:
                                early=cfg.early_baseline)
                 if stat is not None:
                     view.stats[metric] = stat
+        read_around(views, lambda s, m: analyse(  # agents/investigator_context.py
+            s, m, wake.series(s, m, self.metrics.series(s, m, baseline_start, now)),
+            baseline_end, baseline_start, early=cfg.early_baseline))
         for change in changes:
             if change.service in views:  # a source may answer more than was asked
                 views[change.service].changes.append(change)

@@ -92,6 +92,10 @@ class ServiceView:
     # For a service nobody calls: the other callers of its dependencies, outside its own
     # reach (a consumer's work arrives through its queue from them)
     feeders: tuple[str, ...] = ()
+    # Stats of services outside the suspects that could carry its load (a caller's
+    # request rate, a sibling cache's hit ratio): context, never candidates
+    # (agents/investigator_context.py)
+    around: dict[tuple[str, str], MetricStat] = field(default_factory=dict)
 
     def rise(self, metric: str) -> float:
         stat = self.stats.get(metric)
@@ -221,12 +225,24 @@ def surge_entry(view: ServiceView, views: Mapping[str, ServiceView]) -> float:
     own = view.rise("request_rate")
     if own <= 0:
         return 0.0
-    carried = max([0.0, *(views[c].rise("request_rate") for c in (*view.callers, *view.feeders)
-                          if c in views),
-                   *(views[s].fall("cache_hit_ratio") for s in view.siblings if s in views),
+    carried = max([0.0, *(_beside(view, views, c, "request_rate", rising=True)
+                          for c in (*view.callers, *view.feeders)),
+                   *(_beside(view, views, s, "cache_hit_ratio", rising=False)
+                     for s in view.siblings),
                    *(_catching_up(view, views[q]) for q in view.callees if q in views)])
     strained = max([view.overload, *(views[d].overload for d in view.callees if d in views)])
     return own * (1.0 - carried) * (0.5 + 0.5 * strained)
+
+
+def _beside(view: ServiceView, views: Mapping[str, ServiceView], service: str, metric: str,
+            *, rising: bool) -> float:
+    """How far a neighbour's metric moved: from its own view when it is a suspect, else
+    from the context read for this view."""
+    other = views.get(service)
+    stat = other.stats.get(metric) if other is not None else view.around.get((service, metric))
+    if stat is None:
+        return 0.0
+    return stat.rise() if rising else stat.fall()
 
 
 def _catching_up(view: ServiceView, queue: ServiceView) -> float:
