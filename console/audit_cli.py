@@ -3,11 +3,13 @@
 `verify --db URL` checks the chain, this workstation's signed checkpoints of it and the
 rows it vouches for (console/audit_checks.py), reading only: it neither creates users
 nor writes a checkpoint. `verify --bundle FILE` checks an exported bundle with no
-database, or an incident's hand-off packet (HTML or PDF, console/handoff_verify.py;
-with --db also against that database's chain), and who signed it: against
+database (version 2, streamed: console/audit_bundle_verify.py; or version 1 JSON), or
+an incident's hand-off packet (HTML or PDF, console/handoff_verify.py; with --db also
+against that database's chain), and who signed it: against
 `--expect-key FINGERPRINT`, `--trusted-keys FILE`, or else the default trusted-keys file
 in the config directory when there is one; with none of them it says plainly that the
-signer was not checked. `export --out FILE` writes a signed bundle.
+signer was not checked. `export --out FILE` writes a signed version 2 bundle in one
+streaming pass (console/audit_bundle_export.py).
 
 Exit codes: 0 the check holds, 1 it does not (or a record cannot be exported), 2 bad
 input (a file that is not a bundle, an unreadable trusted-keys file, a bad URL).
@@ -50,6 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     export = audit_sub.add_parser("export", parents=[db_parent],
                                   help="write a self-contained, signed bundle")
     export.add_argument("--out", type=Path, required=True, metavar="FILE")
+    export.add_argument("--format", choices=("sqlite", "json"), default="sqlite",
+                        help="sqlite: a version 2 bundle, written and later verified and "
+                             "reviewed in one streaming pass, for a log of any size "
+                             "(default); json: a version 1 bundle, one JSON object built "
+                             "in memory, for tools that read it as JSON")
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -59,6 +66,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return _bad("--expect-key and --trusted-keys apply to --bundle FILE")
     if args.audit_command == "verify":
         return _verify_database(args.db)
+    if args.format == "json":
+        return _export_json(args.db, args.out)
     return _export(args.db, args.out)
 
 
@@ -74,6 +83,10 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 
     if looks_like_packet(args.bundle):
         return _verify_packet(args)
+    from console.audit_bundle_file import is_stream_bundle
+
+    if is_stream_bundle(args.bundle):
+        return _verify_stream_bundle(args)
 
     try:
         expect = parse_fingerprint(args.expect_key) if args.expect_key else None
@@ -93,6 +106,31 @@ def _verify_bundle(args: argparse.Namespace) -> int:
     if not result.ok:
         return EXIT_FAILED
     return EXIT_FAILED if verdict.checked and not verdict.trusted else EXIT_OK
+
+
+def _verify_stream_bundle(args: argparse.Namespace) -> int:
+    """A version 2 bundle, in one streaming pass (console/audit_bundle_verify.py)."""
+    from console.audit import BundleError
+    from console.audit_bundle_file import BundleDamaged
+    from console.audit_bundle_verify import verify_stream_bundle
+    from console.audit_trust import TrustError, judge_signer, parse_fingerprint
+
+    try:
+        expect = parse_fingerprint(args.expect_key) if args.expect_key else None
+        bundle, verdict = verify_stream_bundle(args.bundle)
+        signer = judge_signer(str(bundle.manifest["public_key"]), expect=expect,
+                              trusted_file=args.trusted_keys)
+    except BundleDamaged as exc:
+        print(f"audit bundle does not hold: {exc}")
+        return EXIT_FAILED
+    except (BundleError, TrustError) as exc:
+        return _bad(str(exc))
+    print(f"{verdict.result.describe()} (signed by key {bundle.fingerprint}, exported "
+          f"{bundle.manifest['exported_at']})")
+    print(signer.text)
+    if not verdict.result.ok:
+        return EXIT_FAILED
+    return EXIT_FAILED if signer.checked and not signer.trusted else EXIT_OK
 
 
 def _verify_packet(args: argparse.Namespace) -> int:
@@ -150,6 +188,28 @@ def _verify_database(url: str | None) -> int:
 
 
 def _export(url: str | None, out: Path) -> int:
+    """A version 2 bundle, streamed from the database (console/audit_bundle_export.py)."""
+    from console.audit import UnreadableRecord
+    from console.audit_bundle_export import export_stream
+    from console.audit_trust import workstation_key
+    from console.storage.db import Database
+
+    key = workstation_key()
+    db = Database(url)
+    try:
+        with db.sessions() as session:
+            manifest = export_stream(session, out, key, source=db.url)
+    except UnreadableRecord as exc:
+        print(f"watchfloor: nothing exported: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        db.dispose()
+    print(f"wrote {manifest['records']['count']} records to {out} (signed by key "
+          f"{manifest['key_id']})")
+    return EXIT_OK
+
+
+def _export_json(url: str | None, out: Path) -> int:
     from console.audit import (
         AuditLog,
         UnreadableRecord,

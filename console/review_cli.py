@@ -1,7 +1,8 @@
 """`watchfloor review FILE`: open an exported audit bundle read-only, offline.
 
-The bundle is read and parsed here, without Qt, so a file that is not a bundle exits 2
-with the reason before any window opens (the same message `audit verify --bundle`
+The bundle is read and parsed here, without Qt (a version 2 bundle only as far as its
+header and manifest: the window pages through its records), so a file that is not a
+bundle exits 2 with the reason before any window opens (the same message `audit verify --bundle`
 gives). Only then is the GUI imported, through the GUI composition root
 (`console.app.run_review`), the one core module allowed to reach the widgets.
 """
@@ -27,17 +28,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                     "browser, read-only and without any database; its signature and "
                     "chain are verified on opening and the result is shown. A file that "
                     "is not a bundle exits 2 with the reason.")
-    review.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (JSON)")
+    review.add_argument("bundle", type=Path, metavar="FILE",
+                        help="the bundle (version 2 SQLite, or version 1 JSON)")
 
 
 def dispatch(args: argparse.Namespace,
              run: Callable[[Path], int] | None = None) -> int:
     """Check the file, then open the review window until it is closed. `run` replaces
     the GUI (tests)."""
+    from console.audit_bundle_file import BundleFile, is_stream_bundle
     from console.audit_bundle_read import BundleError, open_bundle  # not on the GUI's path
 
     try:
-        open_bundle(args.bundle)
+        if is_stream_bundle(args.bundle):  # version 2: its header and manifest only
+            BundleFile.open(args.bundle).close()
+        else:
+            open_bundle(args.bundle)
     except BundleError as exc:
         sys.stderr.write(f"watchfloor: {exc}\n")
         return EXIT_BAD_INPUT

@@ -18,7 +18,8 @@ from console.cli import main
 def exported(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     assert main(["kill-switch", "on", "--as", "alice", "--db", db_url]) == 0
     out = tmp_path / "night.json"
-    assert main(["audit", "export", "--out", str(out), "--db", db_url]) == 0
+    assert main(["audit", "export", "--format", "json", "--out", str(out),
+                 "--db", db_url]) == 0
     capsys.readouterr()
     return out
 

@@ -39,7 +39,8 @@ def test_export_and_verify_bundle_without_database(db_url: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
     run_cli("kill-switch", "on", "--as", "alice", "--db", db_url)
     out = tmp_path / "night.json"
-    assert run_cli("audit", "export", "--out", str(out), "--db", db_url) == 0
+    assert run_cli("audit", "export", "--format", "json", "--out", str(out),
+                   "--db", db_url) == 0
     assert "wrote 2 records" in capsys.readouterr().out
     assert run_cli("audit", "verify", "--bundle", str(out)) == 0
     assert "holds: 2 records" in capsys.readouterr().out

@@ -43,6 +43,7 @@ from widgets.audit_model import (
     links_of,
     record_text,
 )
+from widgets.audit_paged import PagedAuditModel, PagedAuditProxy
 from widgets.offthread import BackgroundJob
 from widgets.tables import make_table
 from widgets.theme import DEFAULT_THEME, STATE_COLORS
@@ -89,7 +90,11 @@ class AuditBrowser(QWidget):
         self._verify, self._reload, self._export = verify, reload, export
         self.last_result: VerifyResult | None = None
         self._dialog: QFileDialog | None = None
-        self.proxy = AuditFilterProxy(model, self)
+        # A paged model (a bundle file) filters by searching its file; the list model
+        # through a sort-filter proxy that visits its rows.
+        self.proxy: AuditFilterProxy | PagedAuditProxy = (
+            PagedAuditProxy(model, self) if isinstance(model, PagedAuditModel)
+            else AuditFilterProxy(model, self))
         colors = STATE_COLORS[DEFAULT_THEME]
         self._colors = {"ok": colors.green, "bad": colors.red, "info": colors.dimmed}
 
@@ -108,7 +113,7 @@ class AuditBrowser(QWidget):
         header = self.table.horizontalHeader()
         header.setSortIndicatorClearable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSortingEnabled(True)
+        self.table.setSortingEnabled(isinstance(self.proxy, AuditFilterProxy))
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.details = QTextBrowser(self)
         self.details.setObjectName("auditDetails")
@@ -277,10 +282,10 @@ class AuditBrowser(QWidget):
         self._reset_time_range()
 
     def _reset_time_range(self) -> None:
-        entries = self.model.entries()
-        if entries:
-            self.since_edit.setDateTime(_qt_time(entries[-1].at))
-            self.until_edit.setDateTime(_qt_time(entries[0].at))
+        span = self.model.time_span()
+        if span is not None:
+            self.since_edit.setDateTime(_qt_time(span[0]))
+            self.until_edit.setDateTime(_qt_time(span[1]))
 
     def _on_time_toggle_toggled(self, on: bool) -> None:
         self.since_edit.setEnabled(on)
@@ -299,9 +304,13 @@ class AuditBrowser(QWidget):
         self._show_count()
 
     def _show_count(self, *_args: object) -> None:
-        shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.count_label.setText(f"{total:,} records" if shown == total
-                                 else f"{shown:,} of {total:,}")
+        shown = self.proxy.rowCount()
+        # a paged model holds a search's rows only; its proxy says what is under way
+        total = self.model.total if isinstance(self.model, PagedAuditModel) \
+            else self.model.rowCount()
+        note = self.proxy.note if isinstance(self.proxy, PagedAuditProxy) else ""
+        text = f"{total:,} records" if shown == total else f"{shown:,} of {total:,}"
+        self.count_label.setText(f"{text} ({note})" if note else text)
 
     # --- selection, details, following -------------------------------------------------
 
@@ -485,6 +494,8 @@ class AuditBrowser(QWidget):
         """Wait for a verification or export in flight (call before closing)."""
         self._verify_job.shutdown()
         self._export_job.shutdown()
+        if isinstance(self.proxy, PagedAuditProxy):
+            self.proxy.shutdown()
 
 
 def _qt_time(at: datetime) -> QDateTime:

@@ -92,6 +92,10 @@ class AuditBrowserModel(TableModel):
     def entries(self) -> Sequence[AuditEntry]:
         return tuple(self._rows)
 
+    def time_span(self) -> tuple[datetime, datetime] | None:
+        """(oldest, newest) record time, for the time filter's initial range."""
+        return (self._rows[-1].at, self._rows[0].at) if self._rows else None
+
     @property
     def last_seq(self) -> int:
         return self._rows[0].seq if self._rows else 0
@@ -148,9 +152,9 @@ class AuditBrowserModel(TableModel):
         """Mark the first bad record (None: the chain holds); repaints every row."""
         self.bad = bad
         self._bad_row = None if bad is None else self.row_of_seq(bad.seq)
-        if self._rows:
+        if self._row_count():
             self.dataChanged.emit(self.index(0, 0),
-                                  self.index(len(self._rows) - 1, len(self.HEADERS) - 1))
+                                  self.index(self._row_count() - 1, len(self.HEADERS) - 1))
 
     @property
     def bad_row(self) -> int | None:
@@ -177,7 +181,7 @@ class AuditBrowserModel(TableModel):
         if not self._valid(index):
             return None
         row, col = index.row(), index.column()
-        entry = self._rows[row]
+        entry = self.entry_at(row)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(entry, col)
         if role == SORT_ROLE:

@@ -3,9 +3,11 @@
 A team lead reviews the night's bundle on a laptop with no database and no estate: the
 window shows the bundle in the same audit browser as the console, read-only (export
 and every operation are off), and verifies it on opening, signature and chain, with
-the result in a banner and the first bad record selected. Following a record filters
-the browser to every record about the same thing, since there is no other pane to go
-to offline.
+the result in a banner and the first bad record selected. A version 2 bundle is
+browsed a page at a time (widgets/audit_paged.py) and verified in one streaming pass
+off the GUI thread, so a million records open as quickly as a thousand. Following a
+record filters the browser to every record about the same thing, since there is no
+other pane to go to offline.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from console.audit import VerifyResult
+from console.audit_bundle_file import BundleFile, is_stream_bundle
 from console.audit_bundle_read import BundleReview, open_bundle, review_of
+from console.audit_bundle_verify import verify_stream_bundle
+from console.domain import AuditEntry
 from widgets.audit_browser import AuditBrowser
 from widgets.audit_model import AuditBrowserModel
+from widgets.audit_paged import PagedAuditModel
 from widgets.theme import DEFAULT_THEME, STATE_COLORS, load_stylesheet
 
 SIGNATURE_PROBLEM = "bundle signature does not match its contents (changed after export)"
@@ -34,12 +41,20 @@ class ReviewWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("reviewWindow")
         self.bundle_path = bundle_path
-        bundle, entries = open_bundle(bundle_path)  # BundleError: the caller says why
-        self._bundle = bundle
-        self._entries = entries
         self.review: BundleReview | None = None
+        self._file: BundleFile | None = None
+        self.model: AuditBrowserModel
+        if is_stream_bundle(bundle_path):  # version 2: paged, never read whole here
+            self._file = BundleFile.open(bundle_path)  # BundleError: the caller says why
+            self._bundle: dict[str, Any] = dict(self._file.manifest)
+            self._entries: list[AuditEntry] = []
+            self._count = self._file.count
+            self.model = PagedAuditModel(self._file, parent=self)
+        else:
+            self._bundle, self._entries = open_bundle(bundle_path)
+            self._count = len(self._entries)
+            self.model = AuditBrowserModel(self._entries, parent=self)
         self.setWindowTitle(f"Watchfloor review \u2014 {bundle_path.name} (read-only)")
-        self.model = AuditBrowserModel(entries, parent=self)
         self.browser = AuditBrowser(self.model, verify=self._check, read_only=True,
                                     parent=self)
         self.browser.verified.connect(self._on_browser_verified)
@@ -77,11 +92,19 @@ class ReviewWindow(QMainWindow):
         b = self._bundle
         self.banner.setText(
             f"<b>Read-only review</b> of <b>{self.bundle_path.name}</b> \u00b7 "
-            f"{len(self._entries):,} records \u00b7 exported {_when(b['exported_at'])} from "
+            f"{self._count:,} records \u00b7 exported {_when(b['exported_at'])} from "
             f"{b['source']} \u00b7 offline, no database")
 
     def _check(self) -> VerifyResult:
-        """Runs on the browser's worker thread: signature and chain of the bundle."""
+        """Runs on the browser's worker thread: signature and chain of the bundle (a
+        version 2 file in one streaming pass over its own connection)."""
+        if self._file is not None:
+            opened, verdict = verify_stream_bundle(self.bundle_path)
+            self.review = BundleReview(
+                path=self.bundle_path, entries=(), exported_at=str(self._bundle["exported_at"]),
+                source=str(self._bundle["source"]), fingerprint=opened.fingerprint,
+                signature_ok=verdict.signature_ok, chain=verdict.chain)
+            return verdict.result
         review = review_of(self.bundle_path, self._bundle, self._entries)
         self.review = review
         if review.chain.ok and not review.signature_ok:
@@ -104,6 +127,8 @@ class ReviewWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.browser.shutdown()
+        if self._file is not None:
+            self._file.close()
         super().closeEvent(event)
 
 

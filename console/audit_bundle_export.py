@@ -1,0 +1,69 @@
+"""Exporting the audit log as a version 2 bundle in one streaming pass.
+
+The records are read as `audit verify` reads them (console/audit_stream.py): raw rows
+from the driver's cursor, each record's canonical body built by the database itself, a
+batch at a time, and written to the bundle as they come; nothing holds the whole log.
+A record the database cannot splice, or whose spliced body does not hash to its stored
+hash (written before JSON was stored canonically, or changed since), is read field by
+field and serialized here in the canonical form, so the bundle carries what the
+database holds and its verification judges it. One whose fields no honest writer
+produces stops the export naming it, and no file is left behind.
+"""
+
+from __future__ import annotations
+
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from console.audit import AuditLog
+from console.audit_bundle_file import BundleWriter
+from console.audit_chain import UnreadableRecord, field_problem
+from console.audit_form import canonical_json, record_body
+from console.audit_stream import STREAM_BATCH, _batches, _parsed, _raw_columns, _spliced_query
+from console.storage.models import AuditRow
+
+_table = AuditRow.__table__
+
+
+def _slow_body(session: Session, dialect: str, seq: int, last: int,
+               cache: dict[int, tuple[Any, ...]]) -> bytes:
+    if seq not in cache:  # the rest of the batch at once: an old log takes this path often
+        cache.clear()
+        cache.update({r[0]: tuple(r) for r in session.execute(
+            select(*_raw_columns(dialect)).where(_table.c.seq.between(seq, last))
+            .order_by(_table.c.seq))})
+    rec = _parsed(cache[seq])
+    problem = field_problem(rec)
+    if problem is not None:
+        raise UnreadableRecord(seq, *problem)
+    return canonical_json(record_body(rec)).encode()
+
+
+def export_stream(session: Session, out: Path, key: Ed25519PrivateKey, *,
+                  source: str, batch: int = STREAM_BATCH) -> dict[str, Any]:
+    """Write every record to `out` and sign the manifest; returns the manifest.
+    UnreadableRecord names a record that cannot be exported (nothing is written)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # one snapshot: the head and the records agree
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    head = AuditLog().head(session)
+    writer = BundleWriter(out, key, source=source)
+    try:
+        raw: dict[int, tuple[Any, ...]] = {}
+        for rows in _batches(session, _spliced_query(dialect, False, batch), 0):
+            last = rows[-1][0]
+            for seq, _prev, hash_, body in rows:
+                if body is None or sha256(body).hexdigest() != hash_:
+                    # not stored canonically (or changed): the record's own fields, in
+                    # canonical form, which the bundle's verification then judges
+                    body = _slow_body(session, dialect, seq, last, raw)
+                writer.add(int(seq), str(hash_), bytes(body))
+        return writer.finish(head)
+    except BaseException:
+        writer.abort()
+        raise
