@@ -30,6 +30,7 @@ from agents.external_evidence import ExternalEvidence, with_quotes
 from agents.investigator_context import read_around
 from agents.investigator_gaps import Gap, gaps, unranked
 from agents.investigator_lexicon import LogPattern, alert_metric, classify_log, mentions
+from agents.investigator_logs import read_log_findings, with_logs
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
     KNOWN_CLASSES,
@@ -109,6 +110,11 @@ class InvestigatorSettings:
     # against its first quiet samples; False where the symptom's time is given and what
     # follows it is no normal (a recording).
     early_baseline: bool = True
+    # Logs (agents/investigator_logs.py): a template is normal when seen before the
+    # symptom in the baseline (ending here, when given: a recording's own fault-free
+    # window lies before its start), or in these last minutes before the symptom.
+    log_quiet_until: datetime | None = None
+    log_recent: timedelta = timedelta(minutes=3)
 
 
 # The newest-sample screen: a metric past its line here is worth reading the history of.
@@ -218,6 +224,9 @@ class Investigator:
         ranked = with_traces(ranked, views, trace_findings(  # agents/investigator_traces.py
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
             baseline_end), self.fault_classes, W_METRIC)
+        ranked = with_logs(ranked, views, read_log_findings(  # agents/investigator_logs.py
+            self.evidence, candidates, (baseline_start, cfg.log_quiet_until or baseline_end),
+            baseline_end, now, cfg.log_recent, self.descendants), self.fault_classes, W_METRIC)
         groups = self._causes(ranked, views)
         out: list[Hypothesis] = []
         for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score),

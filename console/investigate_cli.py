@@ -62,6 +62,8 @@ def settings_for(recording: Recording, opened_at: datetime, settings_class: Any,
     extra = {"rank_all": rank_all} if rank_all and hasattr(default, "rank_all") else {}
     if hasattr(default, "early_baseline"):  # the symptom's time is given: nothing after it
         extra["early_baseline"] = False    # is the service's normal
+    if hasattr(default, "log_quiet_until"):  # what lies before the window is the
+        extra["log_quiet_until"] = recording.start  # recording's fault-free history
     return dataclasses.replace(default, baseline=max(default.baseline, history),
                                baseline_gap=gap, new_logs=gap, screen=False,
                                max_hypotheses=max_hypotheses, **extra)

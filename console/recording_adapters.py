@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console.recording_logs import nezha_logs
 from console.recording_traces import trace_series
 from console.recording import (
     Baseline,
@@ -184,39 +184,6 @@ def _nezha_raw(folder: Path) -> dict[str, list[RawSeries]]:
     return raw
 
 
-_LEVEL = re.compile(r"\b(ERROR|WARN|WARNING|FATAL|SEVERE)\b")
-
-
-def _nezha_logs(path: Path) -> list[Any]:
-    from console.sources.alertmanager import PayloadError
-    from console.sources.logs import parse_logs
-
-    if not path.is_file():
-        return []
-    lines = []
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            message = str(item["message"]).strip()[:4000] or "(empty)"
-            found = _LEVEL.search(message)
-            level = (found.group(1) if found else
-                     "ERROR" if "exception" in message.lower() else "WARN")
-            lines.append(json.dumps({"service": item["service"], "level": level,
-                                     "message": message,
-                                     "at": datetime.fromtimestamp(float(item["ts"]),
-                                                                  UTC).isoformat()}))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RecordingError(f"{path}: line {number}: {exc}") from None
-    if not lines:
-        return []
-    try:
-        return parse_logs("\n".join(lines))
-    except PayloadError as exc:
-        raise RecordingError(f"{path}: {exc}") from None
-
-
 def nezha_recording(folder: Path) -> Recording:
     """One Nezha case folder (`nezha-<day>/fNN`) as a recording."""
     folder = Path(folder)
@@ -243,7 +210,7 @@ def nezha_recording(folder: Path) -> Recording:
         topology.setdefault(str(service), [])
     return assemble(f"nezha/{folder.parent.name}/{folder.name}", window, series, topology,
                     symptom=Symptom(services=[entry], at=at), baseline=baseline,
-                    logs=_nezha_logs(folder / "logs.jsonl"), notes=notes,
+                    logs=nezha_logs(folder, window.start, window.step), notes=notes,
                     truth=_nezha_truth(folder))
 
 
