@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from widgets.process import favour_the_window, favour_the_window_from_now, settl
 if TYPE_CHECKING:
     import asyncio
 
+    from console.engine_process import EngineKeeper, EngineOptions, EngineState
     from console.leading import LeaderDuties
     from console.runtime import Runtime, ScenarioDriver
     from console.team_seat import TeamSeat
@@ -364,7 +366,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                on_ready: Callable[[MainWindow], None] | None = None,
                saved_sources: Callable[[], Any] | None = None,
                window: MainWindow | None = None,
-               zabbix: tuple[str, str] | None = None) -> int:
+               zabbix: tuple[str, str] | None = None,
+               engine: EngineOptions | None = None) -> int:
     """Run the console until its window closes. The window is shown first and says what
     is being opened; `on_window` sees it then, `on_ready` once the panes are in. With
     `listen`, the webhook receiver runs on that (host, port) for as long; with
@@ -372,7 +375,13 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
     `prometheus`, runbooks' PromQL validations query it; `saved_sources` (Settings ->
     Sources) fills in either when not given; `window` is the frame `run_gui` has shown
     already; with `zabbix` (URL, API token), that Zabbix's open problems are polled.
-    Exit 2 on a bad scenario or settings file."""
+    Exit 2 on a bad scenario or settings file.
+
+    With `engine`, the window is a client: the estate, the agents, the sources and the
+    actions run in an engine process (console/engine_process.py) that this window starts
+    when none leads its database, and starts again when it dies; the window only follows
+    it and runs no action itself. Without it (the default here; `--engine in-process` on
+    the command line), the window's own process may lead, as before."""
     import asyncio
 
     shutdown = asyncio.Event()
@@ -386,6 +395,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
     runtime: Runtime | None = None
     seat: TeamSeat | None = None
     duties: LeaderDuties | None = None
+    keeper: EngineKeeper | None = None
+    keeping: asyncio.Task[None] | None = None
     try:
         try:
             opened = await _unless_closed(asyncio.to_thread(
@@ -426,36 +437,57 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             window.close()
             return 2
         notices = _Notices(window)
-        duties = LeaderDuties(runtime, scenario, user=user, mode="console", listen=listen,
-                              token=token, mappings=mappings, alertmanager=alertmanager,
-                              poll_interval=poll_interval, notify=notices.say, held=True,
-                              zabbix=zabbix)
+        if engine is None:
+            duties = LeaderDuties(runtime, scenario, user=user, mode="console",
+                                  listen=listen, token=token, mappings=mappings,
+                                  alertmanager=alertmanager, poll_interval=poll_interval,
+                                  notify=notices.say, held=True, zabbix=zabbix)
+        else:  # no executor here: what is approved in this window runs in the engine
+            runtime.service.engine.executors.clear()
         # One console of the team leads (plays the estate, runs the agents and the
         # sources); a console alone on its database always does. Leading starts by
-        # settling what a crash or a dead leader left in flight.
+        # settling what a crash or a dead leader left in flight. A client window never
+        # leads: its engine does.
         window.show_progress("Joining the team; settling what was in flight\u2026")
-        seat = TeamSeat(runtime.db, runtime.bus, user=user, lead=duties.lead,
-                        follow=duties.follow, clock=runtime.clock,
-                        on_clock=lambda: _show_clock(window))
+        seat = TeamSeat(runtime.db, runtime.bus, user=user,
+                        lead=duties.lead if duties is not None else _never_leads,
+                        follow=duties.follow if duties is not None else _nothing,
+                        clock=runtime.clock, on_clock=lambda: _show_clock(window),
+                        kind="console" if engine is None else "window",
+                        candidate=engine is None)
         await seat.join()
+        if engine is not None:
+            from console.engine_process import EngineKeeper
+
+            shown = _EngineView(window, notices)
+            keeper = EngineKeeper(runtime.db, replace(engine, alertmanager=alertmanager,
+                                                      prometheus=prometheus), say=shown.say)
+            keeping = asyncio.get_running_loop().create_task(keeper.keep(), name="engine")
         if seat.lead_error is not None:
             notices.say(f"this console could not take the lead: {seat.lead_error}", True)
         window.show_progress("Laying out the panes\u2026")
         await asyncio.to_thread(_preload_panes)
         if shutdown.is_set():
             return 0
-        build_window(runtime, duties.driver, user, window=window, scenario_name=scenario)
+        build_window(runtime, duties.driver if duties is not None else None, user,
+                     window=window, scenario_name=scenario)
         notices.flush()
+        if keeper is not None and keeper.state is not None:
+            _show_engine(window, keeper.state)
         seat.announce()  # who leads, now that the status bar listens
         if on_ready is not None:
             on_ready(window)
         await _painted(window)  # the panes on screen first, then what is behind them
         settle_garbage()  # before the estate plays (widgets/process.py)
         favour_the_window_from_now(QApplication.instance())
-        duties.release()  # the estate plays into the panes from here
+        if duties is not None:
+            duties.release()  # the estate plays into the panes from here
         await shutdown.wait()
         return 0
     finally:
+        if keeper is not None and keeping is not None:
+            keeper.stop()  # the engine ends by itself once no window follows it
+            keeping.cancel()
         if seat is not None:
             await seat.leave()
         if duties is not None:
@@ -472,6 +504,32 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
             # Qt deletes it on the loop; a reference kept elsewhere (a logged traceback's
             # frames) then no longer holds a widget that would outlive the QApplication.
             window.deleteLater()
+
+
+async def _never_leads() -> None:
+    """A client window's seat is no candidate: its engine leads."""
+
+
+def _nothing() -> None:
+    return None
+
+
+class _EngineView:
+    """What the window says of its engine: in the status bar's engine label, and as a
+    notice when it stops and when it is back."""
+
+    def __init__(self, window: MainWindow, notices: _Notices) -> None:
+        self.window, self.notices = window, notices
+
+    def say(self, state: EngineState) -> None:
+        if state.state in ("restarting", "unknown") or "back" in state.text:
+            self.notices.say(state.text, state.error)
+        _show_engine(self.window, state)
+
+
+def _show_engine(window: MainWindow, state: EngineState) -> None:
+    if window.installed:
+        window.status.show_engine(state.text, error=state.error)
 
 
 def _show_clock(window: MainWindow) -> None:
@@ -585,8 +643,10 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
             prometheus: str | None = None, saved_sources: Callable[[], Any] | None = None,
             on_window: Callable[[MainWindow], None] | None = None,
             on_ready: Callable[[MainWindow], None] | None = None,
-            zabbix: tuple[str, str] | None = None) -> int:
-    """`watchfloor`: the console until its window closes (see `main`)."""
+            zabbix: tuple[str, str] | None = None,
+            engine: EngineOptions | None = None) -> int:
+    """`watchfloor`: the console until its window closes (see `main`; `engine` None runs
+    the estate and the agents in the window's own process)."""
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -614,7 +674,8 @@ def run_gui(db_url: str | None, scenario: str, speed: float, *,
         return runner.run(main(db_url, scenario, speed, listen=listen, token=token,
                                mappings=mappings, alertmanager=alertmanager,
                                prometheus=prometheus, saved_sources=saved_sources,
-                               on_ready=on_ready, window=window, zabbix=zabbix))
+                               on_ready=on_ready, window=window, zabbix=zabbix,
+                               engine=engine))
 
 
 def _close_all(app: QApplication) -> None:

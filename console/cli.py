@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                         default=None, metavar="URL",
                         help="the Prometheus that runbooks' PromQL validations query "
                              "(default: $WATCHFLOOR_PROMETHEUS; headless commands use that)")
+    parser.add_argument("--engine", choices=["process", "in-process"], default="process",
+                        help="process (the default): the estate, the agents, the sources "
+                             "and the actions run in an engine process the window starts "
+                             "(or the one already leading this database), and the window "
+                             "follows it; in-process: all of it runs in the window's own "
+                             "process, as a console that may lead its team")
+    parser.add_argument("--stay", action="store_true",
+                        help="with --engine process: the engine this window starts keeps "
+                             "running after the last window closes (stop it with SIGTERM)")
     parser.add_argument("--wallboard", action="store_true",
                         help="open the console with its read-only wallboard full screen: "
                              "open incidents, their states and the autonomy level in large "
@@ -230,6 +239,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
 
 
+def _engine_options(args: argparse.Namespace) -> Any:
+    """What the engine process a window starts is asked to run; None: in-process."""
+    if args.engine != "process":
+        return None
+    from console.engine_process import EngineOptions
+
+    return EngineOptions(scenario=args.scenario, speed=args.speed, listen=args.listen,
+                         token=args.webhook_token,
+                         mappings_file=args.webhook_mappings.resolve()
+                         if args.webhook_mappings is not None else None,
+                         alertmanager=args.alertmanager,
+                         prometheus=args.prometheus or _prometheus_from_env(),
+                         zabbix=args.zabbix, stay=args.stay)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command is None:
         from console.app import run_gui  # the GUI root is imported only when it is asked for
@@ -257,7 +281,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                        prometheus=args.prometheus or _prometheus_from_env(),
                        saved_sources=_saved_sources,
                        on_ready=_open_wallboard if args.wallboard else None,
-                       zabbix=zabbix)
+                       zabbix=zabbix, engine=_engine_options(args))
     if args.command == "run":
         from console.estate import ScenarioError
 

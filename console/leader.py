@@ -62,6 +62,7 @@ class Member:
     heartbeat_at: datetime
     leader_since: datetime | None
     clock_at: datetime | None = None  # its clock at that heartbeat (the estate's time)
+    kind: str = "console"  # console | window (never leads) | engine (headless)
 
 
 Callback = Callable[[], None]
@@ -73,9 +74,12 @@ class Leadership:
     def __init__(self, db: Database, console_id: str, *, user: str, host: str | None = None,
                  on_gained: Callback | None = None, on_lost: Callback | None = None,
                  interval: float = TRY_EVERY_S,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, kind: str = "console",
+                 candidate: bool = True) -> None:
         """`clock`: this console's clock, written with each heartbeat (a follower of a
-        simulated estate keeps the leader's time from it)."""
+        simulated estate keeps the leader's time from it). `kind` is written with it too
+        (an engine counts the windows that follow it); a member that is no `candidate`
+        (a window that follows an engine process) never tries for the lock."""
         self.db = db
         self.console_id = console_id
         self.user = user
@@ -84,6 +88,7 @@ class Leadership:
         self.on_lost = on_lost
         self.interval = interval
         self.clock = clock
+        self.kind, self.candidate = kind[:64], candidate
         self.started_at = datetime.now(UTC)
         self.leader_since: datetime | None = None
         self.last_error = ""
@@ -152,7 +157,7 @@ class Leadership:
             self._stop.wait(wait)
 
     def _tick(self) -> None:
-        if not self.leading and self._try_lock():
+        if self.candidate and not self.leading and self._try_lock():
             self.leader_since = datetime.now(UTC)
             self._heartbeat(demote_others=True)
             self._leading.set()
@@ -234,7 +239,7 @@ class Leadership:
         clock_at = self.clock() if self.clock is not None else None
         values = (self.console_id, self.user[:200], self.host[:200], os.getpid(), role,
                   self.started_at, now, self.leader_since if role == "leader" else None,
-                  clock_at)
+                  clock_at, self.kind)
         if self._conninfo is not None:
             # On the lock's own connection: a heartbeat that fails is a lost lock, and a
             # leader never opens a new one (that session would not hold the lock).
@@ -248,8 +253,8 @@ class Leadership:
                                  (self.console_id,))
                 conn.execute(
                     'INSERT INTO team_members (console_id, "user", host, pid, role, '
-                    "started_at, heartbeat_at, leader_since, clock_at) VALUES (%s, %s, %s, "
-                    "%s, %s, %s, %s, %s, %s) ON CONFLICT (console_id) DO UPDATE SET role = "
+                    "started_at, heartbeat_at, leader_since, clock_at, kind) VALUES (%s, %s, "
+                    "%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (console_id) DO UPDATE SET role = "
                     "EXCLUDED.role, heartbeat_at = EXCLUDED.heartbeat_at, leader_since = "
                     "EXCLUDED.leader_since, clock_at = EXCLUDED.clock_at", values)
             return
@@ -262,7 +267,7 @@ class Leadership:
             session.merge(TeamMemberRow(
                 console_id=values[0], user=values[1], host=values[2], pid=values[3],
                 role=values[4], started_at=values[5], heartbeat_at=values[6],
-                leader_since=values[7], clock_at=values[8]))
+                leader_since=values[7], clock_at=values[8], kind=values[9]))
             session.commit()
 
 
@@ -273,7 +278,7 @@ def team_members(db: Database, stale_after: float = STALE_AFTER_S) -> list[Membe
         rows = session.scalars(select(TeamMemberRow)
                                .where(TeamMemberRow.heartbeat_at >= cutoff)).all()
         members = [Member(r.console_id, r.user, r.host, r.pid, r.role, r.heartbeat_at,
-                          r.leader_since, r.clock_at) for r in rows]
+                          r.leader_since, r.clock_at, r.kind) for r in rows]
     return sorted(members, key=lambda m: (m.role != "leader", m.console_id))
 
 

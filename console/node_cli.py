@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to the window
+    import asyncio
+
     from console.events import AuditAppended, RemoteChange
     from console.runtime import Runtime
     from console.team_seat import TeamSeat
 
-from console.cli_args import add_receiver_options, positive_float, zabbix_source
+from console.cli_args import add_receiver_options, http_url, positive_float, zabbix_source
 
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+WINDOWS_CHECK_S = 1.0
+WINDOWS_GONE_S = 3.0  # no window this long: the engine a window started ends
+WINDOWS_FIRST_S = 60.0  # ...or no window ever came this long after its start
 ACTION_EVENTS = ("execution.intent", "execution.executed", "execution.succeeded",
                  "execution.failed", "execution.rolled_back", "execution.rollback_failed",
                  "execution.interrupted", "execution.cancelled", "execution.reconcile")
@@ -62,6 +67,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json-events", action="store_true", dest="json_events",
                         help="print one JSON object per notable event on stdout")
     add_receiver_options(parser, "while this member leads")
+    parser.add_argument("--alertmanager", type=http_url, default=None, metavar="URL",
+                        help="poll this Alertmanager's API v2 for alerts while this member "
+                             "leads")
+    parser.add_argument("--prometheus", type=http_url, default=None, metavar="URL",
+                        help="the Prometheus that runbooks' PromQL validations query")
+    parser.add_argument("--while-windows", action="store_true", dest="while_windows",
+                        help="end once no console window has followed this member for "
+                             f"{WINDOWS_GONE_S:g} s (the engine a window starts; without "
+                             "it the member runs until stopped)")
     return parser
 
 
@@ -134,7 +148,8 @@ class Node:
         self.duties = LeaderDuties(runtime, args.scenario, user=user, mode="node",
                                    seed=args.seed, listen=args.listen,
                                    token=args.webhook_token, mappings=args.mappings,
-                                   notify=self._notify, zabbix=args.zabbix_api)
+                                   notify=self._notify, zabbix=args.zabbix_api,
+                                   alertmanager=args.alertmanager)
 
     async def lead(self) -> None:
         await self.duties.lead()
@@ -183,11 +198,14 @@ async def _main(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown.set)
     runtime = await asyncio.to_thread(
-        Runtime, args.db, clock=SimClock(datetime.now(UTC).replace(microsecond=0)))
+        Runtime, args.db, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
+        prometheus=args.prometheus)
     node = Node(runtime, args, log, local_user())
     seat = TeamSeat(runtime.db, runtime.bus, user=local_user(), name=name, lead=node.lead,
-                    follow=node.follow, on_remote=node.on_remote, clock=runtime.clock)
+                    follow=node.follow, on_remote=node.on_remote, clock=runtime.clock,
+                    kind="engine")
     log.console_id = seat.origin
+    watch: asyncio.Task[None] | None = None
     try:
         runtime.loop = loop
         runtime.bus.bind_loop(loop)
@@ -201,9 +219,14 @@ async def _main(args: argparse.Namespace) -> int:
         await seat.join()
         log.emit("joined", leading=seat.leading, postgres=seat.postgres,
                  leader=await asyncio.to_thread(_leader_id, seat))
+        if args.while_windows:  # a window started it: it ends with the last window
+            watch = loop.create_task(_until_no_window(seat, shutdown, log),
+                                     name="windows")
         await shutdown.wait()
         return EXIT_OK
     finally:
+        if watch is not None:
+            watch.cancel()
         await seat.leave()
         node.duties.follow()
         await node.duties.stop()
@@ -212,6 +235,26 @@ async def _main(args: argparse.Namespace) -> int:
             await runtime.bus.drain()
         await asyncio.to_thread(runtime.close)
         log.emit("stopped")
+
+
+async def _until_no_window(seat: TeamSeat, shutdown: asyncio.Event, log: EventLog) -> None:
+    """Set `shutdown` once no window has been connected for WINDOWS_GONE_S (or none came
+    within WINDOWS_FIRST_S of the start: the window that started it died first)."""
+    import asyncio
+
+    began = last_seen = time.monotonic()
+    seen = False
+    while not shutdown.is_set():
+        await asyncio.sleep(WINDOWS_CHECK_S)
+        await seat.refresh()
+        now = time.monotonic()
+        if any(m.kind == "window" for m in seat.members):
+            seen, last_seen = True, now
+            continue
+        if (seen and now - last_seen >= WINDOWS_GONE_S) or \
+                (not seen and now - began >= WINDOWS_FIRST_S):
+            log.emit("no_window", seen=seen)
+            shutdown.set()
 
 
 def _leader_id(seat: TeamSeat) -> str | None:

@@ -50,15 +50,20 @@ class TeamSeat:
                  name: str | None = None,
                  on_remote: Callable[[RemoteChange], None] | None = None,
                  clock: Any = None, on_clock: Callable[[], None] | None = None,
-                 watch_every: float = WATCH_S, interval: float = TRY_EVERY_S) -> None:
+                 watch_every: float = WATCH_S, interval: float = TRY_EVERY_S,
+                 kind: str = "console", candidate: bool = True) -> None:
         """`clock`: this console's clock (written with its heartbeats; a simulated one is
-        moved to the leader's time while following, then `on_clock()` is called)."""
+        moved to the leader's time while following, then `on_clock()` is called). `kind`
+        names what this member is (console, window, engine); a seat that is no
+        `candidate` only ever follows (a window whose engine runs in its own process)."""
         self.db, self.bus, self.user = db, bus, user
         self.clock, self._on_clock = clock, on_clock
         self.origin = (f"{name}:{new_console_id()}" if name else new_console_id())[:200]
         self._lead, self._follow = lead, follow
         self._on_remote = on_remote
         self._watch_every, self._interval = watch_every, interval
+        self.kind, self.candidate = kind, candidate
+        self.members: tuple[Member, ...] = ()  # who was connected at the last read
         self.listener: FeedListener | None = None
         self.leadership: Leadership | None = None
         self.status: LeadershipChanged | None = None  # the last one published
@@ -97,7 +102,8 @@ class TeamSeat:
                                      on_lost=self._on_leadership_lost,
                                      interval=self._interval,
                                      clock=self.clock.now if self.clock is not None
-                                     else None).start()
+                                     else None, kind=self.kind,
+                                     candidate=self.candidate).start()
         await asyncio.to_thread(self.leadership.ready.wait, READY_WAIT_S)
         if self.leadership.leading:
             await self._led.wait()
@@ -121,6 +127,7 @@ class TeamSeat:
     async def refresh(self) -> LeadershipChanged:
         """Read who is connected and publish it when it changed."""
         members = await asyncio.to_thread(team_members, self.db)
+        self.members = tuple(members)
         leader = next((m for m in members if m.role == "leader"), None)
         if leader is not None and leader.console_id != self.origin and not self.leading:
             self._keep_time(leader.clock_at)

@@ -84,6 +84,10 @@ class ConsoleStatusBar(QStatusBar):
         self.team_label = self._label("teamLabel", "Which console of the team runs the agents")
         self.team_label.setVisible(False)  # shown once the console has joined its team
         self.team: LeadershipChanged | None = None
+        self.engine_label = self._label(
+            "engineLabel", "The engine process this window follows: it plays the estate, "
+            "runs the agents, the sources and every action approved here")
+        self.engine_label.setVisible(False)  # shown when the window follows an engine
         self.critical_chip = QPushButton(self)
         self.critical_chip.setObjectName("newCriticalChip")
         self.critical_chip.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -100,7 +104,8 @@ class ConsoleStatusBar(QStatusBar):
         self.addWidget(self.critical_chip)
         self.addWidget(self.notice_label, 1)
         for widget in (self.sources_label, self.signal_label, self.clock_label,
-                       self.team_label, self.autonomy_label, self.kill_switch,
+                       self.team_label, self.engine_label, self.autonomy_label,
+                       self.kill_switch,
                        self.user_label):
             self.addPermanentWidget(widget)
 
@@ -316,6 +321,12 @@ class ConsoleStatusBar(QStatusBar):
                 self.notify(f"{event.leader} leads the team now: it runs the agents")
             else:
                 self.notify("The team has no leader at the moment", error=True)
+
+    def show_engine(self, text: str, *, error: bool = False) -> None:
+        """The engine's state as the window's keeper last saw it (console/engine_process.py)."""
+        self.engine_label.setText(text)
+        self._set_property(self.engine_label, "level", "error" if error else "info")
+        self.engine_label.setVisible(True)
 
     # --- new critical incidents ----------------------------------------------------
 

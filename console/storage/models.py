@@ -499,6 +499,8 @@ class TeamMemberRow(Base):
     heartbeat_at: Mapped[utc] = mapped_column(index=True)
     leader_since: Mapped[utc_opt]
     clock_at: Mapped[utc_opt]  # the console's clock at its heartbeat (a simulated estate's)
+    # console (a window that may lead) | window (follows an engine) | engine (headless)
+    kind: Mapped[name64] = mapped_column(server_default="console")
 
 
 class CorrelationBacklogRow(Base):
