@@ -246,3 +246,11 @@ def test_version_one_bundles_still_verify(db_url: str, tmp_path: Path,
     code, said = _verify(out, capsys)
     assert code == 0, said
     assert "audit chain holds: 10 records" in said
+
+
+def test_a_body_with_bytes_after_the_record_is_named(bundle: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    _edit(bundle, "UPDATE records SET body = body || ' {}' WHERE seq = 6")
+    code, said = _verify(bundle, capsys)
+    assert code == 1
+    assert "audit chain broken at record 6: body is not JSON (Extra data" in said

@@ -91,6 +91,8 @@ def test_search_runs_over_the_whole_file(bundle: Path, qtbot: Any,
     window = open_review(bundle, qtbot)
     browser = window.browser
     try:
+        assert browser.select_seq(4000)  # not among the matches below
+        assert "#4000" in browser.details.toPlainText()
         browser.set_filters(target="INCIDENT:3", decision="deny")
         assert browser.proxy.searching
         qtbot.waitUntil(lambda: not browser.proxy.searching, timeout=10_000)
@@ -99,6 +101,8 @@ def test_search_runs_over_the_whole_file(bundle: Path, qtbot: Any,
         shown = [browser.model.entry_at(r).seq for r in range(browser.proxy.rowCount())]
         assert shown == expected
         assert browser.count_label.text() == f"{len(expected):,} of 5,000"
+        assert browser.selected_entry is None
+        assert not browser.details.toPlainText()  # no stale record beside the matches
         qtmodeltester.check(browser.model)
         browser.table.selectRow(0)
         browser.follow_selected()  # offline: every record about the same incident

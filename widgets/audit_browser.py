@@ -165,6 +165,7 @@ class AuditBrowser(QWidget):
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
                     self.proxy.layoutChanged):
             sig.connect(self._show_count)
+        self.proxy.modelReset.connect(self._on_proxy_model_reset)
         self._reset_time_range()
         self._show_count()
         # A verification speaks for the records it read; the chain grows after it.
@@ -339,6 +340,11 @@ class AuditBrowser(QWidget):
         entry = self.selected_entry
         self.follow_button.setEnabled(bool(entry is not None and links_of(entry)))
         self._show_details(entry)
+
+    def _on_proxy_model_reset(self) -> None:
+        """A reset drops the selection without a selectionChanged (a paged model's
+        search result): the details must not go on showing a record no longer listed."""
+        self._on_table_selection_changed(QItemSelection(), QItemSelection())
 
     def _show_details(self, entry: AuditEntry | None) -> None:
         if entry is None:
