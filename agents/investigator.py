@@ -57,6 +57,7 @@ from agents.investigator_scoring import (
     step_at,
 )
 from agents.investigator_text import describe_change, describe_metric, hhmmss
+from agents.investigator_trace_errors import error_findings
 from agents.investigator_traces import trace_findings, with_traces
 from agents.learner import SOURCE as FORECAST_SOURCE
 from agents.own_actions import OwnActions, Wake
@@ -224,6 +225,9 @@ class Investigator:
         ranked = with_traces(ranked, views, trace_findings(  # agents/investigator_traces.py
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
             baseline_end), self.fault_classes, W_METRIC)
+        ranked = with_traces(ranked, views, error_findings(  # agents/investigator_trace_errors.py
+            latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
+            baseline_end, self.callees), self.fault_classes, W_METRIC)
         ranked = with_logs(ranked, views, read_log_findings(  # agents/investigator_logs.py
             self.evidence, candidates, (baseline_start, cfg.log_quiet_until or baseline_end),
             baseline_end, now, cfg.log_recent, self.descendants), self.fault_classes, W_METRIC)

@@ -12,8 +12,8 @@ authors' walk over the call graph from the symptom):
   fault-free history and the minutes just before the symptom). A template older than
   the symptom is the service's normal, however alarming its words;
 - surging: a template it did write, now at SURGE times its rate of the minutes just
-  before (when anything at all was written, or kept, then) and significantly so (the Poisson log-likelihood ratio of the two counts, as a
-  burst of the same error is counted by alerting rules), an error burst;
+  before (when anything at all was written, or kept, then) and significantly so (the
+  Poisson log-likelihood ratio of the two counts): an error burst;
 - origin: a service with such templates none of whose (transitive) callees has any is
   where the trouble entered; one whose callees do may only be reporting theirs, and
   keeps ONWARD of its strength.

@@ -14,6 +14,8 @@ with the callee in the metric's name:
   its own spans; a delay on the way to it shows above, not here;
 - `trace_call_rate_per_min:<callee>`: how many such calls a minute (a percentile of a
   handful of calls is noise);
+- `trace_call_error_rate:<callee>`: the share of those calls that failed (the service
+  graph's `traces_service_graph_request_failed_total`), where the source has it;
 - `trace_latency_p50_ms` / `_p99_ms`, `trace_calls_per_min`, `trace_error_rate`: the
   service's own spans (all of them), their count per minute and the share that failed.
 
@@ -41,6 +43,8 @@ CALL_P50 = "trace_call_p50_ms"  # + ":<callee>", under the caller
 CALL_SERVER_P99 = "trace_call_server_p99_ms"
 CALL_RATE = "trace_call_rate_per_min"
 EDGE_CALLS = "traces_service_graph_request_total"
+EDGE_FAILED = "traces_service_graph_request_failed_total"
+CALL_ERROR_RATE = "trace_call_error_rate"  # + ":<callee>", under the caller
 SERVICE_METRICS = ("trace_latency_p50_ms", "trace_latency_p99_ms", "trace_calls_per_min",
                    "trace_error_rate")
 Cells = dict[tuple[str, int], list[float]]
@@ -89,6 +93,28 @@ def _increase(series: list[RawSeries], label: str | Callable[[Mapping[str, str]]
     return out
 
 
+def _edge_key(labels: Mapping[str, str]) -> str:
+    client, server = labels.get("client", ""), labels.get("server", "")
+    return f"{client}\n{server}" if client and server else ""
+
+
+def _failed_calls(raw: Mapping[str, list[RawSeries]], grid_start: float, step: float,
+                  cells: dict[str, Cells]) -> None:
+    """The share of each caller -> callee edge's calls that failed, per slot, from the
+    service graph's counters (a failed call is the callee's failure or one of what it
+    waits for, seen from the caller: agents/investigator_trace_errors.py)."""
+    failed = _increase(raw.get(EDGE_FAILED, []), _edge_key, grid_start, step)
+    if not failed:
+        return
+    calls = _increase(raw.get(EDGE_CALLS, []), _edge_key, grid_start, step)
+    for (edge, slot), value in failed.items():
+        total = calls.get((edge, slot), 0.0)
+        if total > 0:
+            caller, callee = edge.split("\n", 1)
+            cells.setdefault(f"{CALL_ERROR_RATE}:{callee}", {})[(caller, slot)] = [
+                min(1.0, value / total)]
+
+
 def trace_series(raw: Mapping[str, list[RawSeries]], grid_start: float,
                  step: float) -> dict[tuple[str, str], list[Point]]:
     """The trace-derived series of one recording (see the module docstring); {} when it
@@ -108,6 +134,7 @@ def trace_series(raw: Mapping[str, list[RawSeries]], grid_start: float,
             grid_start, step).items():
         caller, callee = edge.split("\n", 1)
         cells.setdefault(f"{CALL_RATE}:{callee}", {})[(caller, slot)] = [value]
+    _failed_calls(raw, grid_start, step, cells)
     calls = _increase(raw.get(SPAN_CALLS, []), "service", grid_start, step)
     for key, value in calls.items():
         cells.setdefault("trace_calls_per_min", {})[key] = [value]
