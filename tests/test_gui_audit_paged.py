@@ -148,3 +148,31 @@ def test_a_changed_record_is_selected_and_named(bundle: Path, qtbot: Any) -> Non
         assert window.browser.selected_entry.seq == 1234
     finally:
         window.close()
+
+
+def test_the_console_opens_a_version_2_bundle(bundle: Path, runtime: Any, tmp_path: Path,
+                                              qtbot: Any, qloop: Any) -> None:
+    """File > Open audit bundle lists version 2 files and reviews them paged."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QFileDialog
+
+    from console.app import build_window
+
+    settings = QSettings(str(tmp_path / "watchfloor.ini"), QSettings.Format.IniFormat)
+    window = build_window(runtime, None, "alice", settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.actions_by_id["open_bundle"].trigger()
+        dialog = window.findChild(QFileDialog, "bundleDialog")
+        assert dialog is not None
+        assert any("*.wfaudit" in f for f in dialog.nameFilters())
+        dialog.close()
+        review = window.open_bundle(bundle)
+        assert isinstance(review, ReviewWindow)
+        assert isinstance(review.browser.model, PagedAuditModel)
+        qtbot.waitUntil(lambda: review.browser.last_result is not None, timeout=20_000)
+        assert review.browser.last_result is not None
+        assert review.browser.last_result.ok
+    finally:
+        window.close()

@@ -54,7 +54,7 @@ STATE_VERSION = 4  # 2: incidents, recommendations, history and coordination doc
 # 3: outcomes and audit browser docks; 4: the ask dock
 SPEED_MIN, SPEED_MAX = 0.25, 1000.0
 GEOMETRY_KEY, STATE_KEY, THEME_KEY = "mainWindow/geometry", "mainWindow/state", "ui/theme"
-BUNDLE_FILTER = "Audit bundles (*.json);;All files (*)"
+BUNDLE_FILTER = "Audit bundles (*.wfaudit *.json);;All files (*)"
 
 
 class MainWindow(QMainWindow):
