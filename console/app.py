@@ -29,12 +29,16 @@ from widgets.process import favour_the_window, favour_the_window_from_now, settl
 if TYPE_CHECKING:
     import asyncio
 
+    from console.client_runtime import ClientRuntime
     from console.engine_process import EngineKeeper, EngineOptions, EngineState
     from console.leading import LeaderDuties
     from console.runtime import Runtime, ScenarioDriver
     from console.team_seat import TeamSeat
     from widgets.assess_wizard import AssessWizard
     from widgets.settings_dialog import SettingsDialog
+
+    # A window that runs the engine itself, or a client of an engine process.
+    AnyRuntime = Runtime | ClientRuntime
 
 log = logging.getLogger(__name__)
 APP_NAME = ORG_NAME = "Watchfloor"
@@ -47,7 +51,7 @@ def window_title(scenario: str) -> str:
     return f"Watchfloor \u2014 {scenario}" if scenario else "Watchfloor"
 
 
-def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
+def build_window(runtime: AnyRuntime, driver: ScenarioDriver | None, user: str, *,
                  settings: QSettings | None = None, window: MainWindow | None = None,
                  scenario_name: str | None = None) -> MainWindow:
     """Compose the console over `runtime` as `user`; `driver` may be None (no estate here:
@@ -174,7 +178,7 @@ def build_window(runtime: Runtime, driver: ScenarioDriver | None, user: str, *,
     return window
 
 
-def _remote_metrics(runtime: Runtime, bridge: Any, worker: Any, history: Any, *,
+def _remote_metrics(runtime: AnyRuntime, bridge: Any, worker: Any, history: Any, *,
                     own_estate: bool) -> QObject:
     """The samples the leading console stores (console/metric_samples.py) drawn here; a
     console without an estate of its own first draws the newest stored ones."""
@@ -188,7 +192,7 @@ def _remote_metrics(runtime: Runtime, bridge: Any, worker: Any, history: Any, *,
         read_recent=None if own_estate else (lambda limit: recent_samples(db, limit)))
 
 
-def _follow_causes(runtime: Runtime, window: MainWindow, worker: Any) -> None:
+def _follow_causes(runtime: AnyRuntime, window: MainWindow, worker: Any) -> None:
     """Announce each incident's causes whenever what decides them moves (read off the GUI
     thread once the loop runs), starting with the newest incidents' causes."""
     from agents.cause_feed import CauseFeed
@@ -217,7 +221,7 @@ def _attach_handoff(window: MainWindow, service: Any, worker: Any) -> None:
                                                           workstation_key()))
 
 
-def _wallboard(runtime: Runtime, bridge: Any, model: Any, worker: Any,
+def _wallboard(runtime: AnyRuntime, bridge: Any, model: Any, worker: Any,
                parent: QWidget) -> QWidget:
     from widgets.wallboard import Wallboard
 
@@ -324,8 +328,8 @@ class StartRefused(Exception):
 
 
 def _open_runtime(db_url: str | None, alertmanager: str | None, prometheus: str | None,
-                  saved_sources: Callable[[], Any] | None,
-                  ) -> tuple[Runtime, str | None, str | None]:
+                  saved_sources: Callable[[], Any] | None, client: bool = False,
+                  ) -> tuple[AnyRuntime, str | None, str | None]:
     """On a worker thread: read the saved sources (Settings -> Sources) when the command
     line left the Alertmanager or the Prometheus open, import the core and open the
     database (migrations included). Returns the runtime, and the Alertmanager and the
@@ -338,14 +342,21 @@ def _open_runtime(db_url: str | None, alertmanager: str | None, prometheus: str 
         alertmanager = alertmanager or saved.alertmanager_url
         prometheus = prometheus or saved.prometheus_url
     from console.clock import SimClock
-    from console.runtime import Runtime
 
     # The estate plays from now, so what the console records lines up with the wall clock,
     # but never from before what the database holds (console/resume_clock.py).
     from console.resume_clock import resume_after_stored
 
-    runtime = Runtime(db_url, clock=SimClock(datetime.now(UTC).replace(microsecond=0)),
-                      prometheus=prometheus)
+    clock = SimClock(datetime.now(UTC).replace(microsecond=0))
+    runtime: AnyRuntime
+    if client:  # the engine process runs the estate, the agents and the actions
+        from console.client_runtime import ClientRuntime
+
+        runtime = ClientRuntime(db_url, clock=clock)
+    else:
+        from console.runtime import Runtime
+
+        runtime = Runtime(db_url, clock=clock, prometheus=prometheus)
     resume_after_stored(runtime.clock, runtime.db)
     return runtime, alertmanager, prometheus
 
@@ -392,7 +403,7 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
     if not window.isVisible():  # closed before the loop ran
         return 0
     await _painted(window)
-    runtime: Runtime | None = None
+    runtime: AnyRuntime | None = None
     seat: TeamSeat | None = None
     duties: LeaderDuties | None = None
     keeper: EngineKeeper | None = None
@@ -400,7 +411,8 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
     try:
         try:
             opened = await _unless_closed(asyncio.to_thread(
-                _open_runtime, db_url, alertmanager, prometheus, saved_sources), shutdown)
+                _open_runtime, db_url, alertmanager, prometheus, saved_sources,
+                engine is not None), shutdown)
         except Exception as exc:  # a bad settings file, an unreachable database: said in
             # the window (which stays until closed) and on stderr
             log.error("the console could not start", exc_info=exc)
@@ -411,9 +423,7 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         if opened is None:  # closed while starting
             return 0
         runtime, alertmanager, prometheus = opened
-        from console.estate import ScenarioError, load_scenario
-        from console.leading import LeaderDuties
-        from console.runtime import local_user
+        from console.local_user import local_user
         from console.team_seat import TeamSeat
 
         runtime.loop = asyncio.get_running_loop()
@@ -429,15 +439,20 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                   "anything (nothing was changed)", file=sys.stderr)
             window.close()
             return 0
-        window.show_progress(f"Loading the scenario {scenario}\u2026")
-        try:
-            await asyncio.to_thread(load_scenario, scenario)
-        except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
-            print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
-            window.close()
-            return 2
+        if engine is None:  # a client's engine checks it (and is said to refuse it)
+            from console.estate import ScenarioError, load_scenario
+
+            window.show_progress(f"Loading the scenario {scenario}\u2026")
+            try:
+                await asyncio.to_thread(load_scenario, scenario)
+            except ScenarioError as exc:  # a bad scenario name or file: say so, exit 2
+                print(f"watchfloor: {exc}", file=sys.stderr)  # noqa: T201
+                window.close()
+                return 2
         notices = _Notices(window)
         if engine is None:
+            from console.leading import LeaderDuties
+
             duties = LeaderDuties(runtime, scenario, user=user, mode="console",
                                   listen=listen, token=token, mappings=mappings,
                                   alertmanager=alertmanager, poll_interval=poll_interval,
@@ -522,7 +537,7 @@ class _EngineView:
         self.window, self.notices = window, notices
 
     def say(self, state: EngineState) -> None:
-        if state.state in ("restarting", "unknown") or "back" in state.text:
+        if state.state in ("restarting", "unknown", "refused") or "back" in state.text:
             self.notices.say(state.text, state.error)
         _show_engine(self.window, state)
 
@@ -557,7 +572,7 @@ class _Notices:
             self.say(text, error)
 
 
-async def _signed_in(runtime: Runtime, window: MainWindow,
+async def _signed_in(runtime: AnyRuntime, window: MainWindow,
                      shutdown: asyncio.Event) -> str | None:
     """Who the console runs as (widgets/sign_in.py); None when the person cancelled or
     closed the window instead. Nothing waits in a nested loop: the dialog is open()ed."""

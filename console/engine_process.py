@@ -35,6 +35,7 @@ from console.storage.db import DB_ENV, Database, data_dir
 
 log = logging.getLogger(__name__)
 
+EXIT_BAD_INPUT = 2  # `watchfloor node` refused what it was given
 CHECK_EVERY_S = 1.0  # how often the keeper looks at its engine and the team
 ENGINE_NAME = "engine"  # the engine's member name (`--name`)
 LOG_NAME = "engine.log"
@@ -115,6 +116,8 @@ class EngineKeeper:
         self.state: EngineState | None = None
         self._stopping = False
         self._dead: set[int] = set()  # engines that died (their rows go stale later)
+        self._led_by: int | None = None  # the last engine of this window seen leading
+        self.refused: str | None = None  # why the engine exits at once (bad input)
         self._host = socket.gethostname()
         self._log_path = data_dir() / LOG_NAME
 
@@ -136,9 +139,16 @@ class EngineKeeper:
 
     async def _check(self) -> None:
         child = self.process
+        if self.refused is not None:
+            return  # started again it would refuse again: the person must fix the input
         if child is not None and child.poll() is not None:  # it died
             self.process = None
             self._dead.add(child.pid)
+            if child.returncode == EXIT_BAD_INPUT and self._led_by is None:
+                self.refused = self._last_said()
+                self._show(EngineState(
+                    "refused", f"The engine refused to start: {self.refused}", error=True))
+                return
             self._show(EngineState(
                 "restarting", f"Engine stopped (exit {child.returncode}) \u2014 "
                               "restarting\u2026", error=True))
@@ -153,6 +163,8 @@ class EngineKeeper:
             return
         before = self.state.state if self.state is not None else ""
         mine = self.process is not None and leader.pid == self.process.pid
+        if mine:
+            self._led_by = leader.pid
         if mine or before in ("starting", "restarting"):
             words = "back" if before == "restarting" else "running"
             self._show(EngineState("running", f"Engine {words} (pid {leader.pid})",
@@ -184,6 +196,14 @@ class EngineKeeper:
                 self.options.argv(), env=self.options.env(database_url(self.db)),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
                 start_new_session=True, cwd=_project_root())
+
+    def _last_said(self) -> str:
+        """The engine's last line on stderr (what it refused, named)."""
+        try:
+            lines = self._log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "see its log"
+        return lines[-1].removeprefix("watchfloor node: ") if lines else "see its log"
 
     def _show(self, state: EngineState) -> None:
         if state == self.state:

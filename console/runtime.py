@@ -7,9 +7,7 @@ temporary database. Nothing here imports Qt.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
-import os
 import tempfile
 import time
 from collections import Counter
@@ -32,7 +30,7 @@ from agents.lanes import (
     ScribeLane,
 )
 from agents.learner import Learner
-from agents.llm import LLM, LLMSettings
+from agents.llm import LLM
 from agents.own_actions import OwnActions
 from agents.playbooks import PlaybookAgent
 from agents.recommender import NOT_A_FIX, Recommender
@@ -50,6 +48,8 @@ from console.estate.telemetry import EstateMetrics
 from console.events import AuditAppended, EstateSnapshot, ScenarioFinished
 from console.itsm.change import ChangeGate
 from console.itsm.config import ConfiguredTickets
+from console.llm_config import configured_llm
+from console.local_user import local_user  # noqa: F401  (where callers import it from)
 from console.mcp.client import configured_sources
 from console.rules import RuleEngine, RuleError, load_rules, user_rules_dir
 from console.service import WatchfloorService
@@ -65,29 +65,6 @@ STARTED = "execution.intent"  # written before the first step runs
 SETTLED = ("execution.succeeded", "execution.failed", "execution.rolled_back",
            "execution.rollback_failed")
 log = logging.getLogger(__name__)
-
-
-def local_user() -> str:
-    return os.environ.get("WATCHFLOOR_USER") or getpass.getuser() or "operator"
-
-
-def configured_llm() -> LLMSettings | None:
-    """The model the agents may ask: $WATCHFLOOR_LLM_* first, else what Settings ->
-    Language model saved (console/settings_store.py); None: the built-in path. A settings
-    file that no longer validates is reported and ignored (the agents work without)."""
-    from console.settings_store import SettingsError, SettingsStore
-
-    settings = LLMSettings.from_env()
-    if settings is not None:
-        return settings
-    try:
-        saved = SettingsStore().load().llm
-    except SettingsError as exc:
-        log.warning("the saved language model settings are ignored: %s", exc)
-        return None
-    if not saved.enabled:
-        return None
-    return LLMSettings(base_url=saved.url, model=saved.model, timeout=saved.timeout)
 
 
 class Runtime:

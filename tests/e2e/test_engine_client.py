@@ -181,3 +181,56 @@ def test_an_engine_asked_to_stay_outlives_the_window(
     finally:
         os.kill(member.pid, signal.SIGTERM)
         wait_for(lambda: not _alive(member.pid), 30, "the engine to stop on SIGTERM")
+
+
+def test_an_engine_that_refuses_its_input_is_said_and_not_started_again(
+        db_url: str, reader: Database, qloop: asyncio.AbstractEventLoop, qtbot: Any) -> None:
+    options = EngineOptions(scenario="no-such-scenario", speed=5.0)
+    with running_console(qloop, qtbot, db_url, "no-such-scenario", 5.0,
+                         engine=options) as window:
+        label = window.status.engine_label
+        qtbot.waitUntil(lambda: "refused to start" in label.text(), timeout=60_000)
+        assert "unknown scenario 'no-such-scenario'" in label.text()
+        assert any("refused to start" in text and error
+                   for text, error in window.status.notices)
+        qtbot.wait(3000)
+        assert "refused to start" in label.text()  # not started over and over
+        assert _engine(reader) is None
+
+
+CLIENT_CHILD = r'''
+import os, sys
+from PySide6.QtCore import QSettings, QTimer
+from console import app
+from console.engine_process import EngineOptions
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[2])
+
+def ready(window):
+    def report():
+        # (the runbooks' validation names the estate's actions: that package is read)
+        heavy = sorted(m for m in ("console.runtime", "agents.investigator",
+                                   "agents.recommender", "agents.coordinator",
+                                   "agents.correlator_agent", "console.rules",
+                                   "console.sources.webhook") if m in sys.modules)
+        print("HEAVY", ",".join(heavy), flush=True)
+        window.close()
+    QTimer.singleShot(0, report)
+
+sys.exit(app.run_gui(sys.argv[1], "bad-deploy", 1.0, on_ready=ready,
+                     engine=EngineOptions(scenario="bad-deploy", speed=1.0)))
+'''
+
+
+def test_a_client_window_builds_no_estate_and_no_agent_team(db_url: str,
+                                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", CLIENT_CHILD, db_url, str(tmp_path / "qs")],
+                          env=env, capture_output=True, text=True, timeout=180, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    heavy = next(line for line in done.stdout.splitlines() if line.startswith("HEAVY"))
+    assert heavy == "HEAVY ", heavy
