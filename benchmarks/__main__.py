@@ -12,6 +12,7 @@ from typing import Any
 from benchmarks import (
     bench_approval,
     bench_audit,
+    bench_audit_bundle,
     bench_audit_verify,
     bench_correlation,
     bench_gui,
@@ -32,6 +33,7 @@ from benchmarks import (
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "audit": bench_audit.run,
     "audit-verify": bench_audit_verify.run,
+    "audit-bundle": bench_audit_bundle.run,
     "simulation": bench_simulation.run,
     "correlation": bench_correlation.run,
     "policy": bench_policy.run,
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--records", type=int, default=3000, help="audit records (audit, audit-verify)")
+    parser.add_argument("--records", type=int, default=3000, help="audit records (audit, audit-verify; audit-bundle: N/10 and N)")
     parser.add_argument("--scenario", default="storm", help="scenario (simulation, handoff)")
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (correlation)")
     parser.add_argument("--decisions", type=int, default=100_000, help="decisions (policy)")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                              "Watchfloor recordings; scores the investigator beside baselines")
     parser.add_argument("--cpu-load", type=int, default=0, dest="cpu_load", metavar="N",
                         help="busy processes competing for the CPU meanwhile (receiver, audit-verify, "
-                             "team-metrics)")
+                             "audit-bundle, team-metrics)")
     parser.add_argument("--part", default=None, choices=("lag", "first", "rss"),
                         help="measure only this part (gui; --cpu-load loads its starts)")
     args = parser.parse_args(argv)

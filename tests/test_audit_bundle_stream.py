@@ -254,3 +254,19 @@ def test_a_body_with_bytes_after_the_record_is_named(bundle: Path,
     code, said = _verify(bundle, capsys)
     assert code == 1
     assert "audit chain broken at record 6: body is not JSON (Extra data" in said
+
+
+def test_an_empty_log_exports_and_verifies(db_url: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    Database(db_url).dispose()  # the schema, no record yet
+    out = tmp_path / "empty.wfaudit"
+    assert "wrote 0 records" in _export(db_url, out, capsys)
+    code, said = _verify(out, capsys)
+    assert code == 0, said
+    assert "audit chain holds: 0 records" in said
+    opened = BundleFile.open(out)
+    try:
+        assert opened.count == 0
+        assert opened.span() is None
+    finally:
+        opened.close()
