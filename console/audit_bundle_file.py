@@ -282,12 +282,29 @@ class BundleFile:
         for start in range(0, len(wanted), _IN_CHUNK):  # by key: sparse seqs of a search too
             chunk = wanted[start:start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for seq, hash_, body in self._db.execute(
-                    f"SELECT seq, hash, body FROM records WHERE seq IN ({marks})", chunk):
+            try:
+                rows = self._db.execute(
+                    f"SELECT seq, hash, body FROM records WHERE seq IN ({marks})",
+                    chunk).fetchall()
+            except sqlite3.DatabaseError:  # a damaged page: each record on its own
+                rows = self._readable(chunk)
+            for seq, hash_, body in rows:
                 entry = entry_of(seq, hash_, body)
                 if entry is not None:
                     found[seq] = entry
         return found
+
+    def _readable(self, seqs: Sequence[int]) -> list[Any]:
+        """The records of `seqs` that a damaged file still yields (the others are shown
+        as unreadable; verification names the first)."""
+        rows = []
+        for seq in seqs:
+            try:
+                rows.extend(self._db.execute(
+                    "SELECT seq, hash, body FROM records WHERE seq = ?", (seq,)).fetchall())
+            except sqlite3.DatabaseError:
+                continue
+        return rows
 
     def span(self) -> tuple[datetime, datetime] | None:
         """Times of the first and the last record (for the time filter's range)."""
@@ -295,9 +312,10 @@ class BundleFile:
         last = self.entries([self.last_seq]).get(self.last_seq)
         return (first.at, last.at) if first is not None and last is not None else None
 
-    def rows(self) -> Iterable[list[Any]]:
-        """Every stored record in seq order, a batch at a time (the verifier's pass)."""
-        return iter_rows(self._db)
+    def rows(self, after: int = 0, batch: int = WRITE_BATCH) -> Iterable[list[Any]]:
+        """The stored records after seq `after` in seq order, a batch at a time (the
+        verifier's pass)."""
+        return iter_rows(self._db, after, batch)
 
     def close(self) -> None:
         self._db.close()
@@ -350,9 +368,19 @@ def search(path: Path, filters: SearchFilters, limit: int) -> tuple[list[int], b
     return seqs[:limit], len(seqs) > limit
 
 
-def iter_rows(db: sqlite3.Connection, batch: int = WRITE_BATCH) -> Iterable[list[Any]]:
-    """The stored records in seq order, a batch at a time (the verifier's one pass)."""
-    cursor = db.execute("SELECT seq, hash, body FROM records ORDER BY seq")
+def iter_rows(db: sqlite3.Connection, after: int = 0,
+              batch: int = WRITE_BATCH) -> Iterable[list[Any]]:
+    """The stored records after seq `after` in seq order, a batch at a time. With a
+    batch of one, one query per record: a cursor reads a row ahead, so an error it
+    raises may belong to the record after the one it returns."""
+    if batch == 1:
+        while row := db.execute("SELECT seq, hash, body FROM records WHERE seq > ? "
+                                "ORDER BY seq LIMIT 1", (after,)).fetchone():
+            yield [row]
+            after = row[0]
+        return
+    cursor = db.execute("SELECT seq, hash, body FROM records WHERE seq > ? ORDER BY seq",
+                        (after,))
     try:
         while rows := cursor.fetchmany(batch):
             yield rows

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from console.audit_bundle_file import BundleFile, record_line, signed_bytes
+from console.audit_bundle_file import WRITE_BATCH, BundleFile, record_line, signed_bytes
 from console.audit_chain import GENESIS, VerifyResult, field_problem, head_problem
 
 SIGNATURE_PROBLEM = "bundle signature does not match its manifest (changed after export)"
@@ -119,27 +119,33 @@ def walk(bundle: BundleFile) -> VerifyResult:
     count, prev_hash = 0, GENESIS
     first: tuple[int, str] = (0, GENESIS)
     decode = json.JSONDecoder().raw_decode  # json.loads less its checks of the input
-    try:
-        for rows in bundle.rows():
-            for seq, hash_, body in rows:
-                raw = body.encode() if type(body) is str and type(hash_) is str else b""
-                try:
-                    rec, end = decode(body) if raw else (None, 0)
-                    rec = rec if end == len(body) else None  # no trailing bytes
-                except ValueError:
-                    rec = None
-                if not _holds(rec, count + 1, hash_, raw, prev_hash):
-                    problem = _record_problem(seq, hash_, body, count + 1, prev_hash)
-                    if problem is not None:
-                        return VerifyResult(False, count, *problem)
-                digest.update(record_line(hash_, raw))
-                if not count:
-                    first = (seq, hash_)
-                prev_hash = hash_
-                count += 1
-    except sqlite3.DatabaseError as exc:
-        return VerifyResult(False, count, count + 1,
-                            f"the file is damaged after record {count} ({exc})")
+    batch = WRITE_BATCH
+    while True:
+        try:
+            for rows in bundle.rows(after=count, batch=batch):
+                for seq, hash_, body in rows:
+                    raw = body.encode() if type(body) is str and type(hash_) is str else b""
+                    try:
+                        rec, end = decode(body) if raw else (None, 0)
+                        rec = rec if end == len(body) else None  # no trailing bytes
+                    except ValueError:
+                        rec = None
+                    if not _holds(rec, count + 1, hash_, raw, prev_hash):
+                        problem = _record_problem(seq, hash_, body, count + 1, prev_hash)
+                        if problem is not None:
+                            return VerifyResult(False, count, *problem)
+                    digest.update(record_line(hash_, raw))
+                    if not count:
+                        first = (seq, hash_)
+                    prev_hash = hash_
+                    count += 1
+            break
+        except sqlite3.DatabaseError as exc:
+            if batch > 1:  # the batch is lost: read on one record at a time to the damage
+                batch = 1
+                continue
+            return VerifyResult(False, count, count + 1,
+                                f"cannot be read: the file is damaged here ({exc})")
     head = head_problem(bundle.manifest["head"], count, prev_hash)
     if head is not None:
         return head

@@ -270,3 +270,30 @@ def test_an_empty_log_exports_and_verifies(db_url: str, tmp_path: Path,
         assert opened.span() is None
     finally:
         opened.close()
+
+
+def test_a_damaged_page_is_named_and_the_rest_still_shows(db_url: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture
+                                                          ) -> None:
+    _fill(db_url, 3000)
+    out = tmp_path / "night.wfaudit"
+    _export(db_url, out, capsys)
+    data = bytearray(out.read_bytes())
+    middle = len(data) // 4096 // 2 * 4096  # a whole page of records, overwritten
+    data[middle:middle + 4096] = b"\xff" * 4096
+    out.write_bytes(bytes(data))
+    code, said = _verify(out, capsys)
+    assert code == 1
+    assert "cannot be read: the file is damaged here (database disk image is malformed)" \
+        in said
+    bad = int(said.split("broken at record ")[1].split(":")[0])
+    assert 1 < bad < 3000  # the record where the damage is, not the start of its batch
+    opened = BundleFile.open(out)
+    try:
+        shown = opened.entries(list(range(1, 3001)))  # what can be read, without raising
+        assert 1 in shown
+        assert 3000 in shown
+        unreadable = sorted(set(range(1, 3001)) - set(shown))
+        assert unreadable[0] == bad  # named where the damage starts
+    finally:
+        opened.close()
