@@ -33,6 +33,10 @@ class Calibration:
     fit: dict[str, Any] = field(default_factory=dict)  # how it was fitted, as written
     weights: dict[str, float] = field(default_factory=dict)  # per evidence kind; missing:
     # the investigator's own defaults
+    # (temperature, null score) of the causes after an incident's first (agents/causes.py):
+    # a cause split off beside a stronger one is right less often than its raw score says,
+    # so it has a calibration of its own. None: the first cause's.
+    later: tuple[float, float] | None = None
 
 
 def parse(text: str, source: str) -> Calibration:
@@ -42,20 +46,33 @@ def parse(text: str, source: str) -> Calibration:
         raise CalibrationError(f"{source}:{exc.lineno}: not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise CalibrationError(f"{source}: expected an object")
+    temperature, null_score = _pair(data, source, "")
+    weights = _weights(data.get("weights", {}), source)
+    later = data.get("later_causes")
+    if later is not None:
+        if not isinstance(later, dict):
+            raise CalibrationError(f"{source}: later_causes: expected an object, got "
+                                   f"{later!r}")
+        later = _pair(later, source, "later_causes.")
+    fit = {k: v for k, v in data.items()
+           if k not in ("temperature", "null_score", "weights")}
+    return Calibration(temperature, null_score, fit, weights, later)
+
+
+def _pair(data: dict[str, Any], source: str, where: str) -> tuple[float, float]:
+    """The (temperature, null_score) of `data`, checked; `where` prefixes the field."""
     out: dict[str, float] = {}
     for name in ("temperature", "null_score"):
         value = data.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or \
                 not math.isfinite(value):
-            raise CalibrationError(f"{source}: {name}: expected a finite number, got "
-                                   f"{value!r}")
+            raise CalibrationError(f"{source}: {where}{name}: expected a finite number, "
+                                   f"got {value!r}")
         out[name] = float(value)
     if out["temperature"] <= 0:
-        raise CalibrationError(f"{source}: temperature: must be above 0, got "
+        raise CalibrationError(f"{source}: {where}temperature: must be above 0, got "
                                f"{out['temperature']!r}")
-    weights = _weights(data.get("weights", {}), source)
-    fit = {k: v for k, v in data.items() if k not in out and k != "weights"}
-    return Calibration(out["temperature"], out["null_score"], fit, weights)
+    return out["temperature"], out["null_score"]
 
 
 def _weights(value: Any, source: str) -> dict[str, float]:

@@ -121,13 +121,19 @@ def _stands_alone(cand: Candidate, null_score: float) -> bool:
     return cand.signature >= MIN_OWN_SIGNATURE and cand.score >= null_score
 
 
-def posteriors(groups: Sequence[CauseGroup], temperature: float,
-               null_score: float) -> list[list[tuple[Candidate, float]]]:
+def posteriors(groups: Sequence[CauseGroup], temperature: float, null_score: float,
+               later: tuple[float, float] | None = None
+               ) -> list[list[tuple[Candidate, float]]]:
     """Per cause, its candidates with their probability among themselves and "none of
-    these" (the same calibration as for one cause, applied to each)."""
-    return [list(zip(g.members, calibrate([c.score for c in g.members], temperature,
-                                          null_score), strict=True))
-            for g in groups]
+    these". The first cause has the calibration of one cause; `later` (temperature,
+    null score) is that of every further one, fitted apart: a cause that stands beside a
+    stronger one is more often a reading of that one's wake than a fault of its own."""
+    out = []
+    for index, g in enumerate(groups):
+        t, null = (temperature, null_score) if index == 0 or later is None else later
+        out.append(list(zip(g.members, calibrate([c.score for c in g.members], t, null),
+                            strict=True)))
+    return out
 
 
 def by_service_zone(zones: Mapping[str, frozenset[str]]

@@ -34,6 +34,7 @@ from agents.investigator_logs import read_log_findings, with_logs
 from agents.investigator_metrics import Z_ANOMALOUS, Z_NORMAL, MetricStat, analyse
 from agents.investigator_scoring import (
     KNOWN_CLASSES,
+    LATER_CAUSES,
     NULL_SCORE,
     PRIMARY,
     TEMPERATURE,
@@ -107,6 +108,8 @@ class InvestigatorSettings:
     rank_all: bool = False
     temperature: float = TEMPERATURE
     null_score: float = NULL_SCORE
+    # (temperature, null score) of the causes after the first (agents/causes.py)
+    later_causes: tuple[float, float] | None = LATER_CAUSES
     # An incident that opened as the source's data begin (a warning at start-up) is read
     # against its first quiet samples; False where the symptom's time is given and what
     # follows it is no normal (a recording).
@@ -233,7 +236,8 @@ class Investigator:
             baseline_end, now, cfg.log_recent, self.descendants), self.fault_classes, W_METRIC)
         groups = self._causes(ranked, views)
         out: list[Hypothesis] = []
-        for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score),
+        for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score,
+                                                 cfg.later_causes),
                                       start=1):
             pairs = _zone_wide(pairs, views, self.ancestors)
             room = cfg.max_hypotheses if cause == 1 else min(cfg.max_hypotheses,

@@ -51,6 +51,7 @@ W_TREND = WEIGHTS["trend"]
 W_DEEPER = WEIGHTS["deeper"]
 TEMPERATURE = CALIBRATION.temperature
 NULL_SCORE = CALIBRATION.null_score
+LATER_CAUSES = CALIBRATION.later  # the causes after an incident's first (agents/causes.py)
 
 CHANGE_LEAD_S = 10 * 60.0  # a change this long before onset is still "shortly before"
 CHANGE_FADE_S = 10 * 60.0  # ...and counts less and less for this long after that

@@ -173,3 +173,60 @@ def fit(cases: Sequence[Case], weights: Mapping[str, float], temperature: float,
                                                                   strict=True)},
             "temperature": round(t_fit, 3), "null_score": round(beta * t_fit, 3),
             "mean_nll": round(loss, 5), "cases": len(cases)}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One cause of one investigation by its candidates' raw scores (weights fixed)."""
+
+    scores: tuple[float, ...]
+    right: tuple[int, ...]  # empty: "none of these" is right
+    weight: float
+
+
+def fit_calibration(cases: Sequence[Scored], temperature: float, null_score: float, *,
+                    steps: int = 500) -> dict[str, Any]:
+    """The temperature and "none of these" score of least loss for causes whose raw
+    scores are given (the evidence weights stay as they are). With `a = 1/temperature`
+    and `b = null_score/temperature` the loss is that of a conditional logit, convex in
+    (a, b); projected gradient descent from the given pair."""
+    if not cases:
+        raise ValueError("nothing to fit on: no cause of this rank was seen")
+    total = sum(c.weight for c in cases) or 1.0
+    a0, b0 = 1.0 / temperature, null_score / temperature
+
+    def loss_grad(a: float, b: float) -> tuple[float, float, float]:
+        # a small ridge towards the start: causes that one number tells apart
+        # completely would otherwise drive it without end
+        loss = RIDGE * ((a - a0) ** 2 + (b - b0) ** 2) * total
+        g_a, g_b = 2 * RIDGE * (a - a0) * total, 2 * RIDGE * (b - b0) * total
+        for case in cases:
+            logits = [a * s for s in case.scores]
+            top = max([*logits, b])
+            ex = [math.exp(z - top) for z in logits]
+            ex_none = math.exp(b - top)
+            norm = sum(ex) + ex_none
+            good = sum(ex[i] for i in case.right) if case.right else ex_none
+            loss -= case.weight * math.log(max(good / norm, 1e-300))
+            # d(-log p)/d logit_j = p_j - q_j; logit_j = a * s_j, logit_none = b
+            for j, s in enumerate(case.scores):
+                q = ex[j] / good if j in case.right else 0.0
+                g_a += case.weight * (ex[j] / norm - q) * s
+            g_b += case.weight * (ex_none / norm - (0.0 if case.right else 1.0))
+        return loss / total, g_a / total, g_b / total
+
+    a, b = a0, b0
+    loss, g_a, g_b = loss_grad(a, b)
+    rate = 1.0
+    for _ in range(steps):
+        trial = (max(1e-3, a - rate * g_a), b - rate * g_b)
+        new = loss_grad(*trial)
+        if new[0] <= loss:
+            (a, b), (loss, g_a, g_b) = trial, new
+            rate *= 1.2
+        else:
+            rate *= 0.5
+            if rate < 1e-7:
+                break
+    return {"temperature": round(1.0 / a, 4), "null_score": round(b / a, 4),
+            "mean_nll": round(loss, 5), "cases": len(cases)}

@@ -208,6 +208,7 @@ class FaultRun:
     family: str | None
     faults: list[dict[str, Any]] = field(default_factory=list)
     diagnoses: list[tuple[float, bool]] = field(default_factory=list)
+    diagnosed_kinds: list[str] = field(default_factory=list)  # beside `diagnoses`
     false_alarms: list[float] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
@@ -251,6 +252,7 @@ def score_faults(summary: Mapping[str, Any], facts: EstateFacts,
         for c in causes:
             if idx:
                 run.diagnoses.append((c["confidence"], any(_names(c["cause"], f) for f in mine)))
+                run.diagnosed_kinds.append(str(c["cause"]["fault_class"]))
         for named_cause, at in escalations_of(inc, causes):
             # the faults it names; a misread one stands for its incident's only fault
             named = [i for i in idx if named_cause is not None
@@ -374,16 +376,23 @@ def _block(runs: Sequence[FaultRun]) -> dict[str, Any]:
 
 def aggregate_faults(runs: Sequence[FaultRun]) -> dict[str, Any]:
     """The per-fault scores of an eval: the totals, and the same by family and by kind
-    (accuracy only)."""
+    (accuracy by the fault's kind; calibration by the kind a diagnosis names, which is
+    what its confidence vouches for)."""
     out = _block(runs)
     families = sorted({r.family or "other" for r in runs})
     out["by_family"] = {name: _block([r for r in runs if (r.family or "other") == name])
                         for name in families}
     faults = [f for r in runs for f in r.faults]
+    named: dict[str, list[tuple[float, bool]]] = {}
+    for r in runs:
+        for kind, diagnosis in zip(r.diagnosed_kinds, r.diagnoses, strict=True):
+            named.setdefault(kind, []).append(diagnosis)
     out["by_kind"] = {kind: {"faults": len(mine),
                              "top1": _rate(sum(f["correct_top1"] for f in mine), len(mine)),
-                             "top3": _rate(sum(f["correct_top3"] for f in mine), len(mine))}
-                      for kind in sorted({f["kind"] for f in faults})
+                             "top3": _rate(sum(f["correct_top3"] for f in mine), len(mine)),
+                             "diagnoses": len(named.get(kind, ())),
+                             "ece": reliability(named[kind])[0] if named.get(kind) else None}
+                      for kind in sorted({f["kind"] for f in faults} | set(named))
                       for mine in [[f for f in faults if f["kind"] == kind]]}
     return out
 
