@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 EXIT_BAD_INPUT = 2  # `watchfloor node` refused what it was given
 CHECK_EVERY_S = 1.0  # how often the keeper looks at its engine and the team
 ENGINE_NAME = "engine"  # the engine's member name (`--name`)
+# Below the window, above the window's own background threads (widgets/process.py): on
+# two cores the window's event loop gets a core first whenever it wants one.
+ENGINE_NICE = 10
 LOG_NAME = "engine.log"
 
 
@@ -58,7 +61,8 @@ class EngineOptions:
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "console", "node", "--scenario", self.scenario,
-                "--speed", repr(self.speed), "--name", ENGINE_NAME]
+                "--speed", repr(self.speed), "--name", ENGINE_NAME,
+                "--nice", str(ENGINE_NICE)]
         if not self.stay:
             args.append("--while-windows")
         if self.listen is not None:

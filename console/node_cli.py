@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -72,6 +73,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "leads")
     parser.add_argument("--prometheus", type=http_url, default=None, metavar="URL",
                         help="the Prometheus that runbooks' PromQL validations query")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="run at this many steps lower CPU priority (the engine a "
+                             "window starts leaves the cores to the window first)")
     parser.add_argument("--while-windows", action="store_true", dest="while_windows",
                         help="end once no console window has followed this member for "
                              f"{WINDOWS_GONE_S:g} s (the engine a window starts; without "
@@ -106,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from console.storage.errors import DatabaseUrlError
 
     switching.shorten()  # a storm's parsing must not hold up the next alert's correlation
+    if args.nice > 0:
+        os.nice(args.nice)
     try:
         load_scenario(args.scenario)  # a bad name or file: exit 2 before joining
     except ScenarioError as exc:
