@@ -17,8 +17,10 @@ stops:
 - its callers that fail too only report its failures: their candidates lose as much as
   it gains (agents/investigator_traces.py `with_traces`).
 
-A share of failed spans is read, never a count (a busy service fails more calls at the
-same health), and a rise of less than RISE is noise. Without error series nothing is
+A service asked for twice the calls of the minutes before is not blamed: an overloaded
+service sheds calls (a surge upstream) with no fault of its own, which the metrics' load
+signatures tell apart. A share of failed spans is read, never a count (a busy service
+fails more calls at the same health), and a rise of less than RISE is noise. Without error series nothing is
 read or scored.
 """
 
@@ -27,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from agents.investigator_traces import TraceFinding
+from agents.investigator_traces import LOADED, TraceFinding, more_calls
 from console.sources.metrics import Point
 
 ERROR_RATE = "trace_error_rate"
 CALL_ERRORS = "trace_call_error_rate"  # + ":<callee>", under the caller
+CALLS = "trace_calls_per_min"  # the service's own spans a minute
 RISE = 0.02  # two more spans in a hundred failing: less is noise
 HALF = 0.1  # the rise (ten more in a hundred) at which the strength is one half
 FAULT = "bad_deploy"  # failing code, as an error-rate signature reads it
@@ -54,15 +57,18 @@ def error_findings(latest: Mapping[str, Mapping[str, float]],
     own: dict[str, float] = {}
     edge: dict[tuple[str, str], float] = {}
     prefix = CALL_ERRORS + ":"
+    newest: dict[tuple[str, str], datetime] = {}  # what the evidence links to
     for service, names in latest.items():
         for metric in names:
-            if metric == ERROR_RATE:
-                rise = _rise(series(service, metric), baseline_end)
-                if rise is not None:
+            if metric == ERROR_RATE or metric.startswith(prefix):
+                points = series(service, metric)
+                rise = _rise(points, baseline_end)
+                if rise is None:
+                    continue
+                newest[(service, metric)] = points[-1][0]
+                if metric == ERROR_RATE:
                     own[service] = rise
-            elif metric.startswith(prefix):
-                rise = _rise(series(service, metric), baseline_end)
-                if rise is not None:
+                else:
                     edge[(service, metric[len(prefix):])] = rise
     if not own and not edge:
         return {}
@@ -76,6 +82,8 @@ def error_findings(latest: Mapping[str, Mapping[str, float]],
         worse = max(mine, felt)
         if worse < RISE:
             continue
+        if more_calls(series(service, CALLS), baseline_end) >= LOADED:
+            continue  # asked for that much more: an overload sheds calls with no fault there
         below = [edge.get((service, c), 0.0) for c in callees.get(service, ())] + \
                 [own.get(c, 0.0) for c in callees.get(service, ())]
         if max(below, default=0.0) >= worse / 2:
@@ -92,5 +100,6 @@ def error_findings(latest: Mapping[str, Mapping[str, float]],
             service, worse / (worse + HALF),
             f"{service} fails where it did not before the symptom (traces: {how}); "
             f"none of what it calls fails as much, so the failures start there",
-            f"metric:{where}/{metric}", worse, FAULT, callers)
+            f"metric:{where}/{metric}@{newest[(where, metric)].isoformat()}", worse, FAULT,
+            callers)
     return found

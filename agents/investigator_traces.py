@@ -13,6 +13,10 @@ is what separates the causes a per-service metric cannot tell apart:
   them: one origin (the caller) explains all those edges, where blaming the callees
   would need one cause each.
 
+A callee whose callers sent it twice the calls of the minutes before is not blamed:
+queueing on load slows its spans as a fault would (a surge upstream, a cache's misses),
+and only the metrics' load signatures tell those apart.
+
 Each edge's latency after the symptom (the median) is compared with its own earlier
 samples (the lowest: see `_rise`), in log ratio, with a small absolute floor so that a
 fast call moving by a millisecond is no event. The score of a service is the largest of:
@@ -35,7 +39,7 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agents.investigator_scoring import Candidate, Part, ServiceView
 from console.sources.metrics import Point
@@ -51,6 +55,10 @@ FLOOR_MS = 5.0  # a latency moving by less than about this much is no event
 SLOW = math.log(1.5)  # a call half again as slow as before is slowed
 HALF = math.log(2.0)
 MIN_BEFORE = 2  # samples of an edge before the symptom: one minute is no normal  # the score's half-way point: a doubling counts 0.5
+RECENT = timedelta(minutes=5)  # the minutes before the symptom a change of load is read in
+# Handed twice the calls it had, a service has used the headroom services are run with
+# (half their capacity or so): its slowness or failures may be the load's alone.
+LOADED = math.log(2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,21 @@ def _rise(points: Sequence[Point], end: datetime) -> float | None:
     return math.log((statistics.median(after) + FLOOR_MS) / (min(before) + FLOOR_MS))
 
 
+def more_calls(points: Sequence[Point], end: datetime) -> float:
+    """How much the calls a minute rose after `end` over the minutes just before it (log
+    ratio of the medians; 0 without MIN_BEFORE samples in those minutes, or none after).
+    A service given twice as many calls queues them: its spans slow with no fault of
+    its own (a surge upstream, a cache's misses), which the metrics' load signatures tell
+    apart and the traces cannot. Only the minutes just before count: traces kept around
+    earlier trouble say how many calls were traced then, not how many a normal minute
+    brings."""
+    before = [v for at, v in points if end - RECENT < at <= end]
+    after = [v for at, v in points if at > end]
+    if len(before) < MIN_BEFORE or not after:
+        return 0.0
+    return math.log((statistics.median(after) + 1.0) / (statistics.median(before) + 1.0))
+
+
 def _edges(latest: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str]]:
     prefix = CALL_P50 + ":"
     return sorted({(caller, metric[len(prefix):]) for caller, names in latest.items()
@@ -97,10 +120,13 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
     client: dict[tuple[str, str], float] = {}
     server: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], str] = {}
+    more: dict[tuple[str, str], float] = {}  # log ratio of calls a minute, after/before
     for caller, callee in edges:
-        rate = [v for _, v in series(caller, f"{CALL_RATE}:{callee}")]
+        rates = series(caller, f"{CALL_RATE}:{callee}")
+        rate = [v for _, v in rates]
         if rate and statistics.median(rate) < MIN_CALLS_PER_MIN:
             continue
+        more[(caller, callee)] = more_calls(rates, baseline_end)
         points = series(caller, f"{CALL_P50}:{callee}")
         c = _rise(points, baseline_end)
         if c is None:
@@ -138,6 +164,8 @@ def trace_findings(latest: Mapping[str, Mapping[str, float]],
         own = (feel - max(0.0, waits)) * (1.0 - min(1.0, excuse / max(feel, 1e-9)))
         if own < SLOW or own <= (found[callee].raw if callee in found else 0.0):
             continue
+        if statistics.median(more.get(e, 0.0) for e in into) >= LOADED:
+            continue  # its callers sent it that much more: the load's slowness, not its own
         side = max(server[e] for e in into)
         if side >= SLOW and callee in unread:
             continue  # its own spans slowed, but some of what it waits for was not read
