@@ -231,9 +231,10 @@ class Investigator:
         ranked = with_traces(ranked, views, error_findings(  # agents/investigator_trace_errors.py
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
             baseline_end, self.callees), self.fault_classes, W_METRIC)
-        ranked = with_logs(ranked, views, read_log_findings(  # agents/investigator_logs.py
+        told, log_gaps = read_log_findings(  # agents/investigator_logs.py
             self.evidence, candidates, (baseline_start, cfg.log_quiet_until or baseline_end),
-            baseline_end, now, cfg.log_recent, self.descendants), self.fault_classes, W_METRIC)
+            baseline_end, now, cfg.log_recent, self.descendants)
+        ranked = with_logs(ranked, views, told, self.fault_classes, W_METRIC)
         groups = self._causes(ranked, views)
         out: list[Hypothesis] = []
         for cause, pairs in enumerate(posteriors(groups, cfg.temperature, cfg.null_score,
@@ -254,7 +255,7 @@ class Investigator:
         out.sort(key=lambda h: -h.confidence)
         self.last_gaps = gaps(views, candidates, lambda v: self._reads(v, views),
                               lambda s, m: self.metrics.series(s, m, baseline_start, now),
-                              baseline_start, baseline_end)
+                              baseline_start, baseline_end) + log_gaps
         if cfg.rank_all:
             out += unranked(views, candidates, incident.services, out, self.fault_classes)
         return out

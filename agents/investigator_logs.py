@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from agents.investigator_scoring import Candidate, Part, ServiceView
+from agents.investigator_gaps import Gap
 from agents.investigator_lexicon import classify_log
+from agents.investigator_scoring import Candidate, Part, ServiceView
 from agents.investigator_text import hhmmss
 from console.storage.repos_evidence import TemplateStat
 
@@ -160,19 +161,29 @@ def _class_for(finding: LogFinding, fault_classes: Sequence[str]) -> str:
 def read_log_findings(evidence: LogTemplates, services: Sequence[str],
                       reference: tuple[datetime, datetime], symptom: datetime,
                       now: datetime, recent: timedelta,
-                      descendants: Mapping[str, frozenset[str]]) -> dict[str, LogFinding]:
-    """The findings of one investigation: `reference` is the fault-free history (live,
-    the baseline before the symptom; a recording may hold a fault-free window of its
-    own before its start), `recent` the minutes before `symptom` that count as normal
-    too (a recording's window often begins inside an earlier fault's trouble, so only
-    its last minutes before the symptom are taken as normal)."""
+                      descendants: Mapping[str, frozenset[str]],
+                      ) -> tuple[dict[str, LogFinding], list[Gap]]:
+    """The findings of one investigation, and what the logs could not tell (its gaps).
+
+    `reference` is the fault-free history (live, the baseline before the symptom; a
+    recording may hold a fault-free window of its own before its start), `recent` the
+    minutes before `symptom` that count as normal too (a recording's window often
+    begins inside an earlier fault's trouble, so only its last minutes before the
+    symptom are taken as normal). With lines after the symptom but none at all before
+    it, every kind of line would look new: nothing is read as new then, and the gap
+    says so (a source that holds no logs has nothing to say, and no gap)."""
     start, end = reference
     normal = evidence.log_templates(start, min(end, symptom), services) \
         if start < min(end, symptom) else []
     before = evidence.log_templates(symptom - recent, symptom, services)
     now_ = evidence.log_templates(symptom, now, services)
+    if now_ and not normal and not before:
+        return {}, [Gap("", "logs", "short_baseline",
+                        f"logs: no line of the incident's services before "
+                        f"{symptom.isoformat()} to compare with, so no kind of line "
+                        "after it could be told new")]
     return log_findings(normal, before, now_, _minutes(symptom - recent, symptom),
-                        _minutes(symptom, now), descendants)
+                        _minutes(symptom, now), descendants), []
 
 
 def _minutes(start: datetime, end: datetime) -> float:

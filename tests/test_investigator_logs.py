@@ -111,3 +111,18 @@ def test_a_caller_whose_callee_wrote_new_lines_keeps_less() -> None:
                          5.0, below)
     assert found["payment"].origin and not found["checkout"].origin
     assert found["payment"].strength > found["checkout"].strength
+
+
+def test_without_a_line_before_the_symptom_no_kind_of_line_is_new_and_the_gap_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # only the minutes after the symptom were kept, and no fault-free window: payment's
+    # error cannot be told from its normal
+    case = nezha_case(tmp_path / "f01", client_slow={})
+    _write(case / "logs.jsonl", _fault(range(INCIDENT, INCIDENT + 4)))
+    report = investigate(case, capsys)
+    assert not any("did not write while normal" in e["summary"]
+                   for c in report["candidates"] for e in c["evidence"])
+    gaps = [g for g in report["investigation_gaps"] if g["metric"] == "logs"]
+    assert [g["kind"] for g in gaps] == ["short_baseline"]
+    assert "to compare with" in gaps[0]["detail"]
+
