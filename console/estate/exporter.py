@@ -4,7 +4,9 @@ and its alert rules as a Prometheus rule file.
 `serve(estate)` starts prometheus-client's HTTP server on loopback; a real Prometheus
 scrapes it and evaluates `prometheus_rules(spec)` (shipped as
 resources/prometheus/estate-rules.yml), so the same faults fire the same alerts through
-Prometheus and Alertmanager as they do in-process.
+Prometheus and Alertmanager as they do in-process. Beside its own metrics it exposes the
+series a tracing backend derives from its spans (console/estate/span_exposition.py), so
+that what records and reads Tempo's series is exercised on the estate too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from console.estate.model import Estate
+from console.estate.span_exposition import SpanCounters
 from console.estate.spec import METRICS, AlertRule, EstateSpec
 
 PREFIX = "watchfloor"
@@ -32,13 +35,18 @@ class EstateCollector(Collector):
     def __init__(self, estate: Estate, lock: threading.Lock | None = None) -> None:
         self.estate = estate
         self.lock = lock or threading.Lock()
+        # its spans as Tempo's metrics generator would count them (span_exposition.py)
+        self.spans = SpanCounters()
+        self._folding = threading.Lock()  # two scrapes at once fold one after the other
+        estate.spans.counting = True  # from now on the ticks are kept for the next scrape
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         with self.lock:
             services = [(name, svc.kind, dict(svc.metrics), svc.base)
                         for name, svc in self.estate.services.items()]
             instances = [(name, self.estate.instance_metrics(name))
                          for name in self.estate.services]
+            ticks = self.estate.spans.take_pending()
         for metric in METRICS:
             family = GaugeMetricFamily(f"{PREFIX}_service_{metric}",
                                        f"estate service {metric}", labels=["service", "kind"])
@@ -60,6 +68,11 @@ class EstateCollector(Collector):
                         continue  # an unreachable instance has no series, as in real life
                     family.add_metric([name, row["instance"], row["zone"]], float(row[metric]))
             yield family
+        with self._folding:  # the estate's own lock is not held for this
+            for tick in ticks:
+                self.spans.fold(tick)
+            families = list(self.spans.families())
+        yield from families
 
 
 def serve(estate: Estate, *, port: int = 0, addr: str = "127.0.0.1",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from console.domain import ChangeEvent, LogRecord
+from console.estate.spans import EstateSpans
 from console.estate.spec import BaselineOverride, EstateSpec, ServiceSpec
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ class Estate:
             db: sorted({d for c in self.callers[db] for d in spec.services[c].depends_on
                         if self.services[d].kind == "cache"})
             for db, s in self.services.items() if s.kind == "database"}
+        # the spans its traffic makes (console/estate/spans.py): request/response calls only
+        self.spans = EstateSpans({n: s.depends_on for n, s in spec.services.items()},
+                                 TIMEOUT_MS)
         self._compute(0.0)
 
     @property
@@ -269,6 +273,7 @@ class Estate:
             self._compute_service(self.services[name], t, dt, diurnal)
             svc = self.services[name]
             svc.history.append((t, dict(svc.metrics)))
+        self.spans.observe(t, dt, {n: s.metrics for n, s in self.services.items()})
 
     def _compute_service(self, svc: Service, t: float, dt: float, diurnal: float) -> None:
         eff, base, rng = svc.effects, svc.base, self.rng

@@ -1,7 +1,10 @@
 """The embedded estate's metrics behind the agents' MetricsReader protocol.
 
 This is what a Prometheus scraping the estate would hold: the values the estate
-exported at each step, never the faults behind them.
+exported at each step, never the faults behind them. Beside each service's own metrics
+it answers the trace-derived series of its spans (console/estate/spans.py) under the
+names a recording's get (console/recording_traces.py: `trace_call_p50_ms:<callee>` under
+the caller ...), so the investigator reads the estate's traces as it reads a recording's.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from console.estate.player import ScenarioPlayer
+from console.estate.spans import TRACE_PREFIX
 from console.sources.metrics import Point
 
 
@@ -25,6 +29,10 @@ class EstateMetrics:
         estate = self._player.estate
         low = (start - estate.start).total_seconds()
         high = (end - estate.start).total_seconds()
+        if metric.startswith(TRACE_PREFIX):
+            with self._player.lock:
+                found = estate.spans.history.series(service, metric, low, high)
+            return [(estate.start + timedelta(seconds=t), v) for t, v in found]
         points: list[Point] = []
         with self._player.lock:
             svc = estate.services.get(service)
@@ -40,5 +48,8 @@ class EstateMetrics:
 
     def latest(self, service: str) -> Mapping[str, float]:
         with self._player.lock:
-            svc = self._player.estate.services.get(service)
-            return dict(svc.metrics) if svc is not None else {}
+            estate = self._player.estate
+            svc = estate.services.get(service)
+            if svc is None:
+                return {}
+            return {**svc.metrics, **estate.spans.history.latest(service)}
