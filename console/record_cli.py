@@ -5,8 +5,9 @@ Each query's `query_range` answer is written as Prometheus sent it (`metrics/NAM
 the firing alerts of the window (`ALERTS{alertstate="firing"}`) go to `alerts.json`.
 Without `--query`, the series the embedded estate's exporter publishes
 (`watchfloor_service_<metric>`) are recorded, and map onto the investigator's names by
-themselves. The graph (`--graph`, an edge list `caller,callee`) is copied in: Prometheus
-does not know it.
+themselves. The trace-derived series of a tracing backend are recorded beside them when
+the Prometheus holds them (console/record_traces.py), and the manifest says which. The
+graph (`--graph`, an edge list `caller,callee`) is copied in: Prometheus does not know it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def add_parser(sub: Any) -> None:
                      help="when the trouble was first seen (default: the first alert)")
     rec.add_argument("--name", default=None, help="the recording's name (default: DIR's)")
     rec.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per query")
+    rec.add_argument("--rate-window", type=positive_float, default=None, metavar="SECONDS",
+                     help="the rate window of the trace-derived latency percentiles "
+                     "(default: twice --step, at least 60)")
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -101,6 +105,21 @@ def _fetch(client: Any, url: str, params: dict[str, Any], what: str) -> tuple[by
         problem = RecordingError if answer.status_code == 400 else SourceDown
         raise problem(f"prometheus {what}: HTTP {answer.status_code} {detail}".rstrip())
     return answer.content, body
+
+
+def _traces(client: Any, args: argparse.Namespace, window: dict[str, float]) -> Any:
+    """Which trace-derived series the Prometheus holds over the window (the metric names
+    it has then), as the queries that record them."""
+    from console.record_traces import trace_queries
+
+    url = args.prometheus.rstrip("/") + "/api/v1/label/__name__/values"
+    _, body = _fetch(client, url, {"start": window["start"], "end": window["end"]},
+                     "metric names")
+    names = body.get("data")
+    if not isinstance(names, list):
+        raise SourceDown("prometheus metric names: data: expected a list of names")
+    rate_window = args.rate_window or max(2 * args.step, 60.0)
+    return trace_queries((str(n) for n in names), rate_window)
 
 
 def record(args: argparse.Namespace) -> Path:
@@ -145,14 +164,21 @@ def record(args: argparse.Namespace) -> Path:
         raw, _ = _fetch(client, url, {"query": 'ALERTS{alertstate="firing"}', **window},
                         "ALERTS")
         files["alerts.json"] = raw
+        traces = _traces(client, args, window)  # console/record_traces.py
+        for name, expr in traces.queries:
+            raw, body = _fetch(client, url, {"query": expr, **window}, f"query {expr!r}")
+            parse_query_range(body, f"{name}.json")
+            files[f"metrics/{name}.json"] = raw
     if series == 0:
         raise RecordingError(f"no series in the window {start.isoformat()} .. "
                              f"{end.isoformat()} for {', '.join(n for n, _ in queries)}")
     manifest: dict[str, Any] = {
         "format": FORMAT, "name": args.name or out.name,
         "window": {"start": start.isoformat(), "end": end.isoformat(), "step": step},
-        "source": {"prometheus": args.prometheus, "queries": dict(queries)},
+        "source": {"prometheus": args.prometheus,
+                   "queries": {**dict(queries), **dict(traces.queries)}},
         "alerts": "alerts.json",
+        "traces": traces.manifest(),
     }
     if graph is not None:
         manifest["graph"] = graph.model_dump()

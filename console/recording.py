@@ -96,6 +96,17 @@ class Truth(_Strict):
     note: str = ""
 
 
+class Traces(_Strict):
+    """What `watchfloor record` found of trace-derived series (console/record_traces.py):
+    the span metrics' backend (None: none), whether a service graph was there, the
+    series recorded, and what was missing."""
+
+    span_metrics: str | None = None
+    service_graph: bool = False
+    series: list[str] = Field(default_factory=list)
+    gaps: list[str] = Field(default_factory=list)
+
+
 class Manifest(_Strict):
     format: Literal["watchfloor.recording/1"]
     name: str = Field(min_length=1, max_length=200)
@@ -110,6 +121,7 @@ class Manifest(_Strict):
     logs: str | None = None  # JSON lines, as `watchfloor ingest --format logs`
     alerts: str | None = None  # a query_range body of ALERTS{alertstate="firing"}
     truth: Truth | None = None  # for evaluation only; never shown to the investigator
+    traces: Traces | None = None  # trace-derived series, as recorded (README, traces)
     source: dict[str, Any] = Field(default_factory=dict)  # provenance, informational
 
     @model_validator(mode="after")
@@ -489,6 +501,7 @@ def assemble(name: str, window: Window, series: dict[tuple[str, str], list[Point
 def load_recording(folder: Path) -> Recording:
     """Read a recording folder (see the module docstring); RecordingError when it is bad."""
     from console.recording_evidence import read_alerts, read_changes, read_logs
+    from console.recording_traces import trace_series
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -500,12 +513,16 @@ def load_recording(folder: Path) -> Recording:
     raw = read_metrics_folder(folder / manifest.metrics)
     series = map_series(raw, manifest.mapping, manifest.service_label, grid, window.step,
                         notes, manifest.metrics)
+    series.update(trace_series(raw, grid, window.step))  # {} without trace-derived series
+    if manifest.traces is not None:
+        notes += [f"traces: {gap}" for gap in manifest.traces.gaps]
     baseline = None
     if manifest.baseline is not None:
         base_dir = folder / manifest.baseline.dir
         base_raw = read_metrics_folder(base_dir / "metrics")
         base = map_series(base_raw, manifest.mapping, manifest.service_label, grid,
                           window.step, notes, f"{manifest.baseline.dir}/metrics")
+        base.update(trace_series(base_raw, grid, window.step))
         baseline = align_baseline(base, window.start, manifest.baseline)
     topology: dict[str, list[str]] = {}
     if manifest.graph is not None:
