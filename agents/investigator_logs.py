@@ -49,6 +49,7 @@ LEVELS = frozenset({"WARN", "ERROR"})
 SURGE = 4.0  # a template at this many times its recent rate is surging...
 SURGE_G = 10.0  # ...when the counts' log-likelihood ratio says it is no chance (p ~ 1e-5)
 HALF = 3.0  # the raw score at which the strength is one half: one new template, 7 lines
+ALL_ALONG = 0.05  # the chance below which a silence says a template had not begun
 ONWARD = 0.3  # what a service keeps whose callees wrote new templates too
 CODE_FAULTS = ("bad_deploy", "config_error")  # the classes a new kind of error reads as
 
@@ -84,6 +85,11 @@ def log_findings(reference: Iterable[TemplateStat], recent: Sequence[TemplateSta
     normal = {(t.service, t.template_id) for t in reference}
     before = {(t.service, t.template_id): t.lines for t in recent}
     normal |= set(before)
+    current = list(current)
+    # Where nothing was written (or kept) just before the symptom, the log is looked at
+    # again only from its first line after it: a kind of line that was there as soon as
+    # the looking began may be older than the fault (see _all_along).
+    looking = None if before or not current else min(t.first_at for t in current)
     raw: dict[str, float] = {}
     kept: dict[str, list[tuple[TemplateStat, str]]] = {}
     for t in current:
@@ -92,6 +98,8 @@ def log_findings(reference: Iterable[TemplateStat], recent: Sequence[TemplateSta
         key = (t.service, t.template_id)
         weight = 1.0 + math.log(max(1, t.lines))
         if key not in normal:
+            if looking is not None and _all_along(t, looking, current_minutes):
+                continue  # it may have been written all along: not known to be new
             how = "new"
         elif not before:
             continue  # nothing was written (or kept) just before: no rate to surge from
@@ -124,6 +132,16 @@ def log_findings(reference: Iterable[TemplateStat], recent: Sequence[TemplateSta
                                   pattern.fault_class if pattern is not None else None,
                                   tuple(t for t, _ in templates), origin)
     return out
+
+
+def _all_along(t: TemplateStat, looking: datetime, current_minutes: float) -> bool:
+    """Whether a template may have been written all along before `looking` began: a
+    template written at its rate since then would have shown within the silence before
+    its first line with a chance of exp(-rate x silence); only a silence that chance
+    makes unlikely (below ALL_ALONG) says it began later, with the fault."""
+    rate = t.lines / max(current_minutes, 1.0)  # lines a minute since the symptom
+    silence = max(0.0, (t.first_at - looking).total_seconds() / 60.0)
+    return math.exp(-rate * silence) >= ALL_ALONG
 
 
 def with_logs(ranked: list[Candidate], views: Mapping[str, ServiceView],

@@ -54,8 +54,8 @@ def _fault(minutes: range) -> list[str]:
 def test_the_deepest_service_writing_new_kinds_of_lines_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = nezha_case(tmp_path / "f01", client_slow={})
-    _write(case / "logs.jsonl",
-           _chatter(range(INCIDENT - 1, INCIDENT + 4)) + _fault(range(INCIDENT, INCIDENT + 4)))
+    _write(case / "logs.jsonl",  # kept all along, as a live estate's are
+           _chatter(range(INCIDENT - 8, INCIDENT + 4)) + _fault(range(INCIDENT, INCIDENT + 4)))
     _write(case / "baseline" / "logs.jsonl", _chatter(range(2)))
     report = investigate(case, capsys)
     ranked = [c["service"] for c in report["candidates"]]
@@ -70,11 +70,13 @@ def test_the_deepest_service_writing_new_kinds_of_lines_is_named(
 def test_a_kind_of_line_the_fault_free_window_holds_is_no_news(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # catalog's steady warning is only in the window from the minute before the symptom
-    # on (the rest of its log was not kept); the fault-free window says it is normal
+    # on (the rest of its log was not kept); the fault-free window says it is normal.
+    # payment's burst begins two minutes into what was kept
     case = nezha_case(tmp_path / "f01", client_slow={})
     _write(case / "logs.jsonl", _chatter(range(INCIDENT - 1, INCIDENT + 4)) +
-           [_line("payment", INCIDENT + 1.5, "ERROR p.PaymentImpl#88 [charge][timeout "
-                                             "talking to the card network]")])
+           [_line("payment", INCIDENT + 1 + k / 8, "ERROR p.PaymentImpl#88 [charge][timeout "
+                                                   f"talking to the card network {k}]")
+            for k in range(24)])
     _write(case / "baseline" / "logs.jsonl", _chatter(range(2)))
     report = investigate(case, capsys)
     assert report["candidates"][0]["service"] == "payment"
@@ -83,8 +85,10 @@ def test_a_kind_of_line_the_fault_free_window_holds_is_no_news(
                    for e in catalog["evidence"])
 
 
-def _stat(service: str, template_id: int, lines: int, level: str = "WARN") -> TemplateStat:
-    at = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+def _stat(service: str, template_id: int, lines: int, level: str = "WARN",
+          after: float = 0.0) -> TemplateStat:
+    """A template of `lines` lines, the first `after` minutes into the window."""
+    at = datetime(2026, 1, 5, 2, 0, tzinfo=UTC) + timedelta(minutes=after)
     return TemplateStat(service, template_id, f"template {template_id}", level, lines, at,
                         at + timedelta(minutes=5), at, (f"line of {template_id}",))
 
@@ -107,8 +111,8 @@ def test_info_lines_and_known_templates_are_not_findings() -> None:
 
 def test_a_caller_whose_callee_wrote_new_lines_keeps_less() -> None:
     below = {"checkout": frozenset({"payment"}), "payment": frozenset()}
-    found = log_findings([], [], [_stat("checkout", 1, 50), _stat("payment", 2, 3)], 3.0,
-                         5.0, below)
+    found = log_findings([], [_stat("catalog", 9, 2)],
+                         [_stat("checkout", 1, 50), _stat("payment", 2, 3)], 3.0, 5.0, below)
     assert found["payment"].origin and not found["checkout"].origin
     assert found["payment"].strength > found["checkout"].strength
 
@@ -126,3 +130,15 @@ def test_without_a_line_before_the_symptom_no_kind_of_line_is_new_and_the_gap_sa
     assert [g["kind"] for g in gaps] == ["short_baseline"]
     assert "to compare with" in gaps[0]["detail"]
 
+
+
+def test_after_a_hole_in_the_log_a_kind_of_line_there_from_the_start_is_not_new() -> None:
+    # nothing was kept just before the symptom: the log is looked at again from its first
+    # line after it. cart's warning runs ten a minute from that first line (it may have
+    # run all along); payment's error begins after three silent minutes
+    current = [_stat("cart", 1, 50), _stat("payment", 2, 8, "ERROR", after=3.0)]
+    found = log_findings([_stat("catalog", 7, 3)], [], current, 3.0, 5.0, {})
+    assert set(found) == {"payment"}
+    # a rare line's first appearance a little late is no sign that it began then
+    assert log_findings([], [], [_stat("cart", 1, 50), _stat("email", 3, 1, after=0.5)],
+                        3.0, 5.0, {}) == {}
