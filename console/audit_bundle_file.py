@@ -194,6 +194,10 @@ def _parse_manifest(path: Path, text: str, signature: str) -> dict[str, Any]:
     if not all(isinstance(records[k], int) for k in ("count", "first_seq", "last_seq")):
         raise BundleError(f"{path}: manifest records.count, first_seq and last_seq must be "
                           "integers")
+    head = manifest["head"]
+    if not (isinstance(head, dict) and isinstance(head.get("count"), int)
+            and isinstance(head.get("hash"), str)):
+        raise BundleError(f"{path}: manifest head must be an object with a count and a hash")
     if not signature:
         raise BundleError(f"{path}: the bundle holds no signature")
     return manifest

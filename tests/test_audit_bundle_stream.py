@@ -297,3 +297,18 @@ def test_a_damaged_page_is_named_and_the_rest_still_shows(db_url: str, tmp_path:
         assert unreadable[0] == bad  # named where the damage starts
     finally:
         opened.close()
+
+
+def test_a_manifest_that_is_no_manifest_is_bad_input(bundle: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    with sqlite3.connect(bundle) as conn:
+        manifest = json.loads(conn.execute(
+            "SELECT value FROM bundle WHERE name = 'manifest'").fetchone()[0])
+    conn.close()
+    manifest["head"] = "33"
+    _edit(bundle, "UPDATE bundle SET value = ? WHERE name = 'manifest'", json.dumps(manifest))
+    code, said = _verify(bundle, capsys)
+    assert code == 2
+    assert f"{bundle}: manifest head must be an object with a count and a hash" in said
