@@ -8,10 +8,15 @@ hash (written before JSON was stored canonically, or changed since), is read fie
 field and serialized here in the canonical form, so the bundle carries what the
 database holds and its verification judges it. One whose fields no honest writer
 produces stops the export naming it, and no file is left behind.
+
+A window's export of a long log takes a while: it is told how far the pass has come
+after each batch (`progress`) and asked whether to stop (`cancelled`); a stopped export
+raises `ExportCancelled` and leaves no file either.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,12 @@ from console.storage.models import AuditRow
 
 _table = AuditRow.__table__
 
+Progress = Callable[[int, int], None]  # (records written, records the head counts)
+
+
+class ExportCancelled(Exception):
+    """The export was stopped on request; nothing was written."""
+
 
 def _slow_body(session: Session, dialect: str, seq: int, last: int,
                cache: dict[int, tuple[Any, ...]]) -> bytes:
@@ -45,14 +56,17 @@ def _slow_body(session: Session, dialect: str, seq: int, last: int,
 
 
 def export_stream(session: Session, out: Path, key: Ed25519PrivateKey, *,
-                  source: str, batch: int = STREAM_BATCH) -> dict[str, Any]:
+                  source: str, batch: int = STREAM_BATCH, progress: Progress | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Write every record to `out` and sign the manifest; returns the manifest.
-    UnreadableRecord names a record that cannot be exported (nothing is written)."""
+    UnreadableRecord names a record that cannot be exported, ExportCancelled says it
+    was stopped (either way nothing is written)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":  # one snapshot: the head and the records agree
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     head = AuditLog().head(session)
     writer = BundleWriter(out, key, source=source)
+    total = int(head["count"]) if head and isinstance(head.get("count"), int) else 0
     try:
         raw: dict[int, tuple[Any, ...]] = {}
         for rows in _batches(session, _spliced_query(dialect, False, batch), 0):
@@ -63,6 +77,10 @@ def export_stream(session: Session, out: Path, key: Ed25519PrivateKey, *,
                     # canonical form, which the bundle's verification then judges
                     body = _slow_body(session, dialect, seq, last, raw)
                 writer.add(int(seq), str(hash_), bytes(body))
+            if cancelled is not None and cancelled():
+                raise ExportCancelled(f"export to {out} cancelled; nothing was written")
+            if progress is not None:
+                progress(writer.count, total)
         return writer.finish(head)
     except BaseException:
         writer.abort()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,10 +16,7 @@ from console.audit import (
     AuditDraft,
     AuditLog,
     VerifyResult,
-    build_bundle,
     canonical_json,
-    key_fingerprint,
-    write_bundle,
 )
 from console.auth import Authenticator
 from console.bus import EventBus
@@ -510,17 +507,21 @@ class WatchfloorService:
 
         return verify_database(self.db, self.audit)
 
-    def export_audit(self, out: Path, key_path: Path | None = None) -> tuple[int, str]:
-        """Write a signed bundle; returns the record count and the signing key's fingerprint."""
+    def export_audit(self, out: Path, key_path: Path | None = None, *,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> tuple[int, str]:
+        """Write a signed bundle of version 2, streamed as `audit export` writes it (no
+        whole log in memory); returns the record count and the signing key's
+        fingerprint. `progress` hears (written, total) after each batch; `cancelled`
+        stops it (console.audit_bundle_export.ExportCancelled, no file left)."""
+        from console.audit_bundle_export import export_stream
         from console.audit_trust import workstation_key  # also lists it as trusted
 
         key = workstation_key(key_path)
         with self.db.sessions() as session:
-            bundle = build_bundle(self.audit.iter_fields(session), self.audit.head(session),
-                                  key, source=self.db.url)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_bundle(out, bundle)
-        return len(bundle["records"]), key_fingerprint(bundle["public_key"])
+            manifest = export_stream(session, out, key, source=self.db.url,
+                                     progress=progress, cancelled=cancelled)
+        return int(manifest["records"]["count"]), str(manifest["key_id"])
 
 
 def _http_executor() -> Any:

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QFileDialog
 from sqlalchemy import text
 
 from console import review_cli
-from console.audit import read_bundle, verify_bundle
+from console.audit import build_bundle, write_bundle
+from console.audit_bundle_verify import verify_stream_bundle
 from console.audit_bundle_read import BundleError, review_bundle
 from widgets.audit_browser import AuditBrowser
 from widgets.audit_model import links_of
@@ -164,13 +166,13 @@ def test_verify_highlights_the_first_tampered_record(browser: AuditBrowser, runt
 
 def test_exports_a_signed_bundle_through_a_non_blocking_dialog(
         browser: AuditBrowser, runtime: Any, qtbot: Any, tmp_path: Path) -> None:
-    out = tmp_path / "night.json"
+    out = tmp_path / "night.wfaudit"  # a version 2 bundle, as `audit export` writes
     with qtbot.waitSignal(browser.exported, timeout=10_000) as blocker:
         browser.export_to(out)
     count, fingerprint, path = blocker.args[0]
     assert path == out
     assert count == len(runtime.service.audit_entries())
-    assert verify_bundle(read_bundle(out)).ok
+    assert verify_stream_bundle(out)[1].result.ok
     assert fingerprint in browser.status_label.text()
 
     browser.choose_export_file()
@@ -178,7 +180,7 @@ def test_exports_a_signed_bundle_through_a_non_blocking_dialog(
     assert dialog is not None
     assert dialog.isVisible()
     assert browser.isEnabled()  # open(), not exec(): the console keeps running
-    second = tmp_path / "again.json"
+    second = tmp_path / "again.wfaudit"
     with qtbot.waitSignal(browser.exported, timeout=10_000):
         dialog.fileSelected.emit(str(second))
     dialog.close()
@@ -186,9 +188,15 @@ def test_exports_a_signed_bundle_through_a_non_blocking_dialog(
 
 
 def export(runtime: Any, tmp_path: Path) -> Path:
+    """A version 1 JSON bundle (what `audit export --format json` writes): its records
+    can be edited as JSON to show what a review says of a changed bundle."""
     fill(runtime)
     out = tmp_path / "bundle.json"
-    runtime.service.export_audit(out)
+    key = Ed25519PrivateKey.generate()
+    with runtime.db.sessions() as session:
+        log = runtime.service.audit
+        write_bundle(out, build_bundle(log.iter_fields(session), log.head(session), key,
+                                       source=runtime.db.url))
     return out
 
 

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -43,6 +42,7 @@ from widgets.audit_model import (
     links_of,
     record_text,
 )
+from widgets.audit_export import AuditExportControl, Export
 from widgets.audit_paged import PagedAuditModel, PagedAuditProxy
 from widgets.offthread import BackgroundJob
 from widgets.tables import make_table
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from console.service import WatchfloorService
     from widgets.bridge import BusBridge
 
-Export = Callable[[Path], tuple[int, str]]
 DECISIONS = ("", "allow", "deny", "needs_approval", "n/a")
 LINK_SCHEME = "follow"
 MINUTE_END = timedelta(seconds=59, microseconds=999_999)
@@ -71,12 +70,14 @@ class AuditBrowser(QWidget):
       ("incident", "12"); the main window routes it to the pane that shows it.
     - ``verified(object)``: a verification finished (its `VerifyResult`).
     - ``exported(object)``: an export finished: (records, key fingerprint, path).
+    - ``exportCancelled(object)``: an export was stopped on request (its path; no file).
     - ``failed(str)``: a verification or export failed; the message is shown too.
     """
 
     recordFollowed = Signal(str, str)
     verified = Signal(object)
     exported = Signal(object)
+    exportCancelled = Signal(object)
     failed = Signal(str)
 
     def __init__(self, model: AuditBrowserModel, *, verify: Callable[[], VerifyResult],
@@ -87,9 +88,8 @@ class AuditBrowser(QWidget):
         self.setObjectName("auditBrowser")
         self.model = model
         self.read_only = read_only or export is None
-        self._verify, self._reload, self._export = verify, reload, export
+        self._verify, self._reload = verify, reload
         self.last_result: VerifyResult | None = None
-        self._dialog: QFileDialog | None = None
         # A paged model (a bundle file) filters by searching its file; the list model
         # through a sort-filter proxy that visits its rows.
         self.proxy: AuditFilterProxy | PagedAuditProxy = (
@@ -101,9 +101,12 @@ class AuditBrowser(QWidget):
         self._verify_job = BackgroundJob("audit-verify", self)
         self._verify_job.finished.connect(self._on_verify_job_finished)
         self._verify_job.failed.connect(self._on_job_failed)
-        self._export_job = BackgroundJob("audit-export", self)
-        self._export_job.finished.connect(self._on_export_job_finished)
-        self._export_job.failed.connect(self._on_job_failed)
+        self.exporter = AuditExportControl(None if self.read_only else export, self)
+        self.exporter.started.connect(self._on_exporter_started)
+        self.exporter.progressed.connect(self._on_exporter_progressed)
+        self.exporter.exported.connect(self._on_exporter_exported)
+        self.exporter.cancelled.connect(self._on_exporter_cancelled)
+        self.exporter.failed.connect(self._on_exporter_failed)
 
         self._build_filters()
         self.table = make_table("auditBrowserTable", self.proxy,
@@ -133,16 +136,11 @@ class AuditBrowser(QWidget):
         self.verify_button = self._button("verifyButton", "Verify chain",
                                           "Check every record's hash and link, and the "
                                           "chain head", self.verify_chain)
-        self.export_button = self._button("exportButton", "Export signed bundle\u2026",
-                                          "Write the whole chain to a file signed with your "
-                                          "key", self.choose_export_file)
+        self.export_button = self.exporter.button
         self.follow_button = self._button("followButton", "Follow",
                                           "Open what the selected record is about",
                                           self.follow_selected)
         self.follow_button.setEnabled(False)
-        if self.read_only:  # a review exports nothing: no button that never works
-            self.export_button.setEnabled(False)
-            self.export_button.setVisible(False)
         self.status_label = QLabel("Not verified yet", self)
         self.status_label.setObjectName("verifyStatus")
         self.status_label.setWordWrap(True)
@@ -152,7 +150,7 @@ class AuditBrowser(QWidget):
         actions.addWidget(self.verify_button)
         actions.addWidget(self.status_label, 1)
         actions.addWidget(self.follow_button)
-        actions.addWidget(self.export_button)
+        actions.addWidget(self.exporter)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -173,11 +171,13 @@ class AuditBrowser(QWidget):
 
     @classmethod
     def for_service(cls, service: WatchfloorService, bridge: BusBridge | None = None,
-                    parent: QWidget | None = None) -> AuditBrowser:
-        """The live console's browser over the facade (grows with `auditAppended`)."""
+                    parent: QWidget | None = None, *,
+                    export: Export | None = None) -> AuditBrowser:
+        """The live console's browser over the facade (grows with `auditAppended`);
+        `export` stands in for the facade's own (`export_audit`)."""
         model = AuditBrowserModel(service.audit_entries(), bridge=bridge)
         browser = cls(model, verify=service.verify_audit, reload=service.audit_entries,
-                      export=service.export_audit, parent=parent)
+                      export=export or service.export_audit, parent=parent)
         model.setParent(browser)
         return browser
 
@@ -389,7 +389,7 @@ class AuditBrowser(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._verify_job.running or self._export_job.running
+        return self._verify_job.running or self.exporter.running
 
     def verify_chain(self) -> None:
         """Verify off the GUI thread (re-reading the records first where that is
@@ -453,53 +453,48 @@ class AuditBrowser(QWidget):
         weight = "bold" if level == "bad" else "normal"
         self.status_label.setStyleSheet(f"color: {self._colors[level]}; font-weight: {weight};")
 
-    # --- export ------------------------------------------------------------------------
+    # --- export (widgets/audit_export.py) --------------------------------------------
 
     def choose_export_file(self) -> None:
         """Ask for a file without blocking (QFileDialog.open), then export to it."""
-        if self.read_only or self._export is None:
-            return
-        if self._dialog is None:
-            dialog = QFileDialog(self, "Export signed audit bundle")
-            dialog.setObjectName("exportDialog")
-            dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-            dialog.setNameFilter("Audit bundles (*.json)")
-            dialog.setDefaultSuffix("json")
-            dialog.selectFile(f"audit-{datetime.now(UTC):%Y%m%d-%H%M}.json")
-            dialog.fileSelected.connect(self._on_export_dialog_file_selected)
-            self._dialog = dialog
-        self._dialog.open()
-
-    def _on_export_dialog_file_selected(self, path: str) -> None:
-        if path:
-            self.export_to(Path(path))
+        self.exporter.choose_file()
 
     def export_to(self, path: Path) -> None:
-        """Export the chain to `path` off the GUI thread."""
-        if self.read_only or self._export is None:
-            return
-        export = self._export
-        self.export_button.setEnabled(False)
-        self._show_status(f"Exporting to {path.name}\u2026", "info")
-        self._export_job.submit(lambda: (*export(path), path))
+        """Export the chain to `path` (a version 2 bundle) off the GUI thread."""
+        self.exporter.export_to(path)
 
-    def _on_export_job_finished(self, outcome: tuple[int, str, Path]) -> None:
+    def cancel_export(self) -> None:
+        self.exporter.cancel()
+
+    def _on_exporter_started(self, path: Path) -> None:
+        self._show_status(f"Exporting to {path.name}\u2026", "info")
+
+    def _on_exporter_progressed(self, done: int, total: int) -> None:
+        self._show_status(f"Exporting\u2026 {done:,} of {total:,} records written", "info")
+
+    def _on_exporter_exported(self, outcome: tuple[int, str, Path]) -> None:
         count, fingerprint, path = outcome
-        self.export_button.setEnabled(True)
         self._show_status(f"Exported {count:,} records to {path} (signed by key "
                           f"{fingerprint})", "ok")
         self.exported.emit(outcome)
 
+    def _on_exporter_cancelled(self, path: Path) -> None:
+        self._show_status(f"Export to {path.name} cancelled: no file written", "info")
+        self.exportCancelled.emit(path)
+
+    def _on_exporter_failed(self, message: str) -> None:
+        self._show_status(f"Failed: {message}", "bad")
+        self.failed.emit(message)
+
     def _on_job_failed(self, message: str) -> None:
         self.verify_button.setEnabled(True)
-        self.export_button.setEnabled(not self.read_only)
         self._show_status(f"Failed: {message}", "bad")
         self.failed.emit(message)
 
     def shutdown(self) -> None:
         """Wait for a verification or export in flight (call before closing)."""
         self._verify_job.shutdown()
-        self._export_job.shutdown()
+        self.exporter.shutdown()
         if isinstance(self.proxy, PagedAuditProxy):
             self.proxy.shutdown()
 
