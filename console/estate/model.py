@@ -146,7 +146,7 @@ class Estate:
             for db, s in self.services.items() if s.kind == "database"}
         # the spans its traffic makes (console/estate/spans.py): request/response calls only
         self.spans = EstateSpans({n: s.depends_on for n, s in spec.services.items()},
-                                 TIMEOUT_MS)
+                                 TIMEOUT_MS, start)
         self._compute(0.0)
 
     @property

@@ -24,6 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from console.recording_traces import (
     CALL_ERROR_RATE,
@@ -108,10 +109,10 @@ def spans_of(at: float, dt: float, calls: Mapping[str, Iterable[str]],
 
 @dataclass(slots=True)
 class _Series:
-    times: list[float] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
 
-    def add(self, at: float, value: float) -> None:
+    def add(self, at: datetime, value: float) -> None:
         self.times.append(at)
         self.values.append(value)
         if len(self.times) > 2 * KEEP_POINTS:  # trimmed in batches: appends stay cheap
@@ -122,14 +123,16 @@ class _Series:
 class SpanHistory:
     """The spans per service, under the trace-derived series' names: a caller's calls to
     a callee under the caller (`trace_call_p50_ms:<callee>` ...), a service's own spans
-    under it (`trace_latency_p50_ms` ...). Times are the estate's seconds since its start.
+    under it (`trace_latency_p50_ms` ...), at the moments the estate's clock says (`origin`
+is its start): a read hands back stored points without making any.
 
     A sample is the mean of the ticks of one collection interval, as a metrics generator
     flushes what it counted every so often (Tempo: every 15 s): a tracing backend's series
     are that coarse, and an investigation reads a third of the points a tick-by-tick
     history would hand it."""
 
-    def __init__(self, interval_s: float = COLLECTION_INTERVAL_S) -> None:
+    def __init__(self, origin: datetime, interval_s: float = COLLECTION_INTERVAL_S) -> None:
+        self.origin = origin
         self.interval_s = interval_s
         self._series: dict[tuple[str, str], _Series] = {}
         self._latest: dict[str, dict[str, float]] = {}
@@ -158,9 +161,10 @@ class SpanHistory:
             cell[1] += 1.0
 
     def _flush(self, at: float) -> None:
+        moment = self.origin + timedelta(seconds=at)
         for (service, metric), (total, n) in self._sums.items():
             value = total / n
-            self._series.setdefault((service, metric), _Series()).add(at, value)
+            self._series.setdefault((service, metric), _Series()).add(moment, value)
             self._latest.setdefault(service, {})[metric] = value
         self._sums = {}
         while self._flush_at <= at + 1e-9:
@@ -169,14 +173,13 @@ class SpanHistory:
     def latest(self, service: str) -> dict[str, float]:
         return dict(self._latest.get(service, {}))
 
-    def series(self, service: str, metric: str, low: float,
-               high: float) -> list[tuple[float, float]]:
-        """(seconds since the estate's start, value) in [low, high], oldest first; the
-        caller turns the seconds into moments."""
+    def series(self, service: str, metric: str, start: datetime,
+               end: datetime) -> list[tuple[datetime, float]]:
+        """The samples in [start, end], oldest first."""
         found = self._series.get((service, metric))
         if found is None:
             return []
-        lo, hi = bisect_left(found.times, low), bisect_right(found.times, high)
+        lo, hi = bisect_left(found.times, start), bisect_right(found.times, end)
         return list(zip(found.times[lo:hi], found.values[lo:hi], strict=True))
 
 
@@ -185,10 +188,11 @@ class EstateSpans:
     exposition asks for them (`counting`), kept for it to fold into its counters at the
     next scrape, so that an estate nobody scrapes spends nothing on histograms."""
 
-    def __init__(self, calls: Mapping[str, Iterable[str]], timeout_ms: float) -> None:
+    def __init__(self, calls: Mapping[str, Iterable[str]], timeout_ms: float,
+                 origin: datetime) -> None:
         self.calls = {service: tuple(callees) for service, callees in calls.items()}
         self.timeout_ms = timeout_ms
-        self.history = SpanHistory()
+        self.history = SpanHistory(origin)
         self.counting = False
         self._pending: list[SpanTick] = []
 

@@ -31,8 +31,7 @@ class EstateMetrics:
         high = (end - estate.start).total_seconds()
         if metric.startswith(TRACE_PREFIX):
             with self._player.lock:
-                found = estate.spans.history.series(service, metric, low, high)
-            return [(estate.start + timedelta(seconds=t), v) for t, v in found]
+                return estate.spans.history.series(service, metric, start, end)
         points: list[Point] = []
         with self._player.lock:
             svc = estate.services.get(service)
