@@ -191,10 +191,19 @@ def read_log_findings(evidence: LogTemplates, services: Sequence[str],
     it, every kind of line would look new: nothing is read as new then, and the gap
     says so (a source that holds no logs has nothing to say, and no gap)."""
     start, end = reference
-    normal = evidence.log_templates(start, min(end, symptom), services) \
-        if start < min(end, symptom) else []
+    end = min(end, symptom)
     before = evidence.log_templates(symptom - recent, symptom, services)
-    now_ = evidence.log_templates(symptom, now, services)
+    if end >= symptom - recent:
+        # The history runs up to the recent minutes (live): whether a template was seen
+        # in it comes with the templates since the symptom, in one read, and the whole
+        # history is read only when none of them was and nothing was written just before.
+        now_ = evidence.log_templates(symptom, now, services, history_from=start)
+        normal = [t for t in now_ if t.first_seen < symptom]
+        if not normal and not before and start < end:
+            normal = evidence.log_templates(start, end, services)
+    else:
+        normal = evidence.log_templates(start, end, services) if start < end else []
+        now_ = evidence.log_templates(symptom, now, services)
     if now_ and not normal and not before:
         return {}, [Gap("", "logs", "short_baseline",
                         f"logs: no line of the incident's services before "
