@@ -176,8 +176,9 @@ def test_a_deploy_is_blamed_with_its_change_and_its_new_errors(plays: dict[str, 
     played = plays["bad-deploy"]
     top = played.hypotheses[played.incidents[0].id][0]
     kinds = {e.kind for e in top.evidence if e.weight > 0}
-    assert {"metric", "change", "log", "alert"} <= kinds
-    assert top.signals == 4
+    # the estate's traces show payments' own spans failing too (trace errors)
+    assert {"metric", "change", "log", "alert", "trace"} <= kinds
+    assert top.signals == 5
     change = next(e for e in top.evidence if e.kind == "change")
     assert "v41 -> v42" in change.summary
     assert any(e.kind == "topology" and "checkout" in e.summary for e in top.evidence)
@@ -215,7 +216,7 @@ def test_every_evidence_link_resolves(plays: dict[str, Played], scenario: str) -
             assert h.fault_class in FAULT_CLASSES
             assert 0 < h.confidence <= 1
             assert math.isfinite(h.score)
-            assert 1 <= h.signals <= 4
+            assert 1 <= h.signals <= 6  # metric, change, log, alert, trace, trend
             for e in h.evidence:
                 kind, _, rest = e.ref.partition(":")
                 assert kind in ("metric", "signal", "change", "log"), e.ref
