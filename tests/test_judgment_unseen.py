@@ -50,3 +50,61 @@ def test_datastores_a_fixed_stampede_loaded_are_not_scaled_out(tmp_path: Path) -
     assert ("product-cache", "cache_stampede") in causes
     assert ("orders", "connection_pool_exhaustion") in causes
     assert not [c for c in causes if c[1] == "traffic_surge"], causes
+
+
+# A partition, then a surge on cart that loads everything cart calls, then a stuck
+# consumer. Once cart is scaled out, the surge's load on catalog, its cache and its
+# database stands beside the first cause as causes of their own: each later one is
+# scored with the calibration fitted for later causes.
+SURGE_WAKE = """\
+name: surge-wake
+description: '[triple] network_partition on search at 6m25s; harmless config of auth at 7m45s; traffic_surge
+  on cart at 14m30s; queue_backlog on fulfilment-worker at 25m35s'
+estate: default
+duration: 55m35s
+seed: 10000056
+baselines:
+  shipping:
+    request_rate: 48.7
+  payments-db:
+    request_rate: 153.1
+  orders-db:
+    request_rate: 383.2
+timeline:
+- at: 6m25s
+  type: fault
+  kind: network_partition
+  service: search
+  params:
+    zone: b
+    duration: 23m55s
+- at: 7m45s
+  type: change
+  kind: config
+  service: auth
+  description: set cache.ttl_s on auth (reviewed)
+- at: 14m30s
+  type: fault
+  kind: traffic_surge
+  service: cart
+  params:
+    factor: 3.25
+    duration: 21m20s
+- at: 25m35s
+  type: fault
+  kind: queue_backlog
+  service: fulfilment-worker
+  params:
+    consume_factor: 0.11
+"""
+
+
+def test_the_load_a_surge_spreads_is_not_shown_as_causes_of_its_own(tmp_path: Path) -> None:
+    scenario = tmp_path / "surge-wake.yaml"
+    scenario.write_text(SURGE_WAKE, encoding="utf-8")
+    summary = run_headless(str(scenario), autonomy=3, approve="all")
+    faults = {(f["service"], f["kind"]) for f in summary["faults"]}
+    causes = [(c["service"], c["fault_class"]) for i in summary["incidents"]
+              for c in i["causes"]]
+    assert sorted(causes) == sorted(faults)
+    assert {a["target"] for a in summary["actions"]} <= {s for s, _ in faults}

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from agents.calibration import CalibrationError, parse
+from agents.calibration import CalibrationError, load, parse
 from agents.causes import CauseGroup, posteriors
 from agents.investigator_scoring import Candidate
 from benchmarks.fit_weights import Scored, fit_calibration
@@ -37,6 +37,14 @@ def test_a_bad_later_causes_calibration_is_refused_by_name(later: object,
                                                             message: str) -> None:
     with pytest.raises(CalibrationError, match=message):
         parse(_base(later_causes=later), "c.json")
+
+
+def test_the_shipped_file_holds_a_later_causes_calibration_and_where_it_came_from() -> None:
+    cal = load()
+    assert cal.later is not None
+    fit = cal.fit["later_causes"]["fit"]
+    assert 1000 <= fit["generated"]["seed"] <= 1999  # fit seeds only
+    assert fit["generated"]["count"] > 0
 
 
 def test_a_later_cause_is_scored_with_its_own_calibration() -> None:
