@@ -18,6 +18,7 @@ from console.audit import (
     VerifyResult,
     canonical_json,
 )
+from console.audit_pages import AuditPageReader
 from console.auth import Authenticator
 from console.bus import EventBus
 from console.clock import Clock
@@ -499,6 +500,11 @@ class WatchfloorService:
         (what another console appended since this one last looked)."""
         with self.db.sessions() as session:
             return self.audit.entries(session, after=after)
+
+    def audit_pages(self) -> AuditPageReader:
+        """The audit records by seq, a page at a time (console/audit_pages.py): what
+        the window's browser reads instead of the whole chain."""
+        return AuditPageReader(self.db)
 
     def verify_audit(self) -> VerifyResult:
         """The chain, this workstation's checkpoints of it and the rows it vouches for

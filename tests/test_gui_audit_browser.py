@@ -61,34 +61,42 @@ def browser(runtime: Any, qtbot: Any) -> Iterator[AuditBrowser]:
     bridge.close()
 
 
-def test_models_are_valid(browser: AuditBrowser, qtmodeltester: Any) -> None:
+def search(qtbot: Any, browser: AuditBrowser, **filters: Any) -> None:
+    """Filter as an operator types, and wait for the answer: the live browser searches
+    the database as SQL on a worker."""
+    browser.set_filters(**filters)
+    qtbot.waitUntil(lambda: not browser.proxy.searching, timeout=10_000)
+
+
+def test_models_are_valid(browser: AuditBrowser, qtmodeltester: Any, qtbot: Any) -> None:
     qtmodeltester.check(browser.model)
-    browser.set_filters(actor="agent:")
+    search(qtbot, browser, actor="agent:")
     qtmodeltester.check(browser.proxy)
 
 
-def test_filters_by_field_text_decision_and_time(browser: AuditBrowser, runtime: Any) -> None:
+def test_filters_by_field_text_decision_and_time(browser: AuditBrowser, runtime: Any,
+                                                 qtbot: Any) -> None:
     total = len(runtime.service.audit_entries())
     assert browser.proxy.rowCount() == total == 7
-    browser.set_filters(actor="agent:recommender")
+    search(qtbot, browser, actor="agent:recommender")
     assert browser.proxy.rowCount() == 2
-    browser.set_filters(action="RECOMMENDATION.")  # case does not matter
+    search(qtbot, browser, action="RECOMMENDATION.")  # case does not matter
     assert browser.proxy.rowCount() == 2
-    browser.set_filters(target="incident:7")
+    search(qtbot, browser, target="incident:7")
     assert browser.proxy.rowCount() == 1
-    browser.set_filters(text="v41")  # the reason
+    search(qtbot, browser, text="v41")  # the reason
     assert [browser.proxy.index(r, 3).data() for r in range(browser.proxy.rowCount())] == \
         ["recommendation.create"]
-    browser.set_filters(text="rollback-deploy")  # inside the inputs
+    search(qtbot, browser, text="rollback-deploy")  # inside the inputs
     assert browser.proxy.rowCount() == 1
-    browser.set_filters(actor="agent", decision="allow")
+    search(qtbot, browser, actor="agent", decision="allow")
     assert browser.proxy.rowCount() == 0
-    browser.set_filters(decision="allow")  # the operations: add bob, kill switch
+    search(qtbot, browser, decision="allow")  # the operations: add bob, kill switch
     assert browser.proxy.rowCount() == 2
     entries = runtime.service.audit_entries()
     create = next(e for e in entries if e.action == "recommendation.create")
-    browser.set_filters(since=create.at - timedelta(seconds=30),
-                        until=create.at + timedelta(seconds=30))
+    search(qtbot, browser, since=create.at - timedelta(seconds=30),
+           until=create.at + timedelta(seconds=30))
     assert [browser.proxy.index(r, 0).data() for r in range(browser.proxy.rowCount())] == \
         [str(create.seq)]
     assert browser.count_label.text() == f"1 of {total}"
@@ -106,7 +114,7 @@ def test_grows_with_the_live_chain(browser: AuditBrowser, runtime: Any) -> None:
 
 def test_follow_emits_the_records_incident_and_action(browser: AuditBrowser,
                                                       qtbot: Any) -> None:
-    browser.set_filters(action="recommendation.create")
+    search(qtbot, browser, action="recommendation.create")
     browser.table.selectRow(0)
     entry = browser.selected_entry
     assert entry is not None
@@ -120,7 +128,7 @@ def test_follow_emits_the_records_incident_and_action(browser: AuditBrowser,
     with qtbot.waitSignal(browser.recordFollowed) as blocker:
         browser.details.anchorClicked.emit(QUrl("follow:incident/7"))
     assert blocker.args == ["incident", "7"]
-    browser.set_filters(action="user.bootstrap")  # a record about a person: no link
+    search(qtbot, browser, action="user.bootstrap")  # a record about a person: no link
     browser.table.selectRow(0)
     assert not browser.follow_button.isEnabled()
 
@@ -136,7 +144,7 @@ def test_verify_highlights_the_first_tampered_record(browser: AuditBrowser, runt
     with runtime.db.engine.begin() as conn:  # someone edits history behind our back
         conn.execute(text("UPDATE audit_records SET reason = 'nothing to see' "
                           "WHERE seq = 4"))
-    browser.set_filters(actor="alice")  # the bad record is not even shown
+    search(qtbot, browser, actor="alice")  # the bad record is not even shown
     with qtbot.waitSignal(browser.verified, timeout=10_000) as blocker:
         browser.verify_chain()
     result = blocker.args[0]

@@ -43,6 +43,7 @@ from widgets.audit_model import (
     record_text,
 )
 from widgets.audit_export import AuditExportControl, Export
+from widgets.audit_live import LiveAuditModel
 from widgets.audit_paged import PagedAuditModel, PagedAuditProxy
 from widgets.offthread import BackgroundJob
 from widgets.tables import make_table
@@ -81,7 +82,7 @@ class AuditBrowser(QWidget):
     failed = Signal(str)
 
     def __init__(self, model: AuditBrowserModel, *, verify: Callable[[], VerifyResult],
-                 reload: Callable[[], Sequence[AuditEntry]] | None = None,
+                 reload: Callable[[], Any] | None = None,
                  export: Export | None = None, read_only: bool = False,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,11 +103,10 @@ class AuditBrowser(QWidget):
         self._verify_job.finished.connect(self._on_verify_job_finished)
         self._verify_job.failed.connect(self._on_job_failed)
         self.exporter = AuditExportControl(None if self.read_only else export, self)
-        self.exporter.started.connect(self._on_exporter_started)
-        self.exporter.progressed.connect(self._on_exporter_progressed)
-        self.exporter.exported.connect(self._on_exporter_exported)
-        self.exporter.cancelled.connect(self._on_exporter_cancelled)
-        self.exporter.failed.connect(self._on_exporter_failed)
+        self.exporter.status.connect(self._show_status)  # its outcome, in the status line
+        self.exporter.exported.connect(self.exported)
+        self.exporter.cancelled.connect(self.exportCancelled)
+        self.exporter.failed.connect(self.failed)
 
         self._build_filters()
         self.table = make_table("auditBrowserTable", self.proxy,
@@ -173,10 +173,11 @@ class AuditBrowser(QWidget):
     def for_service(cls, service: WatchfloorService, bridge: BusBridge | None = None,
                     parent: QWidget | None = None, *,
                     export: Export | None = None) -> AuditBrowser:
-        """The live console's browser over the facade (grows with `auditAppended`);
-        `export` stands in for the facade's own (`export_audit`)."""
-        model = AuditBrowserModel(service.audit_entries(), bridge=bridge)
-        browser = cls(model, verify=service.verify_audit, reload=service.audit_entries,
+        """The live console's browser over the facade: the database read a page at a
+        time (widgets/audit_live.py), grown by `auditAppended`; `export` stands in for
+        the facade's own (`export_audit`)."""
+        model = LiveAuditModel(service.audit_pages(), bridge=bridge)
+        browser = cls(model, verify=service.verify_audit, reload=model.reload,
                       export=export or service.export_audit, parent=parent)
         model.setParent(browser)
         return browser
@@ -307,11 +308,15 @@ class AuditBrowser(QWidget):
     def _show_count(self, *_args: object) -> None:
         shown = self.proxy.rowCount()
         # a paged model holds a search's rows only; its proxy says what is under way
-        total = self.model.total if isinstance(self.model, PagedAuditModel) \
-            else self.model.rowCount()
+        total = self._total()
         note = self.proxy.note if isinstance(self.proxy, PagedAuditProxy) else ""
         text = f"{total:,} records" if shown == total else f"{shown:,} of {total:,}"
         self.count_label.setText(f"{text} ({note})" if note else text)
+
+    def _total(self) -> int:
+        """Records in the chain (a paged model's rows are a search's, when one is shown)."""
+        return self.model.total if isinstance(self.model, PagedAuditModel) \
+            else self.model.rowCount()
 
     # --- selection, details, following -------------------------------------------------
 
@@ -396,7 +401,7 @@ class AuditBrowser(QWidget):
         possible, so what is shown is what was verified)."""
         verify, reload = self._verify, self._reload
 
-        def work() -> tuple[Sequence[AuditEntry] | None, VerifyResult]:
+        def work() -> tuple[Any, VerifyResult]:
             entries = reload() if reload is not None else None
             return entries, verify()
 
@@ -404,8 +409,7 @@ class AuditBrowser(QWidget):
         self._show_status("Verifying the chain\u2026", "info")
         self._verify_job.submit(work)
 
-    def _on_verify_job_finished(self, outcome: tuple[Sequence[AuditEntry] | None,
-                                                     VerifyResult]) -> None:
+    def _on_verify_job_finished(self, outcome: tuple[Any, VerifyResult]) -> None:
         entries, result = outcome
         self.verify_button.setEnabled(True)
         if entries is not None:
@@ -441,7 +445,7 @@ class AuditBrowser(QWidget):
         # own flag is cleared on its thread a moment after that.
         if result is None or not result.ok or not self.verify_button.isEnabled():
             return
-        newer = self.model.rowCount() - result.records
+        newer = self._total() - result.records
         if newer > 0:
             self._show_status(
                 f"\u2714 Chain held at {result.records:,} records; {newer:,} newer "
@@ -465,26 +469,6 @@ class AuditBrowser(QWidget):
 
     def cancel_export(self) -> None:
         self.exporter.cancel()
-
-    def _on_exporter_started(self, path: Path) -> None:
-        self._show_status(f"Exporting to {path.name}\u2026", "info")
-
-    def _on_exporter_progressed(self, done: int, total: int) -> None:
-        self._show_status(f"Exporting\u2026 {done:,} of {total:,} records written", "info")
-
-    def _on_exporter_exported(self, outcome: tuple[int, str, Path]) -> None:
-        count, fingerprint, path = outcome
-        self._show_status(f"Exported {count:,} records to {path} (signed by key "
-                          f"{fingerprint})", "ok")
-        self.exported.emit(outcome)
-
-    def _on_exporter_cancelled(self, path: Path) -> None:
-        self._show_status(f"Export to {path.name} cancelled: no file written", "info")
-        self.exportCancelled.emit(path)
-
-    def _on_exporter_failed(self, message: str) -> None:
-        self._show_status(f"Failed: {message}", "bad")
-        self.failed.emit(message)
 
     def _on_job_failed(self, message: str) -> None:
         self.verify_button.setEnabled(True)

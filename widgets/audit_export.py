@@ -40,6 +40,8 @@ class AuditExportControl(QWidget):
     - ``exported(object)``: done: (records, key fingerprint, path).
     - ``cancelled(object)``: stopped on request; no file at this path.
     - ``failed(str)``: the export failed (the message names what); no file written.
+    - ``status(str, str)``: each of these in words for the status line, and its level
+      ("info", "ok", "bad").
     """
 
     started = Signal(object)
@@ -47,6 +49,7 @@ class AuditExportControl(QWidget):
     exported = Signal(object)
     cancelled = Signal(object)
     failed = Signal(str)
+    status = Signal(str, str)
 
     def __init__(self, export: Export | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,6 +130,7 @@ class AuditExportControl(QWidget):
         self.bar.setRange(0, 0)  # busy until the first batch says how many there are
         self._show_running(True)
         self.started.emit(path)
+        self.status.emit(f"Exporting to {path.name}\u2026", "info")
         self._job.submit(work)
         return True
 
@@ -139,19 +143,25 @@ class AuditExportControl(QWidget):
     def _on_progressed(self, done: int, total: int) -> None:
         self.bar.setRange(0, max(total, done, 1))
         self.bar.setValue(done)
+        self.status.emit(f"Exporting\u2026 {done:,} of {total:,} records written", "info")
 
     def _on_job_finished(self, outcome: tuple[str, Any]) -> None:
         self._show_running(False)
         kind, value = outcome
         if kind == "done":
+            count, fingerprint, path = value
+            self.status.emit(f"Exported {count:,} records to {path} (signed by key "
+                             f"{fingerprint})", "ok")
             self.exported.emit(value)
         elif kind == "cancelled":
+            self.status.emit(f"Export to {value.name} cancelled: no file written", "info")
             self.cancelled.emit(value)
         else:
-            self.failed.emit(str(value))
+            self._on_job_failed(str(value))
 
     def _on_job_failed(self, message: str) -> None:
         self._show_running(False)
+        self.status.emit(f"Failed: {message}", "bad")
         self.failed.emit(message)
 
     def _show_running(self, running: bool) -> None:

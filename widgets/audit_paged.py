@@ -46,7 +46,10 @@ def _missing(seq: int) -> AuditEntry:
 class PagedAuditModel(AuditBrowserModel):
     """The records of an opened bundle file, newest on top, read by page on demand.
 
-    `show_matches(seqs, more)` narrows it to a search's result (None: every record)."""
+    `show_matches(seqs, more)` narrows it to a search's result (None: every record);
+    `search` finds one (on a worker thread: it opens its own connection)."""
+
+    SEARCHING = "searching the file\u2026"
 
     def __init__(self, bundle: BundleFile, parent: QObject | None = None) -> None:
         super().__init__((), parent=parent)
@@ -120,6 +123,9 @@ class PagedAuditModel(AuditBrowserModel):
     def replace_entries(self, entries: Any) -> None:
         """A bundle is not re-read: its records are what the file holds."""
 
+    def search(self, filters: SearchFilters, limit: int) -> tuple[list[int], bool]:
+        return search(self.bundle.path, filters, limit)
+
     def show_matches(self, seqs: list[int] | None, more: bool = False) -> None:
         """Show a search's result (seqs newest first), or every record again (None):
         one reset, on the reviewer's request."""
@@ -142,6 +148,7 @@ class PagedAuditProxy(QIdentityProxyModel):
         self.filters = SearchFilters()
         self.note = ""
         self._asked = 0  # which request a finished search answers
+        self._answered = 0  # the request whose answer is shown
         self._job = BackgroundJob("audit-search", self)
         self._job.finished.connect(self._on_job_finished)
         self._job.failed.connect(self._on_job_failed)
@@ -156,7 +163,9 @@ class PagedAuditProxy(QIdentityProxyModel):
 
     @property
     def searching(self) -> bool:
-        return self._timer.isActive() or self._job.running
+        """Until the latest search's answer is shown (the worker is done a moment
+        before its answer reaches the GUI thread)."""
+        return self._answered != self._asked
 
     def set_filters(self, *, actor: str = "", action: str = "", target: str = "",
                     text: str = "", decision: str = "", since: datetime | None = None,
@@ -169,25 +178,28 @@ class PagedAuditProxy(QIdentityProxyModel):
         self._asked += 1
         if not filters.active:
             self._timer.stop()
+            self._answered = self._asked
             self.note = ""
             self.audit_model.show_matches(None)
             return
-        self.note = "searching the file\u2026"
+        self.note = self.audit_model.SEARCHING
         self._timer.start()
 
     def _on_timer_timeout(self) -> None:
-        path, filters, asked = self.audit_model.bundle.path, self.filters, self._asked
-        self._job.submit(lambda: (asked, *search(path, filters, MATCH_LIMIT)))
+        find, filters, asked = self.audit_model.search, self.filters, self._asked
+        self._job.submit(lambda: (asked, *find(filters, MATCH_LIMIT)))
 
     def _on_job_finished(self, outcome: tuple[int, list[int], bool]) -> None:
         asked, seqs, more = outcome
         if asked != self._asked:  # the filters changed meanwhile: a newer search comes
             return
+        self._answered = asked
         self.note = (f"the newest {MATCH_LIMIT:,} matches shown; narrow the search"
                      if more else "")
         self.audit_model.show_matches(seqs, more)
 
     def _on_job_failed(self, message: str) -> None:
+        self._answered = self._asked
         self.note = f"search failed: {message}"
         self.audit_model.show_matches([])
 
