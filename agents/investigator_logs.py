@@ -20,7 +20,8 @@ authors' walk over the call graph from the symptom):
 
 A kind of line counts, not how many of it: a chatty service writing one new warning
 many times says no more than a quiet one writing it a few times (each template counts
-1 + ln(lines)). Only the templates' shape is read, never a service's name.
+1 + ln(lines), a warning's half as much as an error's). Only the templates' shape and
+level are read, never a service's name.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ LEVELS = frozenset({"WARN", "ERROR"})
 SURGE = 4.0  # a template at this many times its recent rate is surging...
 SURGE_G = 10.0  # ...when the counts' log-likelihood ratio says it is no chance (p ~ 1e-5)
 HALF = 3.0  # the raw score at which the strength is one half: one new template, 7 lines
+# A WARN line is its writer saying it coped (a retry, a default answer), an ERROR that it
+# failed: a new kind of warning counts this much of a new kind of error.
+WARNED = 0.5
 ALL_ALONG = 0.05  # the chance below which a silence says a template had not begun
 ONWARD = 0.3  # what a service keeps whose callees wrote new templates too
 CODE_FAULTS = ("bad_deploy", "config_error")  # the classes a new kind of error reads as
@@ -96,7 +100,7 @@ def log_findings(reference: Iterable[TemplateStat], recent: Sequence[TemplateSta
         if t.level not in LEVELS:
             continue
         key = (t.service, t.template_id)
-        weight = 1.0 + math.log(max(1, t.lines))
+        weight = (1.0 + math.log(max(1, t.lines))) * (1.0 if t.level == "ERROR" else WARNED)
         if key not in normal:
             if looking is not None and _all_along(t, looking, current_minutes):
                 continue  # it may have been written all along: not known to be new

@@ -142,3 +142,10 @@ def test_after_a_hole_in_the_log_a_kind_of_line_there_from_the_start_is_not_new(
     # a rare line's first appearance a little late is no sign that it began then
     assert log_findings([], [], [_stat("cart", 1, 50), _stat("email", 3, 1, after=0.5)],
                         3.0, 5.0, {}) == {}
+
+
+def test_a_new_kind_of_error_says_more_than_a_new_kind_of_warning() -> None:
+    recent = [_stat("catalog", 9, 2)]
+    found = log_findings([], recent, [_stat("cart", 1, 12, "WARN"),
+                                      _stat("payment", 2, 12, "ERROR")], 3.0, 5.0, {})
+    assert found["payment"].strength > found["cart"].strength
