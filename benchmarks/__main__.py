@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-load", type=int, default=0, dest="cpu_load", metavar="N",
                         help="busy processes competing for the CPU meanwhile (receiver, audit-verify, "
                              "audit-bundle, team-metrics)")
-    parser.add_argument("--part", default=None, choices=("lag", "first", "rss"),
-                        help="measure only this part (gui; --cpu-load loads its starts)")
+    parser.add_argument("--part", default=None, choices=("lag", "first", "rss", "window"),
+                        help="measure only this part (gui: lag, first, rss; --cpu-load "
+                             "loads its starts; audit-bundle: window)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     results = {name: BENCHMARKS[name](args) for name in names}

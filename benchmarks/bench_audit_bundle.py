@@ -1,7 +1,9 @@
 """Export, verify and review of a long audit log: peak memory at two sizes, and speed.
 
 `audit export`, `audit verify --bundle` and `review` (the window opened on the bundle,
-verified, scrolled to the end and paged through) each run as their own process, at
+verified, scrolled to the end and paged through), and the console window's own export
+and live audit browser over the database (benchmarks/bench_audit_window.py; `--part
+window` measures only these two) each run as their own process, at
 `--records N` / 10 and at N records (`--records 1000000`: 100,000 and 1,000,000); each
 one's peak resident memory is the kernel's count for that process (GNU time's %M), so
 flatness shows as the difference between the two sizes (`rss_growth_mb`; SQLite's own
@@ -32,12 +34,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_audit_window
 from console.audit import AuditDraft, AuditLog
 from console.storage.db import Database
 
 BATCH = 5000
 ROOT = Path(__file__).resolve().parent.parent
 FLAT_WITHIN_MB = 10.0  # what "flat" means here: growth from N/10 to N records
+WINDOW_PARTS = ("window_export", "live_browser")
+ALL_PARTS = ("export", "verify_bundle", "review", *WINDOW_PARTS)
 
 
 def _draft(i: int, t0: datetime) -> AuditDraft:
@@ -128,7 +133,11 @@ print(json.dumps({"imports_s": opened - began, "window_s": shown - opened,
 """
 
 
-def _size(n: int, url: str, folder: Path, env: dict[str, str]) -> dict[str, Any]:
+def _size(n: int, url: str, folder: Path, env: dict[str, str],
+          parts: str | None = None) -> dict[str, Any]:
+    window = bench_audit_window.measure(n, url, folder, env, _measure_rss)
+    if parts == "window":
+        return {"records": n, **window}
     bundle = folder / f"audit-{n}.wfaudit"
     py = sys.executable
     export_wall, export_rss, said = _measure_rss(
@@ -156,6 +165,7 @@ def _size(n: int, url: str, folder: Path, env: dict[str, str]) -> dict[str, Any]
                    "verify_records_per_s": round(n / max(review["verified_s"], 1e-9)),
                    "scroll_to_end_s": round(review["scroll_s"], 3),
                    "pages_read": review["pages_read"]},
+        **window,
     }
 
 
@@ -193,11 +203,11 @@ def _cpu_load(count: int) -> Iterator[None]:
 
 
 def _pass(sizes: list[int], urls: dict[int, str], folder: Path,
-          env: dict[str, str]) -> dict[str, Any]:
-    by_size = {str(n): _size(n, urls[n], folder, env) for n in sizes}
+          env: dict[str, str], parts: str | None = None) -> dict[str, Any]:
+    by_size = {str(n): _size(n, urls[n], folder, env, parts) for n in sizes}
     small, large = by_size[str(sizes[0])], by_size[str(sizes[-1])]
     growth = {part: round(large[part]["peak_rss_mb"] - small[part]["peak_rss_mb"], 1)
-              for part in ("export", "verify_bundle", "review")}
+              for part in (WINDOW_PARTS if parts == "window" else ALL_PARTS)}
     return {"sizes": by_size, "rss_growth_mb": growth,
             "flat": all(abs(g) <= FLAT_WITHIN_MB for g in growth.values())}
 
@@ -214,17 +224,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         large_url = f"sqlite:///{folder / 'large.db'}"
         build_s = _grow(small_url, 0, sizes[0])
         results: dict[str, Any] = {"store": "sqlite-wal", "flat_within_mb": FLAT_WITHIN_MB}
-        reference = _json_reference(sizes[0], small_url, folder, env)
+        parts = "window" if getattr(args, "part", None) == "window" else None
+        reference = None if parts else _json_reference(sizes[0], small_url, folder, env)
         # the larger log is the smaller grown: copy its file, then append the rest
         shutil.copyfile(folder / "small.db", folder / "large.db")
         build_s += _grow(large_url, sizes[0], sizes[1])
         results["build_s"] = round(build_s, 1)
         urls = {sizes[0]: small_url, sizes[1]: large_url}
-        results["quiet"] = _pass(sizes, urls, folder, env)
-        results["version_1_json_reference"] = reference
+        results["quiet"] = _pass(sizes, urls, folder, env, parts)
+        if reference is not None:
+            results["version_1_json_reference"] = reference
         load_n = int(getattr(args, "cpu_load", 0) or 0)
         if load_n:
             with _cpu_load(load_n):
                 results["loaded"] = {"cpu_load_processes": load_n,
-                                     **_pass(sizes, urls, folder, env)}
+                                     **_pass(sizes, urls, folder, env, parts)}
         return results

@@ -70,7 +70,7 @@ class AuditExportControl(QWidget):
         self.button.clicked.connect(lambda _checked=False: self.choose_file())
         self.bar = QProgressBar(self)
         self.bar.setObjectName("exportProgress")
-        self.bar.setFormat("%v of %m records")
+        self.bar.setFormat("%p%")  # the status line says how many records
         self.bar.setMinimumWidth(220)
         self.cancel_button = QPushButton("Cancel export", self)
         self.cancel_button.setObjectName("cancelExportButton")
