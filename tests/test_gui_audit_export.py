@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtWidgets import QFileDialog
+from sqlalchemy import text
 
 from console.audit import AuditDraft
 from console.audit_bundle_export import STREAM_BATCH
@@ -140,3 +141,15 @@ def test_an_export_that_cannot_write_says_where_and_writes_nothing(
     assert "Failed:" in browser.status_label.text()
     assert browser.export_button.isEnabled()
     assert blocker_file.read_text() == "x"
+
+
+def test_a_record_that_cannot_be_exported_is_named_and_nothing_is_written(
+        browser: AuditBrowser, runtime: Any, qtbot: Any, tmp_path: Path) -> None:
+    with runtime.db.engine.begin() as conn:  # a raw write no honest writer makes
+        conn.execute(text("UPDATE audit_records SET inputs = '[1, 2]' WHERE seq = 7000"))
+    out = tmp_path / "night.wfaudit"
+    with qtbot.waitSignal(browser.failed, timeout=30_000) as blocker:
+        browser.export_to(out)
+    assert blocker.args[0].startswith("nothing exported: record 7000: field inputs")
+    assert "record 7000" in browser.status_label.text()
+    assert list(tmp_path.glob("night.wfaudit*")) == []
