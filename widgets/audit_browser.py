@@ -2,10 +2,11 @@
 
 It is a view over an `AuditBrowserModel` plus three callables it is given (verify,
 re-read, export), so the same widget serves the live console (the facade's
-`verify_audit`, `audit_entries`, `export_audit`) and the offline review of a bundle
-(read-only, no export). Verification and export hash every record: they run on a
-worker thread and come back as signals, and the first bad record is then selected,
-scrolled to and painted red. A record's links (its incident, recommendation,
+`verify_audit`, `audit_pages` read a page at a time, `export_audit`) and the offline
+review of a bundle (read-only, no export). Verification and export hash every record:
+they run on a worker thread (the export with its progress and Cancel,
+widgets/audit_export.py) and come back as signals, and the first bad record is then
+selected, scrolled to and painted red. A record's links (its incident, recommendation,
 execution) are emitted as `recordFollowed(kind, id)` for the main window to route.
 """
 
