@@ -229,7 +229,7 @@ class Investigator:
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
             baseline_end), self.fault_classes, W_METRIC)
         told, log_gaps = read_log_findings(  # agents/investigator_logs.py
-            self.evidence, candidates, (baseline_start, cfg.log_quiet_until or baseline_end),
+            self.evidence, sorted(views), (baseline_start, cfg.log_quiet_until or baseline_end),
             baseline_end, now, cfg.log_recent, self.descendants)
         ranked = with_traces(ranked, views, error_findings(  # agents/investigator_trace_errors.py
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
