@@ -471,13 +471,6 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
                         kind="console" if engine is None else "window",
                         candidate=engine is None)
         await seat.join()
-        if engine is not None:
-            from console.engine_process import EngineKeeper
-
-            shown = _EngineView(window, notices)
-            keeper = EngineKeeper(runtime.db, replace(engine, alertmanager=alertmanager,
-                                                      prometheus=prometheus), say=shown.say)
-            keeping = asyncio.get_running_loop().create_task(keeper.keep(), name="engine")
         if seat.lead_error is not None:
             notices.say(f"this console could not take the lead: {seat.lead_error}", True)
         window.show_progress("Laying out the panes\u2026")
@@ -487,8 +480,6 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         build_window(runtime, duties.driver if duties is not None else None, user,
                      window=window, scenario_name=scenario)
         notices.flush()
-        if keeper is not None and keeper.state is not None:
-            _show_engine(window, keeper.state)
         seat.announce()  # who leads, now that the status bar listens
         if on_ready is not None:
             on_ready(window)
@@ -497,6 +488,14 @@ async def main(db_url: str | None, scenario: str, speed: float, *,
         favour_the_window_from_now(QApplication.instance())
         if duties is not None:
             duties.release()  # the estate plays into the panes from here
+        if engine is not None:  # found or started once the panes are in: on two cores
+            # the engine's start would otherwise hold the panes up
+            from console.engine_process import EngineKeeper
+
+            keeper = EngineKeeper(runtime.db, replace(engine, alertmanager=alertmanager,
+                                                      prometheus=prometheus),
+                                  say=_EngineView(window, notices).say)
+            keeping = asyncio.get_running_loop().create_task(keeper.keep(), name="engine")
         await shutdown.wait()
         return 0
     finally:

@@ -163,6 +163,10 @@ class EngineKeeper:
             leader = None  # the dead engine's last heartbeat, not yet stale
         if leader is None:
             if self.process is None:  # nobody leads and this window runs no engine
+                if self.state is not None and self.state.state in ("running", "following"):
+                    # the engine followed (another window's) is gone
+                    self._show(EngineState("restarting", "Engine stopped \u2014 "
+                                                         "restarting\u2026", error=True))
                 await self._start()
             return
         before = self.state.state if self.state is not None else ""
