@@ -228,13 +228,12 @@ class Investigator:
         ranked = with_traces(ranked, views, trace_findings(  # agents/investigator_traces.py
             latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
             baseline_end), self.fault_classes, W_METRIC)
+        ranked = with_traces(ranked, views, error_findings(  # agents/investigator_trace_errors.py
+            latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
+            baseline_end, self.callees), self.fault_classes, W_METRIC)
         told, log_gaps = read_log_findings(  # agents/investigator_logs.py
             self.evidence, sorted(views), (baseline_start, cfg.log_quiet_until or baseline_end),
             baseline_end, now, cfg.log_recent, self.descendants)
-        ranked = with_traces(ranked, views, error_findings(  # agents/investigator_trace_errors.py
-            latest, lambda s, m: self.metrics.series(s, m, baseline_start, now),
-            baseline_end, self.callees, {s for s, f in told.items() if f.origin},
-            self.descendants), self.fault_classes, W_METRIC)
         ranked = with_logs(ranked, views, told, self.fault_classes, W_METRIC)
         groups = self._causes(ranked, views)
         out: list[Hypothesis] = []

@@ -13,10 +13,7 @@ stops:
   the earlier ones are often an earlier fault's, which only ever adds failures), or
   when every caller's calls into it fail more;
 - it passes failures on, and is not where they start, when a call it makes fails at
-  least half as much more, or a callee's own spans do, or when something it calls
-  (directly or not) writes new kinds of error at their origin (the logs show the next
-  step of the walk where the callee's spans carry no status: a code fault that returns
-  a wrong answer fails its callers' spans, not its own);
+  least half as much more, or a callee's own spans do;
 - its callers that fail too only report its failures: their candidates lose as much as
   it gains (agents/investigator_traces.py `with_traces`).
 
@@ -29,7 +26,7 @@ read or scored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from agents.investigator_traces import LOADED, TraceFinding, more_calls
@@ -53,15 +50,10 @@ def _rise(points: Sequence[Point], end: datetime) -> float | None:
 
 def error_findings(latest: Mapping[str, Mapping[str, float]],
                    series: Callable[[str, str], Sequence[Point]], baseline_end: datetime,
-                   callees: Mapping[str, Sequence[str]],
-                   writing: Collection[str] = frozenset(),
-                   below_all: Mapping[str, frozenset[str]] | None = None,
-                   ) -> dict[str, TraceFinding]:
+                   callees: Mapping[str, Sequence[str]]) -> dict[str, TraceFinding]:
     """The services the error series point at (see the module docstring); `latest` is
     each service's newest samples by metric (which series exist), `series(service,
-    metric)` reads one, `callees` is the call graph; `writing`: the services whose logs
-    show new kinds of error at their origin (agents/investigator_logs.py), and
-    `below_all` what each service calls, directly or not."""
+    metric)` reads one, `callees` is the call graph."""
     own: dict[str, float] = {}
     edge: dict[tuple[str, str], float] = {}
     prefix = CALL_ERRORS + ":"
@@ -96,8 +88,6 @@ def error_findings(latest: Mapping[str, Mapping[str, float]],
                 [own.get(c, 0.0) for c in callees.get(service, ())]
         if max(below, default=0.0) >= worse / 2:
             continue  # it passes on what fails below it: the walk goes on down
-        if set(writing) & (below_all or {}).get(service, frozenset()):
-            continue  # something it calls writes new kinds of error: that one failed
         callers = tuple(sorted(a for (a, b), rise in edge.items()
                                if b == service and rise >= RISE)
                         or sorted(a for a, deps in callees.items()

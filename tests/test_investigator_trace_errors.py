@@ -33,7 +33,7 @@ END = AT[INCIDENT] - timedelta(minutes=2)
 
 
 def _findings(own: dict[str, float], edges: dict[tuple[str, str], float] | None = None,
-              before: float = 0.01, writing: frozenset[str] = frozenset()) -> dict[str, Any]:
+              before: float = 0.01) -> dict[str, Any]:
     """error_findings where, from INCIDENT on, `own`'s services fail that share of their
     spans and `edges`' calls fail that share (`before` everywhere until then)."""
     series: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
@@ -46,16 +46,7 @@ def _findings(own: dict[str, float], edges: dict[tuple[str, str], float] | None 
     latest: dict[str, dict[str, float]] = {}
     for (service, metric), points in series.items():
         latest.setdefault(service, {})[metric] = points[-1][1]
-    below = {s: frozenset(_reach(s)) for s in SERVICES}
-    return error_findings(latest, lambda s, m: series.get((s, m), []), END, CALLEES,
-                          writing, below)
-
-
-def _reach(service: str) -> set[str]:
-    out: set[str] = set()
-    for callee in CALLEES.get(service, ()):
-        out |= {callee} | _reach(callee)
-    return out
+    return error_findings(latest, lambda s, m: series.get((s, m), []), END, CALLEES)
 
 
 def test_the_deepest_failing_service_is_the_origin_and_its_callers_only_report_it() -> None:
@@ -63,15 +54,6 @@ def test_the_deepest_failing_service_is_the_origin_and_its_callers_only_report_i
     assert set(found) == {"payment"}
     assert found["payment"].waiting == ("checkout",)
     assert "the failures start there" in found["payment"].summary
-
-
-def test_a_service_whose_callee_writes_new_kinds_of_error_passes_failures_on() -> None:
-    # payment's code answers wrongly: its own spans do not fail, checkout's do, and
-    # payment's log shows new kinds of error (agents/investigator_logs.py)
-    assert "checkout" in _findings({"checkout": 0.30})
-    assert _findings({"checkout": 0.30}, writing=frozenset({"payment"})) == {}
-    # what a service calls is where the walk goes on: a caller's new lines do not count
-    assert "checkout" in _findings({"checkout": 0.30}, writing=frozenset({"frontend"}))
 
 
 def test_a_caller_failing_far_more_than_its_callee_is_an_origin_itself() -> None:
