@@ -663,7 +663,8 @@ class ExecutionEngine:
                 raise ExecutionError(f"no execution {exec_id}")
             if not row.plan.get("rollback"):
                 raise Refused(f"execution {exec_id} ({row.runbook_id}) has no rollback path")
-            if queued_rollback.elsewhere(self, row):  # the process that has it runs it
+            if queued_rollback.elsewhere(self, row) and queued_rollback.someone_runs_it(self):
+                # the process that has the executor runs it
                 asked.append(queued_rollback.ask(self, session, row, f"user:{as_user}"))
                 return (OpChanges(executions=True, ids=(str(exec_id),)),
                         {"state": "rollback_queued"})

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from console.domain import ROLLBACK_FROM
 from console.operations import Refused
+from console.reconcile import unobserved
 from console.storage.models import RollbackRow
 
 if TYPE_CHECKING:
@@ -34,6 +35,21 @@ def elsewhere(engine: ExecutionEngine, row: ExecutionRow) -> bool:
     that has it runs it); a different target of the same kind is not that."""
     names = {str(step["executor"]) for step in row.plan.get("rollback") or ()}
     return bool(names - set(engine.executors))
+
+
+def someone_runs_it(engine: ExecutionEngine) -> bool:
+    """Whether a queued rollback will be taken: this process is a window following its
+    engine (it has no executor at all; its engine comes back when it dies), or a live
+    team member leads. A headless command on a database nobody leads is refused instead,
+    with what it lacks, rather than leaving a request nobody will run."""
+    if not engine.executors:
+        return True
+    from console.leader import team_members
+
+    try:
+        return any(m.role == "leader" for m in team_members(engine.service.db))
+    except Exception:  # no team table to read (an older database): nobody leads
+        return False
 
 
 def ask(engine: ExecutionEngine, session: Session, row: ExecutionRow, who: str) -> int:
@@ -70,6 +86,17 @@ def _claim(engine: ExecutionEngine, rollback_id: int, exec_id: int) -> bool:
         if row is None or elsewhere(engine, row) or not engine.can_run(
                 {"steps": row.plan["rollback"]}):
             return False  # not this process's to run: it stays queued
+        names = sorted({str(step["executor"]) for step in row.plan["rollback"]})
+        other = unobserved(row.plan, engine.executors, names) \
+            if "targets" in row.plan else None
+        if other is not None:  # this executor is another estate or host than the one
+            # the action changed: refused by name, never applied to what it did not change
+            session.execute(update(RollbackRow)
+                            .where(RollbackRow.id == rollback_id, RollbackRow.state == QUEUED)
+                            .values(state="refused",
+                                    result={"reason": f"not rolled back here: {other}"}))
+            session.commit()
+            return False
         taken = session.execute(update(RollbackRow)
                                 .where(RollbackRow.id == rollback_id,
                                        RollbackRow.state == QUEUED)

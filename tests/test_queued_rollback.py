@@ -87,3 +87,21 @@ def test_a_queued_rollback_whose_action_moved_on_is_refused_not_run(
     assert engine.service.engine.rollback(exec_id, as_user="alice") == "rolled_back"
     engine.service.engine.drain()
     assert sorted(_rollbacks(engine, exec_id)) == ["done", "refused"]
+
+
+def test_a_queued_rollback_is_refused_by_an_engine_on_another_estate(
+        pair: tuple[Runtime, ScenarioDriver, Runtime], db_url: str) -> None:
+    """The engine that ran the action is gone; the next one plays a new estate: the
+    queued rollback is refused by name there, never applied to what it did not change."""
+    engine, driver, window = pair
+    exec_id = _ran(engine, driver)
+    assert window.service.engine.rollback(exec_id, as_user="bob") == "rollback_queued"
+    with Runtime(db_url) as other:
+        other_driver = ScenarioDriver(other, "quiet-day", seed=8)
+        other_driver.step(15)
+        before = other_driver.player.estate.describe("cart")
+        other.service.engine.drain()
+        assert other_driver.player.estate.describe("cart") == before
+        execution = other.service.engine.execution(exec_id)
+        assert execution is not None and execution.state != "rolled_back"
+    assert _rollbacks(engine, exec_id) == ["refused"]
