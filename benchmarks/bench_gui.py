@@ -119,7 +119,9 @@ def _run_child(mode: str, folder: Path) -> dict[str, Any]:
 # --- 1. loop lag under the storm ---------------------------------------------------------
 
 
-def _lag_child(folder: Path) -> dict[str, Any]:
+def _lag_child(folder: Path, main: Any = None) -> dict[str, Any]:
+    """A window's loop, as `watchfloor` starts it, running `main(folder, settings)` (the
+    in-process storm by default; bench_gui_engine passes the engine-process one)."""
     import asyncio
 
     import qasync
@@ -134,8 +136,8 @@ def _lag_child(folder: Path) -> dict[str, Any]:
     app.setQuitOnLastWindowClosed(False)
     favour_the_window(app)  # as `watchfloor` does (console/app.py run_gui)
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-        return runner.run(_lag_main(folder, QSettings(str(folder / "lag.ini"),
-                                                      QSettings.Format.IniFormat)))
+        return runner.run((main or _lag_main)(folder, QSettings(
+            str(folder / "lag.ini"), QSettings.Format.IniFormat)))
 
 
 async def _probe(lags: list[float]) -> None:

@@ -93,22 +93,9 @@ def client_child(console_child: str) -> str:
 
 
 def lag_child(folder: Path) -> dict[str, Any]:
-    import asyncio
+    from benchmarks.bench_gui import _lag_child
 
-    import qasync
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from widgets.process import favour_the_window
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
-    app.setStyle("Fusion")
-    app.setQuitOnLastWindowClosed(False)
-    favour_the_window(app)  # as `watchfloor` does (console/app.py run_gui)
-    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-        return runner.run(_lag_main(folder, QSettings(str(folder / "lag.ini"),
-                                                      QSettings.Format.IniFormat)))
+    return _lag_child(folder, _lag_main)
 
 
 async def _lag_main(folder: Path, settings: Any) -> dict[str, Any]:

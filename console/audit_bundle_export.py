@@ -29,7 +29,7 @@ from console.audit import AuditLog
 from console.audit_bundle_file import BundleWriter
 from console.audit_chain import UnreadableRecord, field_problem
 from console.audit_form import canonical_json, record_body
-from console.audit_stream import STREAM_BATCH, _batches, _parsed, _raw_columns, _spliced_query
+from console.audit_stream import STREAM_BATCH, batches, parsed, raw_columns, spliced_query
 from console.storage.models import AuditRow
 
 _table = AuditRow.__table__
@@ -46,9 +46,9 @@ def _slow_body(session: Session, dialect: str, seq: int, last: int,
     if seq not in cache:  # the rest of the batch at once: an old log takes this path often
         cache.clear()
         cache.update({r[0]: tuple(r) for r in session.execute(
-            select(*_raw_columns(dialect)).where(_table.c.seq.between(seq, last))
+            select(*raw_columns(dialect)).where(_table.c.seq.between(seq, last))
             .order_by(_table.c.seq))})
-    rec = _parsed(cache[seq])
+    rec = parsed(cache[seq])
     problem = field_problem(rec)
     if problem is not None:
         raise UnreadableRecord(seq, *problem)
@@ -69,7 +69,7 @@ def export_stream(session: Session, out: Path, key: Ed25519PrivateKey, *,
     total = int(head["count"]) if head and isinstance(head.get("count"), int) else 0
     try:
         raw: dict[int, tuple[Any, ...]] = {}
-        for rows in _batches(session, _spliced_query(dialect, False, batch), 0):
+        for rows in batches(session, spliced_query(dialect, False, batch), 0):
             last = rows[-1][0]
             for seq, _prev, hash_, body in rows:
                 if body is None or sha256(body).hexdigest() != hash_:

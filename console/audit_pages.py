@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from console.audit_bundle_file import SearchFilters
 from console.audit_chain import UnreadableRecord
 from console.audit_form import canonical_json
-from console.audit_stream import _parsed, _raw_columns
+from console.audit_stream import parsed, raw_columns
 from console.domain import AuditEntry
 from console.storage.db import Database
 from console.storage.models import AuditRow
@@ -50,7 +50,7 @@ class LogBounds:
 
 def _entry(row: Any) -> AuditEntry | None:
     try:
-        rec = _parsed(tuple(row))
+        rec = parsed(tuple(row))
     except UnreadableRecord:
         return None
     at, inputs, outputs = rec["at"], rec["inputs"] or {}, rec["outputs"] or {}
@@ -90,7 +90,7 @@ class AuditPageReader:
         if not wanted:
             return found
         with self.db.sessions() as session:
-            columns = _raw_columns(session.get_bind().dialect.name)
+            columns = raw_columns(session.get_bind().dialect.name)
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start:start + _IN_CHUNK]
                 where = (_table.c.seq.between(chunk[0], chunk[-1])

@@ -74,14 +74,14 @@ THEN convert_to('{"action":' || to_json(action)::text || ',"actor":' || to_json(
 _BODIES = {"sqlite": _SQLITE_BODY, "postgresql": _PG_BODY}
 
 
-def _spliced_query(dialect: str, with_check: bool, batch: int) -> Any:
+def spliced_query(dialect: str, with_check: bool, batch: int) -> Any:
     body = _BODIES.get(dialect, "NULL")
     extra = "".join(f", {name}" for name in _CHECKED) if with_check else ""
     return text(f"SELECT seq, prev_hash, hash, {body} AS body{extra} FROM audit_records "
                 f"WHERE seq > :after ORDER BY seq LIMIT {int(batch)}")
 
 
-def _raw_columns(dialect: str) -> tuple[Any, ...]:
+def raw_columns(dialect: str) -> tuple[Any, ...]:
     """One row as stored, for the slow path: no JSON or time conversion. SQLite keeps
     JSON as text and hands it back as such (a CAST would turn a stray blob into an
     undecodable string); PostgreSQL's driver parses json columns unless read as text."""
@@ -95,7 +95,7 @@ def _raw_columns(dialect: str) -> tuple[Any, ...]:
             c.prev_hash, c.hash)
 
 
-def _parsed(row: tuple[Any, ...]) -> dict[str, Any]:
+def parsed(row: tuple[Any, ...]) -> dict[str, Any]:
     """The record as the ORM would give it: JSON parsed, the time an aware datetime. A
     field that cannot be read raises UnreadableRecord naming it."""
     (seq, at, actor, action, target, reason, inputs, outputs, decision, prev_hash,
@@ -128,7 +128,7 @@ def _parsed(row: tuple[Any, ...]) -> dict[str, Any]:
     return fields
 
 
-def _batches(session: Session, query: Any, after: int) -> Iterator[list[Any]]:
+def batches(session: Session, query: Any, after: int) -> Iterator[list[Any]]:
     """The spliced rows after `after`, a batch at a time, from the driver's own cursor in
     the session's transaction: SQLAlchemy's result rows cost a sixth of the pass."""
     compiled = query.compile(dialect=session.get_bind().dialect)
@@ -155,13 +155,13 @@ def verify_stream(session: Session, head: Mapping[str, Any] | None, *,
     in canonical form. `check` sees each record that holds, as a mapping with at least
     seq, actor, action, target, decision and hash."""
     dialect = session.get_bind().dialect.name
-    query = _spliced_query(dialect, check is not None, batch)
-    slow_columns = _raw_columns(dialect)
+    query = spliced_query(dialect, check is not None, batch)
+    slow_columns = raw_columns(dialect)
     sha256 = hashlib.sha256
     count, prev_hash = start
     expected_seq = count + 1
     try:
-        for rows in _batches(session, query, count):
+        for rows in batches(session, query, count):
             as_stored: dict[int, tuple[Any, ...]] = {}  # the batch read raw, if needed
             for row in rows:
                 seq, stored_prev, stored_hash, body = row[0], row[1], row[2], row[3]
@@ -179,7 +179,7 @@ def verify_stream(session: Session, head: Mapping[str, Any] | None, *,
                         as_stored = {r[0]: tuple(r) for r in session.execute(
                             select(*slow_columns).where(_table.c.seq.between(seq, rows[-1][0]))
                             .order_by(_table.c.seq))}
-                    result = verify_one(_parsed(as_stored[seq]), expected_seq, prev_hash,
+                    result = verify_one(parsed(as_stored[seq]), expected_seq, prev_hash,
                                         count, check)
                     if result is not None:
                         return result

@@ -61,7 +61,7 @@ def _streamed(db: Database) -> Any:
 def _no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def parsed(row: Any) -> Any:
         raise AssertionError(f"record {row[0]} was parsed: its stored form is not canonical")
-    monkeypatch.setattr(audit_stream, "_parsed", parsed)
+    monkeypatch.setattr(audit_stream, "parsed", parsed)
 
 
 def test_what_this_program_writes_is_proved_by_hashing_alone(
@@ -94,7 +94,7 @@ def test_any_text_is_spliced_as_python_serializes_it(
                               inputs={key: value}, at=T0 + timedelta(seconds=head["count"]))
             session.commit()
         with database.sessions() as session:
-            row = session.execute(audit_stream._spliced_query(
+            row = session.execute(audit_stream.spliced_query(
                 database.engine.dialect.name, False, 10**9), {"after": 0}).all()[-1]
         assert row[3] is not None
         import hashlib

@@ -53,6 +53,16 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Estate]]:
         estate.close()
 
 
+def edges_file(estate: Estate, folder: Path) -> Path:
+    """The estate's call graph as `record --graph` reads it (caller,callee per line)."""
+    edges = folder / "edges.csv"
+    with estate.lock:
+        topology = estate.player.estate.topology()
+    edges.write_text("source,target\n" + "".join(
+        f"{caller},{callee}\n" for caller, callees in topology.items() for callee in callees))
+    return edges
+
+
 def _firing(url: str, service: str) -> bool:
     try:
         body = httpx.get(url + "/api/v1/query", timeout=2, params={
@@ -70,11 +80,7 @@ def test_record_from_prometheus_then_investigate(
     wait_for(lambda: _firing(url, "payments"), 150, "an alert firing on payments")
     time.sleep(8)  # a few more samples of the fault
     ended = time.time()
-    edges = tmp_path / "edges.csv"
-    with estate.lock:
-        topology = estate.player.estate.topology()
-    edges.write_text("source,target\n" + "".join(
-        f"{caller},{callee}\n" for caller, callees in topology.items() for callee in callees))
+    edges = edges_file(estate, tmp_path)
     out = tmp_path / "recorded"
     assert main(["record", "--from-prometheus", url, "--start", f"{began:.3f}",
                  "--end", f"{ended:.3f}", "--step", "1", "--out", str(out),

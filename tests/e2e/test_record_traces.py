@@ -23,6 +23,7 @@ from console.estate import ScenarioPlayer, load_estate_spec, load_scenario
 from console.estate.exporter import prometheus_rules
 from console.record_traces import GRAPH_CALLS, GRAPH_FAILED, GRAPH_SIDES, KINDS, trace_queries
 from tests.e2e.test_monitoring_stack import FOR_SCALE, Estate, free_port, ready, start, wait_for
+from tests.e2e.test_record_prometheus import edges_file
 from tests.helpers import stop_process
 
 pytestmark = pytest.mark.e2e
@@ -85,11 +86,7 @@ def test_record_then_investigate_reads_the_estates_traces(
     wait_for(lambda: _firing(traced), 150, "an alert firing")
     time.sleep(10)  # some more samples of the fault
     ended = time.time()
-    edges = tmp_path / "edges.csv"
-    with estate.lock:
-        topology = estate.player.estate.topology()
-    edges.write_text("source,target\n" + "".join(
-        f"{caller},{callee}\n" for caller, callees in topology.items() for callee in callees))
+    edges = edges_file(estate, tmp_path)
     window = ["--start", f"{began:.3f}", "--end", f"{ended:.3f}", "--step", "1",
               "--rate-window", "5", "--graph", str(edges)]
 
