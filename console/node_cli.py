@@ -34,7 +34,13 @@ if TYPE_CHECKING:  # asyncio too: `watchfloor` builds this parser on its way to 
     from console.runtime import Runtime
     from console.team_seat import TeamSeat
 
-from console.cli_args import add_receiver_options, http_url, positive_float, zabbix_source
+from console.cli_args import (
+    add_receiver_options,
+    bounded_int,
+    http_url,
+    positive_float,
+    zabbix_source,
+)
 
 COMMAND = "node"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -73,7 +79,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "leads")
     parser.add_argument("--prometheus", type=http_url, default=None, metavar="URL",
                         help="the Prometheus that runbooks' PromQL validations query")
-    parser.add_argument("--nice", type=int, default=0, metavar="N",
+    parser.add_argument("--nice", type=bounded_int("--nice", 0, 19), default=0, metavar="N",
                         help="run at this many steps lower CPU priority (the engine a "
                              "window starts leaves the cores to the window first)")
     parser.add_argument("--while-windows", action="store_true", dest="while_windows",

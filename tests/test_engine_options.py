@@ -87,3 +87,14 @@ def test_the_engine_parses_what_the_window_hands_it() -> None:
                                                     "http://127.0.0.1:9090")
     assert args.zabbix == "http://127.0.0.1:8080/zabbix"
     assert args.while_windows and args.name == "engine"
+
+
+@pytest.mark.parametrize("value", ["-3", "20", "low"])
+def test_a_bad_nice_is_refused_by_name(value: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A priority the node cannot take (raising it needs privileges; 19 is the lowest)
+    is refused naming the flag, not silently ignored."""
+    with pytest.raises(SystemExit) as exited:
+        main(["node", "--scenario", "quiet-day", "--nice", value])
+    assert exited.value.code == 2
+    assert "--nice must be" in capsys.readouterr().err
